@@ -1,0 +1,129 @@
+#pragma once
+// The configuration model: what config/evrouter.yaml and flows/*.yaml say, after validation.
+// See docs/configuration.md for the documented schema; config/loader.h turns files into these types.
+
+#include <cstdint>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "evrouter/config/diagnostic.h"
+#include "evrouter/config/duration.h"
+#include "evrouter/config/secret.h"
+
+namespace evr::config {
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+struct Auth {
+  enum class Type { none, basic, bearer, api_key };
+  Type type = Type::none;
+  std::string username;           // basic
+  std::optional<SecretRef> secret;  // basic: password; bearer: token; api_key: key
+  std::string header = "X-API-Key";  // api_key: header that carries the key
+};
+
+struct RetryPolicy {
+  int max_attempts = 10;
+  Millis max_age = std::chrono::hours(24);
+  Millis backoff_base = std::chrono::seconds(1);
+  Millis backoff_cap = std::chrono::minutes(10);
+  double jitter = 0.2;  // fraction of the delay, 0..1
+};
+
+struct RateLimit {
+  double per_second = 0;  // 0 = unlimited
+  double burst = 1;       // bucket size, >= 1
+};
+
+struct Connection {
+  std::string name;
+  std::string base_uri;  // http://host[:port][/base] or https://...
+  Auth auth;
+  std::string media_type = "application/json";
+  Millis connect_timeout = std::chrono::seconds(5);
+  Millis request_timeout = std::chrono::seconds(30);
+  RateLimit rate_limit;
+  int concurrency = 8;  // max requests in flight, >= 1
+  RetryPolicy retry;
+  std::string ca_file;      // optional extra CA bundle (PEM) to trust for https
+  bool tls_verify = true;   // never false in production; documented as for tests only
+  SourceLocation where;
+};
+
+struct Destination {
+  std::string name;        // defaults to "<connection>" or "<connection>-<n>" when repeated
+  std::string connection;  // name of a Connection
+  std::string method = "POST";
+  std::string path = "/";  // relative URI appended to the connection's base_uri
+  Headers headers;
+  std::optional<RetryPolicy> retry;  // overrides the connection's
+  SourceLocation where;
+};
+
+struct Branch {
+  std::string name;                    // defaults to "branch-<n>"
+  std::optional<nlohmann::json> match;  // EventBridge event pattern; absent = matches every event
+  SourceLocation match_where;
+  std::vector<Destination> destinations;
+  SourceLocation where;
+};
+
+struct Source {
+  std::string type = "shopify";
+  std::optional<std::string> listener_id;  // pinned listener id; otherwise generated and kept in the store
+  std::vector<SecretRef> secrets;          // several allowed for rotation; any one verifying is enough
+  std::vector<std::string> topics;         // empty = every topic
+  SourceLocation where;
+};
+
+struct Flow {
+  enum class Mode { first, all };
+  std::string name;
+  bool enabled = true;
+  Source source;
+  Mode mode = Mode::first;
+  std::vector<Branch> branches;
+  std::string file;
+  SourceLocation where;
+};
+
+struct Server {
+  std::string listen = "0.0.0.0";
+  uint16_t port = 8080;
+  std::string public_base_url;  // default http://localhost:<port>
+  int workers = 0;              // 0 = one per core
+  uint64_t max_body_bytes = 1024 * 1024;
+  Millis request_timeout = std::chrono::seconds(10);  // whole request read (slow clients)
+  Millis idle_timeout = std::chrono::seconds(60);     // keep-alive idle
+  Millis shutdown_grace = std::chrono::seconds(10);
+};
+
+struct Store {
+  enum class Durability { fsync, os, none };
+  std::string type = "sqlite";
+  std::string state_dir = "./state";
+  Durability durability = Durability::fsync;
+  Millis dedup_window = std::chrono::hours(48);
+  int commit_max_batch = 2048;
+};
+
+struct Log {
+  std::string level = "info";  // trace, debug, info, warn, error
+  std::string format = "text";  // text | json
+};
+
+struct Config {
+  std::string file;
+  Server server;
+  Store store;
+  Log log;
+  std::map<std::string, Connection> connections;
+  std::vector<std::string> flow_paths;  // files or directories (every *.yaml / *.yml inside)
+  std::vector<Flow> flows;
+};
+
+}  // namespace evr::config

@@ -1,0 +1,23 @@
+#pragma once
+// A reference to a secret: an environment variable or a file. Values are never written inline in YAML.
+
+#include <optional>
+#include <string>
+
+#include "evrouter/config/diagnostic.h"
+
+namespace evr::config {
+
+struct SecretRef {
+  enum class Kind { env, file };
+  Kind kind = Kind::env;
+  std::string name;  // variable name or file path
+  SourceLocation where;
+
+  // The secret's value (a file's trailing newline is stripped), or nullopt when unset, missing or empty.
+  std::optional<std::string> resolve() const;
+  // "env SHOPIFY_WEBHOOK_SECRET" / "file /run/secrets/x": safe to log, never the value.
+  std::string describe() const;
+};
+
+}  // namespace evr::config

@@ -1,0 +1,34 @@
+#pragma once
+// EventBridge event patterns: compiled once at load, matched against events many times.
+// Semantics follow AWS EventBridge (see docs/patterns.md and the conformance corpus in tests/data/eventbridge).
+
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <string>
+
+namespace evr::pattern {
+
+class PatternError : public std::invalid_argument {
+ public:
+  using std::invalid_argument::invalid_argument;
+};
+
+namespace detail {
+struct Compiled;
+}
+
+class Pattern {
+ public:
+  // Throws PatternError with a precise message (which field, what is wrong) when the pattern is invalid.
+  static Pattern compile(const nlohmann::json& pattern);
+
+  // True when `event` (the whole event document) matches.
+  bool matches(const nlohmann::json& event) const;
+
+ private:
+  explicit Pattern(std::shared_ptr<const detail::Compiled> c) : compiled_(std::move(c)) {}
+  std::shared_ptr<const detail::Compiled> compiled_;
+};
+
+}  // namespace evr::pattern
