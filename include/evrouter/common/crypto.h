@@ -1,0 +1,29 @@
+#pragma once
+// Small cryptographic helpers over OpenSSL: HMAC, base64, constant-time comparison, random ids.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace evr::crypto {
+
+enum class Digest { sha256, sha1 };
+
+// Raw (binary) HMAC of `data` under `key`.
+std::string hmac(Digest digest, std::string_view key, std::string_view data);
+inline std::string hmac_sha256(std::string_view key, std::string_view data) {
+  return hmac(Digest::sha256, key, data);
+}
+
+std::string base64_encode(std::string_view bytes);
+std::optional<std::string> base64_decode(std::string_view text);  // nullopt on malformed input
+std::string hex_encode(std::string_view bytes);
+
+// Compares in time that depends only on the lengths, never on where the first difference is.
+bool constant_time_equal(std::string_view a, std::string_view b);
+
+// `bytes` of cryptographically random data, URL-safe base64 without padding (16 bytes -> 22 chars).
+std::string random_token(std::size_t bytes = 16);
+
+}  // namespace evr::crypto

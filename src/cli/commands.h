@@ -1,0 +1,17 @@
+#pragma once
+// evrouter subcommands. Each takes the arguments after its name and returns the process exit code.
+
+#include <string>
+#include <vector>
+
+namespace evr::cli {
+
+using Args = std::vector<std::string>;
+
+int serve(const Args& args);         // evrouter serve --config FILE
+int listeners(const Args& args);     // evrouter listeners --config FILE
+int validate(const Args& args);      // evrouter validate [--config FILE] [paths...]
+int test_pattern(const Args& args);  // evrouter test-pattern PATTERN EVENT
+int version(const Args& args);
+
+}  // namespace evr::cli

@@ -1,0 +1,45 @@
+// evrouter: the event router daemon and its command line.
+#include <cstdio>
+#include <string>
+#include <string_view>
+
+#include "cli/commands.h"
+
+namespace {
+
+void usage() {
+  std::fputs(
+      "usage: evrouter <command> [options]\n"
+      "\n"
+      "commands:\n"
+      "  serve --config FILE          run the daemon\n"
+      "  listeners --config FILE      print each flow's listener URL (<flow>\\t<url>)\n"
+      "  validate [--config FILE] [FILE...]\n"
+      "                               check config, connections and flows; exit 0 when valid\n"
+      "  test-pattern PATTERN EVENT   match an EventBridge pattern against an event (files or -)\n"
+      "  version                      print the version\n",
+      stderr);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    usage();
+    return 2;
+  }
+  const std::string_view cmd = argv[1];
+  evr::cli::Args args(argv + 2, argv + argc);
+  if (cmd == "serve") return evr::cli::serve(args);
+  if (cmd == "listeners") return evr::cli::listeners(args);
+  if (cmd == "validate") return evr::cli::validate(args);
+  if (cmd == "test-pattern") return evr::cli::test_pattern(args);
+  if (cmd == "version" || cmd == "--version") return evr::cli::version(args);
+  if (cmd == "help" || cmd == "--help" || cmd == "-h") {
+    usage();
+    return 0;
+  }
+  std::fprintf(stderr, "evrouter: unknown command '%s'\n", argv[1]);
+  usage();
+  return 2;
+}

@@ -1,0 +1,58 @@
+#pragma once
+// Test harness helpers: temporary directories, files, Shopify signatures, daemon processes.
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace evr::test {
+
+// A fresh directory under the system temp dir, removed (recursively) on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+void write_file(const std::filesystem::path& path, const std::string& content);
+std::string read_file(const std::filesystem::path& path);
+// A file from tests/data, e.g. "shopify/orders-create.json".
+std::string test_data(const std::string& relative);
+
+// base64(HMAC-SHA256(secret, body)), as Shopify computes X-Shopify-Hmac-Sha256.
+std::string shopify_hmac(const std::string& secret, const std::string& body);
+
+// A free TCP port on 127.0.0.1 (bound and released; small race accepted in tests).
+uint16_t free_port();
+
+// The evrouter binary run as a child process.
+class DaemonProcess {
+ public:
+  DaemonProcess(std::vector<std::string> args, std::vector<std::string> env = {});
+  ~DaemonProcess();  // SIGKILL if still running
+  pid_t pid() const { return pid_; }
+  void kill(int signal);
+  // Waits for exit; returns the exit status (or 128+signal), or -1 on timeout.
+  int wait(std::chrono::milliseconds timeout);
+  bool running();
+  std::string log_path() const { return log_; }
+
+ private:
+  pid_t pid_ = -1;
+  std::string log_;
+};
+
+// Polls until 127.0.0.1:port accepts TCP connections.
+bool wait_port(uint16_t port, std::chrono::milliseconds timeout);
+
+}  // namespace evr::test
