@@ -1,0 +1,43 @@
+#pragma once
+// An event: the envelope evrouter adds around a producer's JSON payload.
+
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace evr::event {
+
+struct Event {
+  std::string id;    // evrouter's id: 26-char ULID, time-ordered
+  std::string flow;  // flow that accepted it
+  std::string listener_id;
+  std::string source;       // "shopify"
+  std::string type;         // e.g. the Shopify topic "orders/create"
+  int64_t time_ms = 0;      // when evrouter received it (Unix ms)
+  std::string shop_domain;  // X-Shopify-Shop-Domain
+  std::string webhook_id;   // X-Shopify-Webhook-Id
+  std::string dedup_key;    // X-Shopify-Event-Id, else the webhook id; "" = no deduplication
+  std::string correlation_id;
+  std::vector<std::pair<std::string, std::string>> headers;  // selected producer headers (no secrets)
+  std::string payload;                                       // the body exactly as received
+};
+
+using EventPtr = std::shared_ptr<const Event>;
+
+// A new ULID (48-bit millisecond time, 80 random bits; Crockford base32).
+std::string new_event_id(int64_t now_ms);
+
+// The document patterns match against: EventBridge-like fields around the parsed payload in "detail".
+//   {"version":"0","id","source","detail-type","time","shop","webhook-id","correlation-id","headers",
+//    "detail"}
+nlohmann::json envelope(const Event& e, nlohmann::json detail);
+
+// RFC 3339 UTC with milliseconds.
+std::string format_time(int64_t unix_ms);
+
+int64_t now_ms();
+
+}  // namespace evr::event

@@ -1,0 +1,63 @@
+#pragma once
+// Flows compiled for the hot path: listener id -> flow, patterns compiled once, branches resolved to lanes.
+// A Routes value is immutable and shared; a reload builds a new one and swaps it in.
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "evrouter/config/config.h"
+#include "evrouter/pattern/pattern.h"
+
+namespace evr::flow {
+
+// "<flow>/<branch>/<destination>": the name of the queue of deliveries for one destination.
+std::string lane_id(const std::string& flow, const std::string& branch, const std::string& destination);
+
+struct Branch {
+  std::string name;
+  std::optional<pattern::Pattern> match;  // none = every event
+  std::vector<std::string> lanes;
+};
+
+struct Flow {
+  std::string name;
+  bool enabled = true;
+  std::string source_type;
+  std::string listener_id;
+  std::vector<std::string> secrets;  // resolved values; never logged
+  std::vector<std::string> topics;   // empty = all
+  config::Flow::Mode mode = config::Flow::Mode::first;
+  std::vector<Branch> branches;
+
+  bool subscribed(std::string_view topic) const;
+  // Appends the lanes `envelope` must be delivered to (first matching branch, or every one in mode all).
+  void route(const nlohmann::json& envelope, std::vector<std::string>& lanes) const;
+};
+
+struct StringHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+};
+
+class Routes {
+ public:
+  // Throws config::ConfigError when a flow cannot be compiled (invalid pattern, secret not set).
+  static std::shared_ptr<const Routes> build(
+      const config::Config& config, const std::function<std::string(const config::Flow&)>& listener_id);
+
+  const Flow* find_listener(std::string_view listener_id) const;
+  const std::vector<Flow>& flows() const { return flows_; }
+  std::string listener_url(const Flow& flow) const;
+
+ private:
+  std::string public_base_url_;
+  std::vector<Flow> flows_;
+  std::unordered_map<std::string, std::size_t, StringHash, std::equal_to<>> by_listener_;
+};
+
+}  // namespace evr::flow

@@ -1,0 +1,81 @@
+#include "evrouter/flow/routes.h"
+
+#include <algorithm>
+
+namespace evr::flow {
+
+std::string lane_id(const std::string& flow, const std::string& branch, const std::string& destination) {
+  std::string id;
+  id.reserve(flow.size() + branch.size() + destination.size() + 2);
+  id.append(flow).append("/").append(branch).append("/").append(destination);
+  return id;
+}
+
+bool Flow::subscribed(std::string_view topic) const {
+  if (topics.empty()) return true;
+  return std::binary_search(topics.begin(), topics.end(), topic);
+}
+
+void Flow::route(const nlohmann::json& envelope, std::vector<std::string>& lanes) const {
+  for (const auto& b : branches) {
+    if (b.match && !b.match->matches(envelope)) continue;
+    lanes.insert(lanes.end(), b.lanes.begin(), b.lanes.end());
+    if (mode == config::Flow::Mode::first) return;
+  }
+}
+
+std::shared_ptr<const Routes> Routes::build(
+    const config::Config& config, const std::function<std::string(const config::Flow&)>& listener_id) {
+  auto routes = std::make_shared<Routes>();
+  routes->public_base_url_ = config.server.public_base_url;
+  while (!routes->public_base_url_.empty() && routes->public_base_url_.back() == '/') {
+    routes->public_base_url_.pop_back();
+  }
+  std::vector<config::Diagnostic> problems;
+  for (const auto& f : config.flows) {
+    Flow flow;
+    flow.name = f.name;
+    flow.enabled = f.enabled;
+    flow.source_type = f.source.type;
+    flow.listener_id = listener_id(f);
+    flow.topics = f.source.topics;
+    std::sort(flow.topics.begin(), flow.topics.end());
+    flow.mode = f.mode;
+    for (const auto& ref : f.source.secrets) {
+      if (auto v = ref.resolve()) {
+        flow.secrets.push_back(std::move(*v));
+      } else {
+        problems.push_back({config::Diagnostic::Severity::error, ref.where, "source.secret",
+                            ref.describe() + " is not set"});
+      }
+    }
+    for (const auto& b : f.branches) {
+      Branch branch;
+      branch.name = b.name;
+      if (b.match) {
+        try {
+          branch.match = pattern::Pattern::compile(*b.match);
+        } catch (const pattern::PatternError& e) {
+          problems.push_back({config::Diagnostic::Severity::error, b.match_where, "match", e.what()});
+        }
+      }
+      for (const auto& d : b.destinations) branch.lanes.push_back(lane_id(f.name, b.name, d.name));
+      flow.branches.push_back(std::move(branch));
+    }
+    routes->by_listener_.emplace(flow.listener_id, routes->flows_.size());
+    routes->flows_.push_back(std::move(flow));
+  }
+  if (!problems.empty()) throw config::ConfigError(std::move(problems));
+  return routes;
+}
+
+const Flow* Routes::find_listener(std::string_view listener_id) const {
+  auto it = by_listener_.find(listener_id);
+  return it == by_listener_.end() ? nullptr : &flows_[it->second];
+}
+
+std::string Routes::listener_url(const Flow& flow) const {
+  return public_base_url_ + "/hooks/" + flow.listener_id;
+}
+
+}  // namespace evr::flow

@@ -1,0 +1,71 @@
+#pragma once
+// A lane: the queue of deliveries for one destination. The queue lives in the store; the lane keeps a
+// bounded window of it in memory (`ready`), refills that window from disk when it runs low, and sends
+// through its connection whenever the connection grants a slot.
+
+#include <boost/asio/io_context.hpp>
+#include <cstdint>
+#include <deque>
+#include <random>
+#include <string>
+#include <unordered_set>
+
+#include "evrouter/config/config.h"
+#include "evrouter/http/client.h"
+#include "evrouter/store/store.h"
+
+namespace evr::connection {
+class Connection;
+}
+
+namespace evr::lane {
+
+struct Spec {
+  std::string id;  // "<flow>/<branch>/<destination>"
+  std::string flow;
+  config::Destination destination;
+  config::RetryPolicy retry;
+};
+
+class Lane {
+ public:
+  static constexpr std::size_t kWindow = 256;  // deliveries held in memory at most
+
+  Lane(Spec spec, connection::Connection& connection, store::Store& store, boost::asio::io_context& ioc,
+       const bool& stopping);
+
+  const Spec& spec() const { return spec_; }
+  // A delivery just committed for this lane.
+  void offer(store::Delivery delivery);
+  // Periodic: refill from disk when deliveries wait there or a retry has come due.
+  void tick(int64_t now_ms);
+  // Called by the connection with a granted slot: sends the next ready delivery; false when none.
+  bool send_one();
+  bool has_ready() const { return !ready_.empty(); }
+  std::size_t ready() const { return ready_.size(); }
+  std::size_t in_flight() const { return in_flight_; }
+  bool more_on_disk() const { return more_on_disk_; }
+
+  bool queued = false;  // waiting in the connection's queue
+
+ private:
+  void fetch(int64_t now_ms);
+  void on_result(store::Delivery delivery, const http::Result& result);
+  void finish(int64_t delivery_id);
+
+  Spec spec_;
+  connection::Connection& connection_;
+  store::Store& store_;
+  boost::asio::io_context& ioc_;
+  const bool& stopping_;
+
+  std::deque<store::Delivery> ready_;
+  std::unordered_set<int64_t> held_;  // ids ready, in flight, or awaiting their outcome's commit
+  std::size_t in_flight_ = 0;
+  bool more_on_disk_ = true;  // unknown at start: look
+  int64_t next_due_ms_ = 0;   // earliest retry known to wait on disk (0 = none known)
+  bool fetching_ = false;
+  std::mt19937_64 rng_{std::random_device{}()};
+};
+
+}  // namespace evr::lane

@@ -1,0 +1,256 @@
+#include "listener/session.h"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+#include <nlohmann/json.hpp>
+
+#include "evrouter/common/log.h"
+#include "evrouter/event/event.h"
+#include "evrouter/source/shopify.h"
+#include "listener/worker.h"
+
+namespace evr::listener {
+
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+namespace net = boost::asio;
+
+namespace {
+
+std::string error_body(const char* code, const std::string& message) {
+  nlohmann::json j{{"error", code}, {"message", message}};
+  return j.dump();
+}
+
+}  // namespace
+
+Session::Session(net::ip::tcp::socket socket, Shared& shared, Worker& worker)
+    : stream_(std::move(socket)), shared_(shared), worker_(worker) {
+  ++shared_.sessions;
+}
+
+Session::~Session() {
+  worker_.sessions.erase(this);
+  --shared_.sessions;
+}
+
+void Session::start() {
+  worker_.sessions.insert(this);
+  read_header();
+}
+
+void Session::close() {
+  beast::error_code ec;
+  stream_.socket().shutdown(net::ip::tcp::socket::shutdown_both, ec);
+  stream_.socket().close(ec);
+}
+
+void Session::read_header() {
+  if (shared_.draining) {
+    close();
+    return;
+  }
+  busy_ = false;
+  parser_.emplace();
+  parser_->header_limit(16 * 1024);
+  parser_->body_limit(shared_.config.max_body_bytes);
+  stream_.expires_after(first_ ? shared_.config.request_timeout
+                               : std::min(shared_.config.idle_timeout, shared_.config.request_timeout * 6));
+  http::async_read_header(
+      stream_, buffer_, *parser_,
+      [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_header(ec); });
+}
+
+void Session::on_header(beast::error_code ec) {
+  if (ec) {
+    if (ec == http::error::header_limit) {
+      reply_error(431, "headers_too_large", "request headers exceed 16 KiB", true);
+    } else if (ec.category() == http::make_error_code(http::error::bad_target).category() &&
+               ec != http::error::end_of_stream && ec != http::error::partial_message) {
+      reply_error(400, "bad_request", "malformed HTTP request: " + ec.message(), true);
+    } else {
+      close();
+    }
+    return;
+  }
+  busy_ = true;
+  received_ms_ = event::now_ms();
+  const auto& req = parser_->get();
+  keep_alive_ = req.keep_alive();
+  std::string_view target = req.target();
+  if (auto q = target.find('?'); q != std::string_view::npos) target = target.substr(0, q);
+
+  if (target == "/healthz" || target == "/readyz") {
+    if (req.method() != http::verb::get && req.method() != http::verb::head) {
+      reply_error(405, "method_not_allowed", "use GET", true);
+      return;
+    }
+    const bool ok = target == "/healthz" || shared_.pipeline.ready();
+    reply(ok ? 200 : 503, ok ? R"({"status":"ok"})" : R"({"status":"not_ready"})", true);
+    return;
+  }
+  constexpr std::string_view prefix = "/hooks/";
+  if (target.substr(0, prefix.size()) != prefix) {
+    reply_error(404, "not_found", "no such endpoint; webhooks go to /hooks/<listener-id>", true);
+    return;
+  }
+  routes_ = shared_.pipeline.routes();
+  flow_ = routes_ ? routes_->find_listener(target.substr(prefix.size())) : nullptr;
+  if (flow_ == nullptr) {
+    reply_error(404, "unknown_listener", "no flow listens at this URL", true);
+    return;
+  }
+  if (req.method() != http::verb::post) {
+    response_ = {};
+    response_.set(http::field::allow, "POST");
+    reply_error(405, "method_not_allowed", "webhooks must be sent with POST", true);
+    return;
+  }
+  if (auto len = parser_->content_length(); len && *len > shared_.config.max_body_bytes) {
+    reply_error(413, "payload_too_large",
+                "body of " + std::to_string(*len) + " bytes exceeds the limit of " +
+                    std::to_string(shared_.config.max_body_bytes),
+                true);
+    return;
+  }
+  stream_.expires_after(shared_.config.request_timeout);
+  auto read_body = [self = shared_from_this()] {
+    http::async_read(self->stream_, self->buffer_, *self->parser_,
+                     [self](beast::error_code e, std::size_t) { self->on_body(e); });
+  };
+  if (beast::iequals(req[http::field::expect], "100-continue")) {
+    static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+    net::async_write(stream_, net::buffer(kContinue.data(), kContinue.size()),
+                     [self = shared_from_this(), read_body](beast::error_code e, std::size_t) {
+                       if (e) return self->close();
+                       read_body();
+                     });
+    return;
+  }
+  read_body();
+}
+
+void Session::on_body(beast::error_code ec) {
+  if (ec == http::error::body_limit) {
+    reply_error(413, "payload_too_large",
+                "body exceeds the limit of " + std::to_string(shared_.config.max_body_bytes) + " bytes",
+                true);
+    return;
+  }
+  if (ec) {
+    close();
+    return;
+  }
+  handle_webhook(*flow_);
+}
+
+void Session::handle_webhook(const flow::Flow& flow) {
+  auto& req = parser_->get();
+  auto header = [&req](std::string_view name) -> std::string_view { return req[name]; };
+  if (!flow.enabled) {
+    response_ = {};
+    response_.set(http::field::retry_after, "60");
+    reply_error(503, "flow_disabled", "this flow is disabled; retry later");
+    return;
+  }
+  const std::string_view signature = req["X-Shopify-Hmac-Sha256"];
+  if (signature.empty()) {
+    log::info("webhook rejected", {{"flow", flow.name}, {"reason", "missing_signature"}});
+    reply_error(401, "missing_signature", "X-Shopify-Hmac-Sha256 header is required");
+    return;
+  }
+  if (!source::verify_shopify_hmac(req.body(), signature, flow.secrets)) {
+    log::info("webhook rejected", {{"flow", flow.name}, {"reason", "invalid_signature"}});
+    reply_error(401, "invalid_signature", "X-Shopify-Hmac-Sha256 does not match the body");
+    return;
+  }
+  nlohmann::json detail = nlohmann::json::parse(req.body(), nullptr, false);
+  if (detail.is_discarded() || !detail.is_object()) {
+    log::info("webhook rejected", {{"flow", flow.name}, {"reason", "malformed_json"}});
+    reply_error(400, "malformed_json",
+                detail.is_discarded() ? "body is not valid JSON" : "body must be a JSON object");
+    return;
+  }
+  auto ev = std::make_shared<event::Event>();
+  source::fill_shopify_event(*ev, header);
+  if (ev->type.empty()) {
+    reply_error(400, "missing_topic", "X-Shopify-Topic header is required");
+    return;
+  }
+  if (!flow.subscribed(ev->type)) {
+    log::debug("webhook ignored", {{"flow", flow.name}, {"topic", ev->type}});
+    reply(200, R"({"status":"ignored","reason":"topic_not_subscribed"})");
+    return;
+  }
+  ev->time_ms = received_ms_;
+  ev->id = event::new_event_id(received_ms_);
+  ev->flow = flow.name;
+  ev->listener_id = flow.listener_id;
+  if (ev->correlation_id.empty()) ev->correlation_id = ev->id;
+
+  store::Ingest ingest;
+  flow.route(event::envelope(*ev, std::move(detail)), ingest.lanes);
+  ev->payload = std::move(req.body());
+  ingest.event = std::move(ev);
+  shared_.pipeline.commit(std::move(ingest), [self = shared_from_this(),
+                                              ex = stream_.get_executor()](store::CommitResult r) mutable {
+    net::post(ex, [self = std::move(self), r = std::move(r)]() mutable { self->on_committed(std::move(r)); });
+  });
+}
+
+void Session::on_committed(store::CommitResult r) {
+  using Status = store::CommitResult::Status;
+  const std::string& flow = flow_->name;
+  switch (r.status) {
+    case Status::accepted:
+      log::debug("webhook accepted",
+                 {{"flow", flow}, {"event_id", r.event_id}, {"lanes", std::to_string(r.deliveries.size())}});
+      reply(200, nlohmann::json{{"status", "accepted"}, {"event_id", r.event_id}}.dump());
+      return;
+    case Status::duplicate:
+      log::info("webhook duplicate", {{"flow", flow}, {"event_id", r.event_id}});
+      reply(200, nlohmann::json{{"status", "duplicate"}, {"event_id", r.event_id}}.dump());
+      return;
+    case Status::failed:
+      log::error("webhook not stored", {{"flow", flow}, {"error", r.error}});
+      response_ = {};
+      response_.set(http::field::retry_after, "5");
+      reply_error(503, "store_unavailable", "the event could not be stored; retry later");
+      return;
+  }
+}
+
+void Session::reply_error(unsigned status, const char* code, const std::string& message, bool close_after) {
+  reply(status, error_body(code, message), close_after);
+}
+
+void Session::reply(unsigned status, std::string body, bool close_after) {
+  const unsigned version = parser_ ? parser_->get().version() : 11;
+  response_.result(status);
+  response_.version(version == 10 ? 10 : 11);
+  response_.set(http::field::content_type, "application/json");
+  response_.set(http::field::server, "evrouter");
+  response_.body() = std::move(body);
+  const bool close_conn = close_after || !keep_alive_ || shared_.draining;
+  response_.keep_alive(!close_conn);
+  response_.prepare_payload();
+  stream_.expires_after(shared_.config.request_timeout);
+  http::async_write(stream_, response_,
+                    [self = shared_from_this(), close_conn](beast::error_code ec, std::size_t) {
+                      self->on_write(close_conn, ec);
+                    });
+}
+
+void Session::on_write(bool close_after, beast::error_code ec) {
+  response_ = {};
+  if (ec || close_after) {
+    close();
+    return;
+  }
+  first_ = false;
+  read_header();
+}
+
+}  // namespace evr::listener

@@ -1,0 +1,65 @@
+#pragma once
+// One client connection to the ingest server: an async session in the manner of the Beast examples,
+// with a deadline on every read and write and a parser that refuses oversized headers and bodies.
+
+#include <atomic>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <memory>
+#include <optional>
+
+#include "evrouter/config/config.h"
+#include "evrouter/listener/server.h"
+
+namespace evr::listener {
+
+struct Worker;
+
+// State shared by every worker of one server.
+struct Shared {
+  const config::Server& config;
+  Pipeline& pipeline;
+  std::atomic<bool> draining{false};
+  std::atomic<int> sessions{0};
+};
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(boost::asio::ip::tcp::socket socket, Shared& shared, Worker& worker);
+  ~Session();
+  void start();
+  void close();
+  // True between a request's headers and the end of its answer.
+  bool busy() const { return busy_; }
+
+ private:
+  using Response = boost::beast::http::response<boost::beast::http::string_body>;
+
+  void read_header();
+  void on_header(boost::beast::error_code ec);
+  void on_body(boost::beast::error_code ec);
+  void handle_webhook(const flow::Flow& flow);
+  void on_committed(store::CommitResult result);
+  void reply(unsigned status, std::string body, bool close_after = false);
+  void reply_error(unsigned status, const char* code, const std::string& message, bool close_after = false);
+  void on_write(bool close_after, boost::beast::error_code ec);
+
+  boost::beast::tcp_stream stream_;
+  boost::beast::flat_buffer buffer_;
+  std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
+  Response response_;
+  Shared& shared_;
+  Worker& worker_;
+  std::shared_ptr<const flow::Routes> routes_;  // keeps flow_ alive across a reload
+  const flow::Flow* flow_ = nullptr;
+  bool first_ = true;
+  bool busy_ = false;
+  bool keep_alive_ = true;
+  int64_t received_ms_ = 0;
+};
+
+}  // namespace evr::listener

@@ -1,0 +1,570 @@
+#include "evrouter/store/sqlite_store.h"
+
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <variant>
+
+#include "evrouter/common/crypto.h"
+#include "evrouter/common/log.h"
+#include "store/sqlite.h"
+
+namespace evr::store {
+namespace {
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS events(
+  seq INTEGER PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
+  flow TEXT NOT NULL,
+  listener_id TEXT NOT NULL,
+  source TEXT NOT NULL,
+  type TEXT NOT NULL,
+  time_ms INTEGER NOT NULL,
+  shop TEXT NOT NULL,
+  webhook_id TEXT NOT NULL,
+  dedup_key TEXT NOT NULL,
+  correlation_id TEXT NOT NULL,
+  headers TEXT NOT NULL,
+  payload BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS deliveries(
+  id INTEGER PRIMARY KEY,
+  event_seq INTEGER NOT NULL,
+  lane TEXT NOT NULL,
+  state INTEGER NOT NULL DEFAULT 0,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  created_ms INTEGER NOT NULL,
+  next_ms INTEGER NOT NULL,
+  updated_ms INTEGER NOT NULL,
+  last_error TEXT);
+CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries(lane, next_ms, id) WHERE state = 0;
+CREATE TABLE IF NOT EXISTS attempts(
+  delivery_id INTEGER NOT NULL,
+  number INTEGER NOT NULL,
+  at_ms INTEGER NOT NULL,
+  status INTEGER NOT NULL,
+  latency_ms INTEGER NOT NULL,
+  error TEXT NOT NULL,
+  response TEXT NOT NULL,
+  PRIMARY KEY(delivery_id, number)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dedup(
+  listener TEXT NOT NULL,
+  key TEXT NOT NULL,
+  event_id TEXT NOT NULL,
+  at_ms INTEGER NOT NULL,
+  PRIMARY KEY(listener, key)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS listeners(
+  flow TEXT PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE);
+)sql";
+
+// Delivery states.
+constexpr int64_t kPending = 0;
+constexpr int64_t kDelivered = 1;
+constexpr int64_t kDead = 2;
+
+const char* synchronous_pragma(config::Store::Durability d) {
+  switch (d) {
+    case config::Store::Durability::fsync:
+      return "PRAGMA synchronous=FULL";
+    case config::Store::Durability::os:
+      return "PRAGMA synchronous=NORMAL";
+    case config::Store::Durability::none:
+      return "PRAGMA synchronous=OFF";
+  }
+  return "PRAGMA synchronous=FULL";
+}
+
+std::string headers_json(const event::Event& e) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [k, v] : e.headers) j[k] = v;
+  return j.dump();
+}
+
+struct CommitOp {
+  Ingest ingest;
+  std::function<void(CommitResult)> done;
+};
+struct RecordOp {
+  Outcome outcome;
+  std::function<void()> done;
+};
+using WriteOp = std::variant<CommitOp, RecordOp>;
+
+class SqliteStore final : public Store {
+ public:
+  explicit SqliteStore(config::Store options) : options_(std::move(options)) {}
+  ~SqliteStore() override { close(); }
+
+  void open() override {
+    std::error_code ec;
+    std::filesystem::create_directories(options_.state_dir, ec);
+    if (ec)
+      throw std::runtime_error("cannot create state directory " + options_.state_dir + ": " + ec.message());
+    path_ = (std::filesystem::path(options_.state_dir) / "evrouter.db").string();
+    writer_db_ = sqlite::Db(path_);
+    configure(writer_db_);
+    writer_db_.exec(kSchema);
+    reader_db_ = sqlite::Db(path_);
+    configure(reader_db_);
+    admin_db_ = sqlite::Db(path_);
+    configure(admin_db_);
+    prepare_writer();
+    open_ = true;
+    writer_ = std::thread([this] { writer_loop(); });
+    reader_ = std::thread([this] { reader_loop(); });
+  }
+
+  void close() override {
+    {
+      std::lock_guard lk(wmu_);
+      if (!open_) return;
+      open_ = false;
+      wstop_ = true;
+    }
+    wcv_.notify_all();
+    {
+      std::lock_guard lk(rmu_);
+      rstop_ = true;
+    }
+    rcv_.notify_all();
+    if (writer_.joinable()) writer_.join();
+    if (reader_.joinable()) reader_.join();
+    sel_due_.reset();
+    sel_next_.reset();
+    sel_event_.reset();
+    ins_event_ = {};
+    ins_delivery_ = {};
+    ins_dedup_ = {};
+    sel_dedup_ = {};
+    upd_delivered_ = {};
+    upd_retry_ = {};
+    upd_dead_ = {};
+    ins_attempt_ = {};
+    writer_db_ = sqlite::Db();
+    reader_db_ = sqlite::Db();
+    admin_db_ = sqlite::Db();
+  }
+
+  std::string listener_id(const std::string& flow, const std::optional<std::string>& pinned) override {
+    std::lock_guard lk(admin_mu_);
+    if (pinned) {
+      sqlite::Stmt up(admin_db_,
+                      "INSERT INTO listeners(flow, id) VALUES(?1, ?2) "
+                      "ON CONFLICT(flow) DO UPDATE SET id = excluded.id");
+      up.bind(1, flow).bind(2, *pinned).run();
+      return *pinned;
+    }
+    sqlite::Stmt sel(admin_db_, "SELECT id FROM listeners WHERE flow = ?1");
+    sel.bind(1, flow);
+    if (sel.step()) return sel.text(0);
+    const std::string id = crypto::random_token(24);  // 192 bits
+    sqlite::Stmt ins(admin_db_, "INSERT INTO listeners(flow, id) VALUES(?1, ?2)");
+    ins.bind(1, flow).bind(2, id).run();
+    return id;
+  }
+
+  void commit(Ingest ingest, std::function<void(CommitResult)> done) override {
+    enqueue(CommitOp{std::move(ingest), std::move(done)});
+  }
+
+  void record(Outcome outcome, std::function<void()> done) override {
+    enqueue(RecordOp{std::move(outcome), std::move(done)});
+  }
+
+  void fetch_due(std::string lane, int64_t now_ms, std::size_t limit, std::unordered_set<int64_t> exclude,
+                 std::function<void(Due)> done) override {
+    auto task = [this, lane = std::move(lane), now_ms, limit, exclude = std::move(exclude),
+                 done = std::move(done)]() mutable {
+      Due due;
+      try {
+        due = read_due(lane, now_ms, limit, exclude);
+      } catch (const std::exception& e) {
+        log::error("store read failed", {{"lane", lane}, {"error", e.what()}});
+        due.next_due_ms = now_ms + 1000;  // try again soon
+      }
+      done(std::move(due));
+    };
+    {
+      std::lock_guard lk(rmu_);
+      rqueue_.push_back(std::move(task));
+    }
+    rcv_.notify_one();
+  }
+
+  std::vector<std::string> pending_lanes() override {
+    std::lock_guard lk(admin_mu_);
+    sqlite::Stmt st(admin_db_, "SELECT DISTINCT lane FROM deliveries WHERE state = 0");
+    std::vector<std::string> out;
+    while (st.step()) out.push_back(st.text(0));
+    return out;
+  }
+
+  Counts counts() override {
+    std::lock_guard lk(admin_mu_);
+    Counts c;
+    sqlite::Stmt ev(admin_db_, "SELECT count(*) FROM events");
+    if (ev.step()) c.events = ev.int64(0);
+    sqlite::Stmt st(admin_db_, "SELECT state, count(*) FROM deliveries GROUP BY state");
+    while (st.step()) {
+      const int64_t s = st.int64(0), n = st.int64(1);
+      if (s == kPending) c.pending = n;
+      if (s == kDelivered) c.delivered = n;
+      if (s == kDead) c.dead = n;
+    }
+    return c;
+  }
+
+  std::vector<Attempt> attempts(int64_t delivery_id) override {
+    std::lock_guard lk(admin_mu_);
+    sqlite::Stmt st(admin_db_,
+                    "SELECT number, at_ms, status, latency_ms, error, response FROM attempts "
+                    "WHERE delivery_id = ?1 ORDER BY number");
+    st.bind(1, delivery_id);
+    std::vector<Attempt> out;
+    while (st.step()) {
+      out.push_back(Attempt{static_cast<int>(st.int64(0)), st.int64(1), static_cast<int>(st.int64(2)),
+                            st.int64(3), st.text(4), st.text(5)});
+    }
+    return out;
+  }
+
+ private:
+  void configure(sqlite::Db& db) {
+    db.exec("PRAGMA journal_mode=WAL");
+    db.exec(synchronous_pragma(options_.durability));
+    db.exec("PRAGMA busy_timeout=10000");
+    db.exec("PRAGMA temp_store=MEMORY");
+    db.exec("PRAGMA cache_size=-16000");  // 16 MB per connection
+  }
+
+  void prepare_writer() {
+    ins_event_ =
+        sqlite::Stmt(writer_db_,
+                     "INSERT INTO events(id, flow, listener_id, source, type, time_ms, shop, webhook_id, "
+                     "dedup_key, correlation_id, headers, payload) "
+                     "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
+    ins_delivery_ =
+        sqlite::Stmt(writer_db_,
+                     "INSERT INTO deliveries(event_seq, lane, state, attempts, created_ms, next_ms, "
+                     "updated_ms) VALUES(?1, ?2, 0, 0, ?3, ?3, ?3)");
+    ins_dedup_ = sqlite::Stmt(writer_db_,
+                              "INSERT INTO dedup(listener, key, event_id, at_ms) VALUES(?1, ?2, ?3, ?4) "
+                              "ON CONFLICT(listener, key) DO UPDATE SET event_id = excluded.event_id, "
+                              "at_ms = excluded.at_ms WHERE dedup.at_ms < ?5");
+    sel_dedup_ = sqlite::Stmt(writer_db_, "SELECT event_id FROM dedup WHERE listener = ?1 AND key = ?2");
+    upd_delivered_ =
+        sqlite::Stmt(writer_db_,
+                     "UPDATE deliveries SET state = 1, attempts = ?2, updated_ms = ?3, last_error = NULL "
+                     "WHERE id = ?1");
+    upd_retry_ =
+        sqlite::Stmt(writer_db_,
+                     "UPDATE deliveries SET attempts = ?2, updated_ms = ?3, next_ms = ?4, last_error = ?5 "
+                     "WHERE id = ?1");
+    upd_dead_ =
+        sqlite::Stmt(writer_db_,
+                     "UPDATE deliveries SET state = 2, attempts = ?2, updated_ms = ?3, last_error = ?4 "
+                     "WHERE id = ?1");
+    ins_attempt_ =
+        sqlite::Stmt(writer_db_,
+                     "INSERT OR REPLACE INTO attempts(delivery_id, number, at_ms, status, latency_ms, "
+                     "error, response) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+  }
+
+  void enqueue(WriteOp op) {
+    std::unique_lock lk(wmu_);
+    if (!open_) {
+      lk.unlock();
+      fail_closed(op);
+      return;
+    }
+    wqueue_.push_back(std::move(op));
+    lk.unlock();
+    wcv_.notify_one();
+  }
+
+  static void fail_closed(WriteOp& op) {
+    if (auto* c = std::get_if<CommitOp>(&op)) {
+      CommitResult r;
+      r.error = "store closed";
+      c->done(std::move(r));
+    } else if (auto* rec = std::get_if<RecordOp>(&op)) {
+      if (rec->done) rec->done();
+    }
+  }
+
+  void writer_loop() {
+    std::vector<WriteOp> batch;
+    std::vector<CommitResult> results;
+    int64_t last_prune = event::now_ms();
+    for (;;) {
+      {
+        std::unique_lock lk(wmu_);
+        wcv_.wait(lk, [this] { return wstop_ || !wqueue_.empty(); });
+        if (wqueue_.empty() && wstop_) return;
+        const std::size_t n =
+            std::min<std::size_t>(wqueue_.size(), static_cast<std::size_t>(options_.commit_max_batch));
+        batch.clear();
+        for (std::size_t i = 0; i < n; ++i) {
+          batch.push_back(std::move(wqueue_.front()));
+          wqueue_.pop_front();
+        }
+      }
+      write_batch(batch, results);
+      const int64_t now = event::now_ms();
+      if (now - last_prune > 5 * 60 * 1000) {
+        last_prune = now;
+        prune(now);
+      }
+    }
+  }
+
+  void write_batch(std::vector<WriteOp>& batch, std::vector<CommitResult>& results) {
+    results.assign(batch.size(), CommitResult{});
+    const int64_t now = event::now_ms();
+    std::string failure;
+    try {
+      writer_db_.exec("BEGIN IMMEDIATE");
+      for (std::size_t i = 0; i < batch.size(); ++i) {
+        if (auto* c = std::get_if<CommitOp>(&batch[i])) {
+          apply_commit(*c, now, results[i]);
+        } else {
+          apply_record(std::get<RecordOp>(batch[i]).outcome, now);
+        }
+      }
+      writer_db_.exec("COMMIT");
+    } catch (const std::exception& e) {
+      failure = e.what();
+      try {
+        writer_db_.exec("ROLLBACK");
+      } catch (...) {
+      }
+      log::error("store commit failed", {{"error", failure}});
+    }
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      if (auto* c = std::get_if<CommitOp>(&batch[i])) {
+        CommitResult& r = results[i];
+        if (!failure.empty()) {
+          r = CommitResult{};
+          r.status = CommitResult::Status::failed;
+          r.error = failure;
+        }
+        c->done(std::move(r));
+      } else {
+        auto& rec = std::get<RecordOp>(batch[i]);
+        if (rec.done) rec.done();
+      }
+    }
+    batch.clear();
+  }
+
+  void apply_commit(CommitOp& op, int64_t now, CommitResult& r) {
+    const event::Event& e = *op.ingest.event;
+    if (!e.dedup_key.empty()) {
+      const int64_t cutoff = now - options_.dedup_window.count();
+      ins_dedup_.bind(1, e.listener_id).bind(2, e.dedup_key).bind(3, e.id).bind(4, now).bind(5, cutoff).run();
+      if (sqlite3_changes(writer_db_.get()) == 0) {
+        r.status = CommitResult::Status::duplicate;
+        sel_dedup_.bind(1, e.listener_id).bind(2, e.dedup_key);
+        if (sel_dedup_.step()) r.event_id = sel_dedup_.text(0);
+        sel_dedup_.reset();
+        return;
+      }
+    }
+    const std::string headers = headers_json(e);
+    ins_event_.bind(1, e.id)
+        .bind(2, e.flow)
+        .bind(3, e.listener_id)
+        .bind(4, e.source)
+        .bind(5, e.type)
+        .bind(6, e.time_ms)
+        .bind(7, e.shop_domain)
+        .bind(8, e.webhook_id)
+        .bind(9, e.dedup_key)
+        .bind(10, e.correlation_id)
+        .bind(11, headers)
+        .bind_blob(12, e.payload)
+        .run();
+    const int64_t seq = sqlite3_last_insert_rowid(writer_db_.get());
+    r.deliveries.reserve(op.ingest.lanes.size());
+    for (auto& lane : op.ingest.lanes) {
+      ins_delivery_.bind(1, seq).bind(2, lane).bind(3, e.time_ms).run();
+      Delivery d;
+      d.id = sqlite3_last_insert_rowid(writer_db_.get());
+      d.lane = lane;
+      d.created_ms = e.time_ms;
+      d.next_attempt_ms = e.time_ms;
+      d.event = op.ingest.event;
+      r.deliveries.push_back(std::move(d));
+    }
+    r.status = CommitResult::Status::accepted;
+    r.event_id = e.id;
+  }
+
+  void apply_record(const Outcome& o, int64_t now) {
+    switch (o.kind) {
+      case Outcome::Kind::delivered:
+        upd_delivered_.bind(1, o.delivery_id).bind(2, o.attempts).bind(3, now).run();
+        break;
+      case Outcome::Kind::retry:
+        upd_retry_.bind(1, o.delivery_id).bind(2, o.attempts).bind(3, now).bind(4, o.next_attempt_ms);
+        upd_retry_.bind(5, o.attempt.error).run();
+        break;
+      case Outcome::Kind::dead:
+        upd_dead_.bind(1, o.delivery_id).bind(2, o.attempts).bind(3, now).bind(4, o.attempt.error).run();
+        break;
+    }
+    const Attempt& a = o.attempt;
+    ins_attempt_.bind(1, o.delivery_id)
+        .bind(2, a.number)
+        .bind(3, a.at_ms)
+        .bind(4, a.status)
+        .bind(5, a.latency_ms)
+        .bind(6, a.error)
+        .bind(7, a.response)
+        .run();
+  }
+
+  void prune(int64_t now) {
+    try {
+      sqlite::Stmt st(writer_db_, "DELETE FROM dedup WHERE at_ms < ?1");
+      st.bind(1, now - options_.dedup_window.count()).run();
+    } catch (const std::exception& e) {
+      log::warn("dedup prune failed", {{"error", e.what()}});
+    }
+  }
+
+  void reader_loop() {
+    for (;;) {
+      std::function<void()> task;
+      {
+        std::unique_lock lk(rmu_);
+        rcv_.wait(lk, [this] { return rstop_ || !rqueue_.empty(); });
+        if (rqueue_.empty()) return;
+        task = std::move(rqueue_.front());
+        rqueue_.pop_front();
+      }
+      task();
+    }
+  }
+
+  Due read_due(const std::string& lane, int64_t now_ms, std::size_t limit,
+               const std::unordered_set<int64_t>& exclude) {
+    if (!sel_due_) {
+      sel_due_ = std::make_unique<sqlite::Stmt>(
+          reader_db_,
+          "SELECT id, event_seq, attempts, created_ms, next_ms FROM deliveries "
+          "WHERE lane = ?1 AND state = 0 AND next_ms <= ?2 ORDER BY next_ms, id LIMIT ?3");
+      sel_next_ = std::make_unique<sqlite::Stmt>(
+          reader_db_, "SELECT min(next_ms) FROM deliveries WHERE lane = ?1 AND state = 0 AND next_ms > ?2");
+      sel_event_ = std::make_unique<sqlite::Stmt>(
+          reader_db_,
+          "SELECT id, flow, listener_id, source, type, time_ms, shop, webhook_id, dedup_key, correlation_id, "
+          "headers, payload FROM events WHERE seq = ?1");
+    }
+    Due due;
+    struct Row {
+      Delivery d;
+      int64_t seq;
+    };
+    std::vector<Row> rows;
+    reader_db_.exec("BEGIN");
+    try {
+      sel_due_->bind(1, lane).bind(2, now_ms).bind(3, static_cast<int64_t>(limit + exclude.size()));
+      while (sel_due_->step() && rows.size() < limit) {
+        const int64_t id = sel_due_->int64(0);
+        if (exclude.count(id)) continue;
+        Row r;
+        r.d.id = id;
+        r.d.lane = lane;
+        r.seq = sel_due_->int64(1);
+        r.d.attempts = static_cast<int>(sel_due_->int64(2));
+        r.d.created_ms = sel_due_->int64(3);
+        r.d.next_attempt_ms = sel_due_->int64(4);
+        rows.push_back(std::move(r));
+      }
+      sel_due_->reset();
+      sel_next_->bind(1, lane).bind(2, now_ms);
+      if (sel_next_->step() && !sel_next_->is_null(0)) due.next_due_ms = sel_next_->int64(0);
+      sel_next_->reset();
+      std::unordered_map<int64_t, event::EventPtr> cache;
+      for (auto& r : rows) {
+        auto it = cache.find(r.seq);
+        if (it == cache.end()) it = cache.emplace(r.seq, load_event(r.seq)).first;
+        r.d.event = it->second;
+        if (r.d.event) due.deliveries.push_back(std::move(r.d));
+      }
+      reader_db_.exec("COMMIT");
+    } catch (...) {
+      sel_due_->reset();
+      sel_next_->reset();
+      sel_event_->reset();
+      reader_db_.exec("ROLLBACK");
+      throw;
+    }
+    return due;
+  }
+
+  event::EventPtr load_event(int64_t seq) {
+    sel_event_->bind(1, seq);
+    if (!sel_event_->step()) {
+      sel_event_->reset();
+      return nullptr;
+    }
+    auto e = std::make_shared<event::Event>();
+    e->id = sel_event_->text(0);
+    e->flow = sel_event_->text(1);
+    e->listener_id = sel_event_->text(2);
+    e->source = sel_event_->text(3);
+    e->type = sel_event_->text(4);
+    e->time_ms = sel_event_->int64(5);
+    e->shop_domain = sel_event_->text(6);
+    e->webhook_id = sel_event_->text(7);
+    e->dedup_key = sel_event_->text(8);
+    e->correlation_id = sel_event_->text(9);
+    auto headers = nlohmann::json::parse(sel_event_->text(10), nullptr, false);
+    if (headers.is_object()) {
+      for (auto it = headers.begin(); it != headers.end(); ++it) {
+        if (it.value().is_string()) e->headers.emplace_back(it.key(), it.value().get<std::string>());
+      }
+    }
+    e->payload = sel_event_->text(11);
+    sel_event_->reset();
+    return e;
+  }
+
+  config::Store options_;
+  std::string path_;
+  bool open_ = false;
+
+  sqlite::Db writer_db_;
+  sqlite::Stmt ins_event_, ins_delivery_, ins_dedup_, sel_dedup_, upd_delivered_, upd_retry_, upd_dead_,
+      ins_attempt_;
+  std::mutex wmu_;
+  std::condition_variable wcv_;
+  std::deque<WriteOp> wqueue_;
+  bool wstop_ = false;
+  std::thread writer_;
+
+  sqlite::Db reader_db_;
+  std::unique_ptr<sqlite::Stmt> sel_due_, sel_next_, sel_event_;
+  std::mutex rmu_;
+  std::condition_variable rcv_;
+  std::deque<std::function<void()>> rqueue_;
+  bool rstop_ = false;
+  std::thread reader_;
+
+  std::mutex admin_mu_;
+  sqlite::Db admin_db_;
+};
+
+}  // namespace
+
+std::unique_ptr<Store> make_sqlite_store(const config::Store& options) {
+  return std::make_unique<SqliteStore>(options);
+}
+
+}  // namespace evr::store

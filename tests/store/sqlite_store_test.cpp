@@ -1,0 +1,182 @@
+#include "evrouter/store/sqlite_store.h"
+
+#include <gtest/gtest.h>
+
+#include <future>
+
+#include "support/harness.h"
+
+using namespace evr;
+using Status = store::CommitResult::Status;
+
+namespace {
+
+config::Store options(const test::TempDir& dir) {
+  config::Store o;
+  o.state_dir = (dir / "state").string();
+  return o;
+}
+
+event::EventPtr make_event(const std::string& dedup, const std::string& payload = R"({"id":1})") {
+  auto e = std::make_shared<event::Event>();
+  e->time_ms = event::now_ms();
+  e->id = event::new_event_id(e->time_ms);
+  e->flow = "f";
+  e->listener_id = "L1";
+  e->source = "shopify";
+  e->type = "orders/create";
+  e->dedup_key = dedup;
+  e->webhook_id = dedup;
+  e->correlation_id = e->id;
+  e->headers = {{"X-Shopify-Topic", "orders/create"}};
+  e->payload = payload;
+  return e;
+}
+
+store::CommitResult commit(store::Store& s, event::EventPtr e, std::vector<std::string> lanes) {
+  std::promise<store::CommitResult> p;
+  s.commit({std::move(e), std::move(lanes)}, [&p](store::CommitResult r) { p.set_value(std::move(r)); });
+  return p.get_future().get();
+}
+
+store::Due fetch(store::Store& s, const std::string& lane, int64_t now, std::size_t limit,
+                 std::unordered_set<int64_t> exclude = {}) {
+  std::promise<store::Due> p;
+  s.fetch_due(lane, now, limit, std::move(exclude), [&p](store::Due d) { p.set_value(std::move(d)); });
+  return p.get_future().get();
+}
+
+void record(store::Store& s, store::Outcome o) {
+  std::promise<void> p;
+  s.record(std::move(o), [&p] { p.set_value(); });
+  p.get_future().get();
+}
+
+}  // namespace
+
+TEST(SqliteStore, CommitCreatesDeliveriesAndDeduplicates) {
+  test::TempDir dir;
+  auto s = store::make_sqlite_store(options(dir));
+  s->open();
+  auto r = commit(*s, make_event("w1"), {"f/a/x", "f/b/y"});
+  ASSERT_EQ(r.status, Status::accepted);
+  ASSERT_EQ(r.deliveries.size(), 2u);
+  EXPECT_EQ(r.deliveries[0].lane, "f/a/x");
+  auto dup = commit(*s, make_event("w1"), {"f/a/x"});
+  EXPECT_EQ(dup.status, Status::duplicate);
+  EXPECT_EQ(dup.event_id, r.event_id);
+  EXPECT_TRUE(dup.deliveries.empty());
+  auto other = commit(*s, make_event("w2"), {"f/a/x"});
+  EXPECT_EQ(other.status, Status::accepted);
+  auto nodedup = commit(*s, make_event(""), {});
+  EXPECT_EQ(nodedup.status, Status::accepted);
+  auto nodedup2 = commit(*s, make_event(""), {});
+  EXPECT_EQ(nodedup2.status, Status::accepted);
+  auto c = s->counts();
+  EXPECT_EQ(c.events, 4);
+  EXPECT_EQ(c.pending, 3);
+}
+
+TEST(SqliteStore, DedupWindowExpires) {
+  test::TempDir dir;
+  auto o = options(dir);
+  o.dedup_window = std::chrono::milliseconds(50);
+  auto s = store::make_sqlite_store(o);
+  s->open();
+  EXPECT_EQ(commit(*s, make_event("w1"), {}).status, Status::accepted);
+  EXPECT_EQ(commit(*s, make_event("w1"), {}).status, Status::duplicate);
+  std::this_thread::sleep_for(std::chrono::milliseconds(80));
+  EXPECT_EQ(commit(*s, make_event("w1"), {}).status, Status::accepted);
+}
+
+TEST(SqliteStore, FetchDueRetryAndDeadLifecycle) {
+  test::TempDir dir;
+  auto s = store::make_sqlite_store(options(dir));
+  s->open();
+  std::vector<int64_t> ids;
+  for (int i = 0; i < 5; ++i) {
+    auto r = commit(*s, make_event("w" + std::to_string(i), "{\"n\":" + std::to_string(i) + "}"), {"L"});
+    ids.push_back(r.deliveries.at(0).id);
+  }
+  const int64_t now = event::now_ms() + 1;
+  auto due = fetch(*s, "L", now, 3);
+  ASSERT_EQ(due.deliveries.size(), 3u);
+  EXPECT_EQ(due.deliveries[0].id, ids[0]);
+  EXPECT_EQ(due.deliveries[0].event->payload, "{\"n\":0}");
+  EXPECT_EQ(due.deliveries[0].event->headers.size(), 1u);
+  // Excluding held ids returns the next ones.
+  due = fetch(*s, "L", now, 3, {ids[0], ids[1], ids[2]});
+  ASSERT_EQ(due.deliveries.size(), 2u);
+  EXPECT_EQ(due.deliveries[0].id, ids[3]);
+
+  store::Outcome ok{ids[0], store::Outcome::Kind::delivered, 1, 0, {1, now, 200, 5, "", "{}"}};
+  record(*s, ok);
+  store::Outcome retry{ids[1], store::Outcome::Kind::retry, 1, now + 60000, {1, now, 503, 5, "HTTP 503", ""}};
+  record(*s, retry);
+  store::Outcome dead{ids[2], store::Outcome::Kind::dead, 1, 0, {1, now, 400, 5, "HTTP 400", "bad"}};
+  record(*s, dead);
+  due = fetch(*s, "L", now, 10);
+  ASSERT_EQ(due.deliveries.size(), 2u);  // ids[3], ids[4]; ids[1] waits until later
+  ASSERT_TRUE(due.next_due_ms.has_value());
+  EXPECT_EQ(*due.next_due_ms, now + 60000);
+  due = fetch(*s, "L", now + 60000, 10);
+  EXPECT_EQ(due.deliveries.size(), 3u);
+  auto c = s->counts();
+  EXPECT_EQ(c.delivered, 1);
+  EXPECT_EQ(c.dead, 1);
+  EXPECT_EQ(c.pending, 3);
+  auto history = s->attempts(ids[2]);
+  ASSERT_EQ(history.size(), 1u);
+  EXPECT_EQ(history[0].status, 400);
+  EXPECT_EQ(history[0].response, "bad");
+  EXPECT_EQ(s->pending_lanes(), std::vector<std::string>{"L"});
+}
+
+TEST(SqliteStore, ListenerIdsPersistAcrossReopen) {
+  test::TempDir dir;
+  std::string id;
+  {
+    auto s = store::make_sqlite_store(options(dir));
+    s->open();
+    id = s->listener_id("orders", std::nullopt);
+    EXPECT_GE(id.size(), 22u);  // >= 128 bits
+    EXPECT_EQ(s->listener_id("orders", std::nullopt), id);
+    EXPECT_NE(s->listener_id("other", std::nullopt), id);
+    EXPECT_EQ(s->listener_id("pinned", std::string("my-fixed-listener-id-0001")),
+              "my-fixed-listener-id-0001");
+  }
+  auto s = store::make_sqlite_store(options(dir));
+  s->open();
+  EXPECT_EQ(s->listener_id("orders", std::nullopt), id);
+}
+
+TEST(SqliteStore, ManyConcurrentCommitsAreGrouped) {
+  test::TempDir dir;
+  auto s = store::make_sqlite_store(options(dir));
+  s->open();
+  constexpr int kN = 2000;
+  std::atomic<int> accepted{0};
+  std::promise<void> all;
+  std::atomic<int> left{kN};
+  for (int i = 0; i < kN; ++i) {
+    s->commit({make_event("w" + std::to_string(i)), {"L"}}, [&](store::CommitResult r) {
+      if (r.status == Status::accepted) ++accepted;
+      if (--left == 0) all.set_value();
+    });
+  }
+  all.get_future().get();
+  EXPECT_EQ(accepted.load(), kN);
+  EXPECT_EQ(s->counts().pending, kN);
+}
+
+TEST(SqliteStore, UnwritableStateDirIsAClearError) {
+  config::Store o;
+  o.state_dir = "/proc/evrouter-cannot-exist";
+  auto s = store::make_sqlite_store(o);
+  try {
+    s->open();
+    FAIL() << "open should fail";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("state directory"), std::string::npos) << e.what();
+  }
+}

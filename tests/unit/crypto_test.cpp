@@ -1,0 +1,86 @@
+#include "evrouter/common/crypto.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "evrouter/source/shopify.h"
+
+using namespace evr;
+
+TEST(Crypto, HmacSha256KnownVector) {
+  // RFC 4231 test case 2.
+  EXPECT_EQ(crypto::hex_encode(crypto::hmac_sha256("Jefe", "what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+}
+
+TEST(Crypto, Base64RoundTrip) {
+  for (std::string s : {"", "f", "fo", "foo", "foob", "fooba", "foobar"}) {
+    auto enc = crypto::base64_encode(s);
+    auto dec = crypto::base64_decode(enc);
+    ASSERT_TRUE(dec.has_value()) << s;
+    EXPECT_EQ(*dec, s);
+  }
+  EXPECT_EQ(crypto::base64_encode("foobar"), "Zm9vYmFy");
+  EXPECT_FALSE(crypto::base64_decode("abc").has_value());
+}
+
+TEST(Crypto, ConstantTimeEqual) {
+  EXPECT_TRUE(crypto::constant_time_equal("abc", "abc"));
+  EXPECT_FALSE(crypto::constant_time_equal("abc", "abd"));
+  EXPECT_FALSE(crypto::constant_time_equal("abc", "abcd"));
+  EXPECT_TRUE(crypto::constant_time_equal("", ""));
+}
+
+TEST(Crypto, RandomTokensAreUrlSafeAndDistinct) {
+  std::set<std::string> seen;
+  for (int i = 0; i < 100; ++i) {
+    auto t = crypto::random_token(16);
+    EXPECT_EQ(t.size(), 22u);
+    EXPECT_EQ(t.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"),
+              std::string::npos);
+    seen.insert(t);
+  }
+  EXPECT_EQ(seen.size(), 100u);
+}
+
+TEST(ShopifyHmac, VerifiesWithAnyRotatedSecret) {
+  const std::string body = R"({"id":1})";
+  const std::string sig = crypto::base64_encode(crypto::hmac_sha256("new-secret", body));
+  EXPECT_TRUE(source::verify_shopify_hmac(body, sig, {"new-secret"}));
+  EXPECT_TRUE(source::verify_shopify_hmac(body, sig, {"old-secret", "new-secret"}));
+  EXPECT_FALSE(source::verify_shopify_hmac(body, sig, {"old-secret"}));
+  EXPECT_FALSE(source::verify_shopify_hmac(body + " ", sig, {"new-secret"}));
+  EXPECT_FALSE(source::verify_shopify_hmac(body, "", {"new-secret"}));
+  EXPECT_FALSE(source::verify_shopify_hmac(body, sig, {}));
+}
+
+TEST(ShopifyEvent, PrefersEventIdForDeduplication) {
+  std::map<std::string, std::string> h{{"X-Shopify-Topic", "orders/create"},
+                                       {"X-Shopify-Shop-Domain", "shop.myshopify.com"},
+                                       {"X-Shopify-Webhook-Id", "wh-1"},
+                                       {"X-Shopify-Event-Id", "ev-1"}};
+  auto lookup = [&](std::string_view n) -> std::string_view {
+    auto it = h.find(std::string(n));
+    return it == h.end() ? std::string_view() : std::string_view(it->second);
+  };
+  event::Event e;
+  source::fill_shopify_event(e, lookup);
+  EXPECT_EQ(e.type, "orders/create");
+  EXPECT_EQ(e.shop_domain, "shop.myshopify.com");
+  EXPECT_EQ(e.webhook_id, "wh-1");
+  EXPECT_EQ(e.dedup_key, "ev-1");
+  h.erase("X-Shopify-Event-Id");
+  event::Event e2;
+  source::fill_shopify_event(e2, lookup);
+  EXPECT_EQ(e2.dedup_key, "wh-1");
+}
+
+TEST(EventId, UlidsAreOrderedAndUnique) {
+  auto a = event::new_event_id(1000);
+  auto b = event::new_event_id(2000);
+  EXPECT_EQ(a.size(), 26u);
+  EXPECT_LT(a, b);
+  EXPECT_NE(event::new_event_id(1000), event::new_event_id(1000));
+  EXPECT_EQ(event::format_time(0), "1970-01-01T00:00:00.000Z");
+}
