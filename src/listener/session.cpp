@@ -47,6 +47,26 @@ void Session::close() {
   stream_.socket().close(ec);
 }
 
+void Session::linger() {
+  // The client may still be sending a body we refused. Closing with unread data makes the kernel send a
+  // reset, which can destroy our answer before the client reads it: stop sending, discard what arrives
+  // for a short while, then close.
+  beast::error_code ec;
+  stream_.socket().shutdown(net::ip::tcp::socket::shutdown_send, ec);
+  if (ec) return close();
+  stream_.expires_after(std::chrono::seconds(2));
+  discard_.resize(16 * 1024);
+  read_discard(0);
+}
+
+void Session::read_discard(std::size_t total) {
+  stream_.async_read_some(net::buffer(discard_), [self = shared_from_this(), total](beast::error_code ec,
+                                                                                   std::size_t n) {
+    if (ec || total + n > 4 * 1024 * 1024) return self->close();
+    self->read_discard(total + n);
+  });
+}
+
 void Session::read_header() {
   if (shared_.draining) {
     close();
@@ -245,8 +265,12 @@ void Session::reply(unsigned status, std::string body, bool close_after) {
 
 void Session::on_write(bool close_after, beast::error_code ec) {
   response_ = {};
-  if (ec || close_after) {
+  if (ec) {
     close();
+    return;
+  }
+  if (close_after) {
+    linger();
     return;
   }
   first_ = false;

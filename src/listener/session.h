@@ -11,6 +11,7 @@
 #include <boost/beast/http/string_body.hpp>
 #include <memory>
 #include <optional>
+#include <vector>
 
 #include "evrouter/config/config.h"
 #include "evrouter/listener/server.h"
@@ -47,6 +48,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void reply(unsigned status, std::string body, bool close_after = false);
   void reply_error(unsigned status, const char* code, const std::string& message, bool close_after = false);
   void on_write(bool close_after, boost::beast::error_code ec);
+  void linger();
+  void read_discard(std::size_t total);
 
   boost::beast::tcp_stream stream_;
   boost::beast::flat_buffer buffer_;
@@ -60,6 +63,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool busy_ = false;
   bool keep_alive_ = true;
   int64_t received_ms_ = 0;
+  std::vector<char> discard_;
 };
 
 }  // namespace evr::listener
