@@ -20,6 +20,7 @@ struct Recorded {
   std::string body;
   std::chrono::steady_clock::time_point arrived;
   int in_flight = 0;  // requests in flight at the sink when this one arrived, itself included
+  std::string sni;    // TLS server name the client sent (https only; "" when none)
   std::string header(const std::string& lower_name) const;
 };
 
@@ -28,7 +29,9 @@ struct Reply {
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body = "{}";
   std::chrono::milliseconds delay{0};  // answered after this long (asynchronously; others proceed)
-  bool close = false;                  // close the connection after answering
+  bool close = false;                  // close the connection after answering ("Connection: close")
+  bool drop = false;                   // close the connection without answering at all
+  std::string raw;                     // when set: written verbatim instead of a response, then closed
 };
 
 struct SinkOptions {
@@ -57,6 +60,11 @@ class Sink {
   bool wait_for(std::size_t n, std::chrono::milliseconds timeout) const;
   void clear();
 
+  // TCP (or TLS) connections accepted so far.
+  std::size_t connections() const;
+  // Closes every open connection now, as a server's idle timeout would (returns once done).
+  void close_connections();
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
@@ -64,13 +72,14 @@ class Sink {
 
 // A blocking HTTP/1.1 client for tests: one request on a new connection to 127.0.0.1:port.
 struct PostResult {
-  int status = 0;   // 0 when the exchange failed
+  int status = 0;  // 0 when the exchange failed
   std::string body;
   std::map<std::string, std::string> headers;  // keys lower-cased
   std::string error;
 };
 PostResult http_request(uint16_t port, const std::string& method, const std::string& target,
                         const std::vector<std::pair<std::string, std::string>>& headers,
-                        const std::string& body, std::chrono::milliseconds timeout = std::chrono::seconds(10));
+                        const std::string& body,
+                        std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
 }  // namespace evr::test
