@@ -61,6 +61,9 @@ CREATE TABLE IF NOT EXISTS listeners(
   id TEXT NOT NULL UNIQUE);
 )sql";
 
+// Commits queued at most before new ones are refused (each holds a request body in memory).
+constexpr std::size_t kMaxQueuedCommits = 20000;
+
 // Delivery states.
 constexpr int64_t kPending = 0;
 constexpr int64_t kDelivered = 1;
@@ -168,6 +171,18 @@ class SqliteStore final : public Store {
   }
 
   void commit(Ingest ingest, std::function<void(CommitResult)> done) override {
+    {
+      std::unique_lock lk(wmu_);
+      if (open_ && pending_commits_ >= kMaxQueuedCommits) {
+        lk.unlock();
+        // The disk is not keeping up: refuse quickly (503) rather than hold unbounded bodies in memory.
+        CommitResult r;
+        r.error = "store overloaded";
+        done(std::move(r));
+        return;
+      }
+      ++pending_commits_;
+    }
     enqueue(CommitOp{std::move(ingest), std::move(done)});
   }
 
@@ -309,6 +324,7 @@ class SqliteStore final : public Store {
             std::min<std::size_t>(wqueue_.size(), static_cast<std::size_t>(options_.commit_max_batch));
         batch.clear();
         for (std::size_t i = 0; i < n; ++i) {
+          if (std::holds_alternative<CommitOp>(wqueue_.front())) --pending_commits_;
           batch.push_back(std::move(wqueue_.front()));
           wqueue_.pop_front();
         }
@@ -546,6 +562,7 @@ class SqliteStore final : public Store {
   std::mutex wmu_;
   std::condition_variable wcv_;
   std::deque<WriteOp> wqueue_;
+  std::size_t pending_commits_ = 0;
   bool wstop_ = false;
   std::thread writer_;
 
