@@ -21,8 +21,8 @@ using Headers = std::vector<std::pair<std::string, std::string>>;
 struct Auth {
   enum class Type { none, basic, bearer, api_key };
   Type type = Type::none;
-  std::string username;           // basic
-  std::optional<SecretRef> secret;  // basic: password; bearer: token; api_key: key
+  std::string username;              // basic
+  std::optional<SecretRef> secret;   // basic: password; bearer: token; api_key: key
   std::string header = "X-API-Key";  // api_key: header that carries the key
 };
 
@@ -49,8 +49,8 @@ struct Connection {
   RateLimit rate_limit;
   int concurrency = 8;  // max requests in flight, >= 1
   RetryPolicy retry;
-  std::string ca_file;      // optional extra CA bundle (PEM) to trust for https
-  bool tls_verify = true;   // never false in production; documented as for tests only
+  std::string ca_file;     // optional extra CA bundle (PEM) to trust for https
+  bool tls_verify = true;  // never false in production; documented as for tests only
   SourceLocation where;
 };
 
@@ -65,7 +65,7 @@ struct Destination {
 };
 
 struct Branch {
-  std::string name;                    // defaults to "branch-<n>"
+  std::string name;                     // defaults to "branch-<n>"
   std::optional<nlohmann::json> match;  // EventBridge event pattern; absent = matches every event
   SourceLocation match_where;
   std::vector<Destination> destinations;
@@ -112,7 +112,7 @@ struct Store {
 };
 
 struct Log {
-  std::string level = "info";  // trace, debug, info, warn, error
+  std::string level = "info";   // trace, debug, info, warn, error
   std::string format = "text";  // text | json
 };
 
