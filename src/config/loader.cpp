@@ -119,27 +119,31 @@ std::string found(const Node& n) {
   return "?";
 }
 
-// Levenshtein distance, for "did you mean" hints.
+// Edit distance counting a swap of two neighbours as one edit (optimal string alignment), case-blind,
+// for "did you mean" hints.
 std::size_t distance(std::string_view a, std::string_view b) {
-  std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  auto lower = [](char c) { return std::tolower(static_cast<unsigned char>(c)); };
+  std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
+  for (std::size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (std::size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
   for (std::size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
     for (std::size_t j = 1; j <= b.size(); ++j) {
-      const bool same = std::tolower(static_cast<unsigned char>(a[i - 1])) ==
-                        std::tolower(static_cast<unsigned char>(b[j - 1]));
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (same ? 0 : 1)});
+      const std::size_t cost = lower(a[i - 1]) == lower(b[j - 1]) ? 0 : 1;
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+      if (i > 1 && j > 1 && lower(a[i - 1]) == lower(b[j - 2]) && lower(a[i - 2]) == lower(b[j - 1])) {
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+      }
     }
-    std::swap(prev, cur);
   }
-  return prev[b.size()];
+  return d[a.size()][b.size()];
 }
 
 template <typename Range>
 std::optional<std::string> closest(std::string_view word, const Range& candidates) {
   std::optional<std::string> best;
   std::size_t best_d = 0;
-  const std::size_t limit = std::max<std::size_t>(1, std::min<std::size_t>(3, word.size() / 3));
+  // One edit for short words, up to a third of the word (at most 3) for longer ones.
+  const std::size_t limit = word.size() <= 3 ? 1 : std::clamp<std::size_t>(word.size() / 3, 2, 3);
   for (const auto& c : candidates) {
     const std::size_t d = distance(word, c);
     if (d <= limit && (!best || d < best_d)) {
@@ -1152,6 +1156,7 @@ FlowResult parse_flow_file(const fs::path& file, std::vector<Diagnostic>& diagno
     // Branches, then the optional `default:` as the last one.
     std::vector<const Node*> branch_nodes;  // for positions of warnings
     std::vector<std::string> branch_paths;
+    std::vector<bool> has_match;  // a match key was written (even if it was invalid)
     const Node* branches = m.get("branches");
     if (given(branches) && !branches->bad) {
       if (branches->kind != Node::Kind::sequence) {
@@ -1164,6 +1169,7 @@ FlowResult parse_flow_file(const fs::path& file, std::vector<Diagnostic>& diagno
           b.where = r.where(bn);
           b.name = "branch-" + std::to_string(i);
           Map bm(r, &bn, p);
+          has_match.push_back(given(bm.get("match")) || bn.bad || !bm.valid());
           if (bm.valid() && bm.present()) {
             bm.allow({"name", "match", "destinations"});
             if (const Node* v = bm.get("name"); given(v)) {
@@ -1201,6 +1207,7 @@ FlowResult parse_flow_file(const fs::path& file, std::vector<Diagnostic>& diagno
       flow.branches.push_back(std::move(b));
       branch_nodes.push_back(v);
       branch_paths.push_back("default");
+      has_match.push_back(false);
     }
     if (flow.branches.empty() && !(given(branches) && branches->bad)) {
       const Node& at = given(branches) ? *branches : *root;
@@ -1222,7 +1229,7 @@ FlowResult parse_flow_file(const fs::path& file, std::vector<Diagnostic>& diagno
     // With mode first, nothing after a branch without match is ever reached.
     if (flow.mode == Flow::Mode::first) {
       for (std::size_t i = 0; i + 1 < flow.branches.size(); ++i) {
-        if (flow.branches[i].match || branch_nodes[i]->bad) continue;
+        if (has_match[i]) continue;
         for (std::size_t j = i + 1; j < flow.branches.size(); ++j) {
           r.warning(*branch_nodes[j], branch_paths[j],
                     "branch '" + flow.branches[j].name + "' is unreachable: branch '" +
@@ -1366,8 +1373,9 @@ LoadResult load(const fs::path& config_file, const LoadOptions& options) {
     }
   }
 
-  // Connections no flow uses (only meaningful when every flow was loaded).
-  if (root && !options.flow_files) {
+  // Connections no flow uses (only meaningful when every flow was loaded without error).
+  const bool all_flows_ok = std::all_of(flows.begin(), flows.end(), [](const FlowResult& f) { return f.ok; });
+  if (root && !options.flow_files && all_flows_ok) {
     std::set<std::string> used;
     for (const auto& f : flows) used.insert(f.connections_used.begin(), f.connections_used.end());
     for (const auto& [name, c] : config.connections) {
