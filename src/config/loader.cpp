@@ -1,5 +1,6 @@
 #include "evrouter/config/loader.h"
 
+#include <arpa/inet.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -530,6 +531,12 @@ void check_secret(Reader& r, const Node& n, const std::string& path, const Secre
     r.report(required ? Severity::error : Severity::warning, n, path, *problem);
 }
 
+// An IPv4 or IPv6 address (what the listener can bind; no host names).
+bool valid_ip(const std::string& s) {
+  in6_addr buf{};
+  return ::inet_pton(AF_INET, s.c_str(), &buf) == 1 || ::inet_pton(AF_INET6, s.c_str(), &buf) == 1;
+}
+
 // http://host[:port][/path] or https://...
 bool valid_http_url(const std::string& s) {
   static const std::regex re(R"(^https?://([A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?(/[^\s?#]*)?$)");
@@ -709,7 +716,7 @@ void parse_server(Reader& r, const Node* n, Server& s) {
            "idle_timeout", "shutdown_grace"});
   if (const Node* v = m.get("listen"); given(v)) {
     if (auto str = get_string(r, *v, m.path("listen"), "an IP address")) {
-      if (matches(*str, R"([0-9]{1,3}(\.[0-9]{1,3}){3}|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*|localhost)")) {
+      if (valid_ip(*str)) {
         s.listen = *str;
       } else {
         r.error(*v, m.path("listen"),
@@ -1109,7 +1116,7 @@ void parse_source(Reader& r, const Node* n, const Node& root, Source& s, bool re
         const auto& [topic, node] = (*topics)[i];
         const std::string p =
             v->kind == Node::Kind::sequence ? index_path(m.path("topics"), i) : m.path("topics");
-        if (!matches(topic, R"([A-Za-z0-9_]+(/[A-Za-z0-9_]+)*)")) {
+        if (!matches(topic, R"([A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*)")) {
           r.error(*node, p, "expected a topic such as orders/create, found " + found(*node));
         } else if (!seen.insert(topic).second) {
           r.warning(*node, p, "topic '" + topic + "' is listed twice");

@@ -771,6 +771,21 @@ flows: []
   EXPECT_EQ(sizes.config->server.max_body_bytes, 512u * 1024);
 }
 
+TEST(Loader, ListenMustBeAnIpAddress) {
+  Fixture fx;
+  fx.main("server: {listen: localhost}\nflows: []\n");
+  const auto r = fx.load();
+  EXPECT_FALSE(r.ok());
+  EXPECT_DIAG(
+      r,
+      "evrouter.yaml:1:18: error: server.listen: expected an IP address to listen on, e.g. 0.0.0.0 or "
+      "127.0.0.1, found 'localhost'");
+  fx.main("server: {listen: '::'}\nflows: []\n");
+  const auto v6 = fx.load();
+  ASSERT_TRUE(v6.ok());
+  EXPECT_EQ(v6.config->server.listen, "::");
+}
+
 TEST(Loader, LoadFlowOnItsOwn) {
   TempDir dir;
   ScopedEnv secret("EVR_TEST_SECRET", "x");
