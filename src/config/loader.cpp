@@ -1015,9 +1015,20 @@ void parse_branch_destinations(Reader& r, Map& m, const Node& branch_node, Branc
   }
 }
 
+bool any_bad(const Node& n) {
+  if (n.bad) return true;
+  for (const auto& [k, v] : n.entries) {
+    if (k.bad || any_bad(v)) return true;
+  }
+  for (const auto& item : n.items) {
+    if (any_bad(item)) return true;
+  }
+  return false;
+}
+
 void parse_match(Reader& r, const Node& n, const std::string& path, Branch& b) {
   b.match_where = r.where(n);
-  if (n.bad) return;
+  if (any_bad(n)) return;  // already reported (e.g. an unset ${VAR} inside the pattern)
   nlohmann::json pattern;
   if (n.kind == Node::Kind::map) {
     pattern = to_json(n);
@@ -1176,7 +1187,7 @@ FlowResult parse_flow_file(const fs::path& file, std::vector<Diagnostic>& diagno
           b.where = r.where(bn);
           b.name = "branch-" + std::to_string(i);
           Map bm(r, &bn, p);
-          has_match.push_back(given(bm.get("match")) || bn.bad || !bm.valid());
+          has_match.push_back(bm.get("match") != nullptr || bn.bad || !bm.valid());
           if (bm.valid() && bm.present()) {
             bm.allow({"name", "match", "destinations"});
             if (const Node* v = bm.get("name"); given(v)) {
@@ -1185,7 +1196,14 @@ FlowResult parse_flow_file(const fs::path& file, std::vector<Diagnostic>& diagno
                 b.name = *s;
               }
             }
-            if (const Node* v = bm.get("match"); given(v)) parse_match(r, *v, bm.path("match"), b);
+            if (const Node* v = bm.get("match"); given(v)) {
+              parse_match(r, *v, bm.path("match"), b);
+            } else if (v != nullptr) {
+              // "match:" with nothing after it would silently match everything.
+              r.error(*v, bm.path("match"),
+                      "expected an EventBridge pattern, found an empty value (leave match out to match every "
+                      "event)");
+            }
             parse_branch_destinations(r, bm, bn, b, connections, result);
           } else if (bm.valid()) {
             r.error(bn, p, "expected a branch mapping with destinations, found an empty value");

@@ -548,6 +548,31 @@ branches:
       << r.diagnostics[1].str();
 }
 
+TEST(Loader, EmptyMatchAndUnsetVariableInsideAPattern) {
+  Fixture fx;
+  ScopedEnv unset("EVR_TEST_UNSET", nullptr);
+  fx.main(kMain);
+  fx.flow("orders.yaml", R"(name: orders
+source: {secret: {env: EVR_TEST_SECRET}}
+branches:
+  - match:
+    destinations: [{connection: outsystems}]
+  - match: {detail: {shop: ["${EVR_TEST_UNSET}"]}}
+    destinations: [{connection: outsystems}]
+)");
+  const auto r = fx.load();
+  EXPECT_FALSE(r.ok());
+  ASSERT_EQ(r.diagnostics.size(), 2u) << ::testing::PrintToString(strings(r.diagnostics));
+  EXPECT_EQ(r.diagnostics[0].str(),
+            "flows/orders.yaml:4:5: error: branches[0].match: expected an EventBridge pattern, found an "
+            "empty value "
+            "(leave match out to match every event)");
+  EXPECT_EQ(r.diagnostics[1].str(),
+            "flows/orders.yaml:6:29: error: branches[1].match.detail.shop[0]: environment variable "
+            "EVR_TEST_UNSET is "
+            "not set");
+}
+
 TEST(Loader, MatchAsAJsonStringIsAccepted) {
   Fixture fx;
   fx.main(kMain);
