@@ -88,6 +88,7 @@ struct Conn {
   std::optional<beast::tcp_stream> plain;
   std::optional<ssl::stream<beast::tcp_stream>> tls;
   beast::flat_buffer buffer;
+  std::unique_ptr<char[]> chunk;  // body read buffer, allocated on first use and kept with the stream
 };
 
 // Asio's host name check, plus a verify error saying why (OpenSSL otherwise reports no reason).
@@ -136,7 +137,6 @@ struct Exchange : std::enable_shared_from_this<Exchange> {
   std::unique_ptr<tcp::resolver> resolver;
   std::unique_ptr<net::steady_timer> resolve_timer;
   std::optional<bhttp::response_parser<bhttp::buffer_body>> parser;
-  std::unique_ptr<char[]> chunk;
   Response response;
   std::size_t dropped = 0;
   bool head = false;
@@ -269,13 +269,13 @@ struct Exchange : std::enable_shared_from_this<Exchange> {
     response.headers.reserve(std::distance(msg.begin(), msg.end()));
     for (const auto& field : msg) response.headers.emplace_back(field.name_string(), field.value());
     if (parser->is_done()) return complete(true);
-    chunk = std::make_unique<char[]>(kReadChunk);
+    if (!conn->chunk) conn->chunk = std::make_unique<char[]>(kReadChunk);
     read_body();
   }
 
   void read_body() {
     auto& body = parser->get().body();
-    body.data = chunk.get();
+    body.data = conn->chunk.get();
     body.size = kReadChunk;
     conn->with([&](auto& stream) {
       bhttp::async_read(
@@ -291,7 +291,7 @@ struct Exchange : std::enable_shared_from_this<Exchange> {
     const std::size_t got = kReadChunk - parser->get().body().size;
     const std::size_t cap = state->options.max_response_body;
     const std::size_t keep = response.body.size() < cap ? std::min(got, cap - response.body.size()) : 0;
-    response.body.append(chunk.get(), keep);
+    response.body.append(conn->chunk.get(), keep);
     dropped += got - keep;
     if (parser->is_done()) return complete(true);
     if (dropped > kMaxDropped) return complete(false);
@@ -327,10 +327,7 @@ struct Exchange : std::enable_shared_from_this<Exchange> {
   }
 
   void fail(std::string error) {
-    if (conn) {
-      conn->close();
-      conn.reset();
-    }
+    if (conn) conn->close();  // kept: the resolve timer may fail us while nothing else is pending
     Result result;
     result.error = std::move(error);
     finish(std::move(result), false);
@@ -344,12 +341,10 @@ struct Exchange : std::enable_shared_from_this<Exchange> {
       resolver->cancel();
       resolve_timer->cancel();
     }
+    // The stream stays owned here: operations still pending on it complete (aborted) into its buffer.
+    if (conn) conn->close();
     Result result;
     result.error = kClosed;
-    if (conn) {
-      conn->close();
-      conn.reset();
-    }
     finish(std::move(result), true);
   }
 

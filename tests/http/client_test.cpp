@@ -7,8 +7,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <thread>
@@ -377,6 +379,77 @@ TEST_F(ClientTest, MalformedResponsesAreErrors) {
   EXPECT_EQ(r.response.body, "until eof");
   // And the client is still fine afterwards.
   ASSERT_TRUE(send(*c, post("/")).ok());
+}
+
+// A one-connection server on a raw socket, for behaviour the sink cannot produce: it accepts one
+// connection, reads the request, then runs `script` on the socket in its own thread.
+class RawServer {
+ public:
+  explicit RawServer(std::function<void(int fd)> script) {
+    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    ::listen(listener_, 4);
+    socklen_t len = sizeof addr;
+    ::getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this, script = std::move(script)] {
+      const int fd = ::accept(listener_, nullptr, nullptr);
+      if (fd < 0) return;
+      char buf[4096];
+      (void)::recv(fd, buf, sizeof buf, 0);
+      script(fd);
+      ::close(fd);
+    });
+  }
+  ~RawServer() {
+    ::shutdown(listener_, SHUT_RDWR);  // unblocks accept() if nobody came
+    thread_.join();
+    ::close(listener_);
+  }
+  uint16_t port() const { return port_; }
+
+ private:
+  int listener_ = -1;
+  uint16_t port_ = 0;
+  std::thread thread_;
+};
+
+TEST_F(ClientTest, SlowDripHitsTheRequestDeadline) {
+  std::atomic<bool> stop{false};
+  RawServer server([&](int fd) {
+    const std::string head = "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n";
+    (void)::send(fd, head.data(), head.size(), MSG_NOSIGNAL);
+    for (int i = 0; i < 100 && !stop; ++i) {  // one byte every 20ms: each read makes progress
+      if (::send(fd, "x", 1, MSG_NOSIGNAL) != 1) break;
+      std::this_thread::sleep_for(20ms);
+    }
+  });
+  ClientOptions options;
+  options.request_timeout = 300ms;
+  auto c = client("http://127.0.0.1:" + std::to_string(server.port()), options);
+  const auto start = Clock::now();
+  auto r = send(*c, post("/"));
+  const auto elapsed = Clock::now() - start;
+  stop = true;
+  EXPECT_EQ(r.error, "timeout");  // the deadline covers the whole exchange, not each read
+  EXPECT_GE(elapsed, 280ms);
+  EXPECT_LT(elapsed, 1s);
+}
+
+TEST_F(ClientTest, ResetMidBodyIsAnError) {
+  RawServer server([](int fd) {
+    const std::string part = "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\npartial";
+    (void)::send(fd, part.data(), part.size(), MSG_NOSIGNAL);
+    std::this_thread::sleep_for(50ms);
+    linger lin{1, 0};  // close with RST
+    ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lin, sizeof lin);
+  });
+  auto c = client("http://127.0.0.1:" + std::to_string(server.port()));
+  auto r = send(*c, post("/"));
+  EXPECT_EQ(r.error, "read: Connection reset by peer");
 }
 
 TEST_F(ClientTest, CloseCallsEveryPendingCallbackOnce) {
