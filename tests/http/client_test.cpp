@@ -452,6 +452,23 @@ TEST_F(ClientTest, ResetMidBodyIsAnError) {
   EXPECT_EQ(r.error, "read: Connection reset by peer");
 }
 
+TEST_F(ClientTest, StalledTlsHandshakeHitsTheConnectTimeout) {
+  RawServer server([](int fd) {
+    char buf[256];
+    while (::recv(fd, buf, sizeof buf, 0) > 0) {  // swallow the ClientHello, never answer
+    }
+  });
+  ClientOptions options;
+  options.connect_timeout = 300ms;
+  auto c = client("https://127.0.0.1:" + std::to_string(server.port()), options);
+  const auto start = Clock::now();
+  auto r = send(*c, post("/"));
+  const auto elapsed = Clock::now() - start;
+  EXPECT_EQ(r.error, "connect: timeout");
+  EXPECT_GE(elapsed, 280ms);
+  EXPECT_LT(elapsed, 2s);
+}
+
 TEST_F(ClientTest, CloseCallsEveryPendingCallbackOnce) {
   Sink sink;
   sink.set_handler([](const Recorded&) {
