@@ -58,6 +58,7 @@ class Sink {
   int max_in_flight() const;
   // Waits until at least n requests were recorded; false on timeout.
   bool wait_for(std::size_t n, std::chrono::milliseconds timeout) const;
+  // Forgets the recorded requests and restarts max_in_flight (connections() keeps counting).
   void clear();
 
   // TCP (or TLS) connections accepted so far.
