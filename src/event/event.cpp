@@ -2,6 +2,7 @@
 
 #include <openssl/rand.h>
 
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -10,15 +11,22 @@ namespace evr::event {
 
 std::string new_event_id(int64_t now) {
   static constexpr char alphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-  unsigned char rnd[10];
-  RAND_bytes(rnd, sizeof rnd);
   // 128 bits: 48 of time then 80 random, emitted as 26 base32 digits (the first carries 3 bits).
-  unsigned __int128 v = static_cast<unsigned __int128>(static_cast<uint64_t>(now) & 0xFFFFFFFFFFFFULL) << 80;
-  for (int i = 0; i < 10; ++i) v |= static_cast<unsigned __int128>(rnd[i]) << (8 * (9 - i));
+  std::array<unsigned char, 16> bits{};
+  const auto t = static_cast<uint64_t>(now) & 0xFFFFFFFFFFFFULL;
+  for (std::size_t i = 0; i < 6; ++i) bits[i] = static_cast<unsigned char>(t >> (8 * (5 - i)));
+  RAND_bytes(bits.data() + 6, 10);
   std::string out(26, '0');
-  for (int i = 25; i >= 0; --i) {
-    out[static_cast<std::size_t>(i)] = alphabet[static_cast<int>(v & 31)];
-    v >>= 5;
+  // Digit i (from the right) takes bits [5i, 5i+5) of the 128-bit big-endian value.
+  for (std::size_t d = 0; d < 26; ++d) {
+    unsigned v = 0;
+    for (std::size_t b = 0; b < 5; ++b) {
+      const std::size_t bit = 5 * d + b;  // counted from the least significant bit
+      if (bit >= 128) break;
+      const std::size_t byte = 15 - bit / 8;
+      v |= static_cast<unsigned>((bits[byte] >> (bit % 8)) & 1U) << b;
+    }
+    out[25 - d] = alphabet[v];
   }
   return out;
 }

@@ -87,6 +87,10 @@ void Session::on_header(beast::error_code ec) {
   if (ec) {
     if (ec == http::error::header_limit) {
       reply_error(431, "headers_too_large", "request headers exceed 16 KiB", true);
+    } else if (ec == http::error::body_limit) {
+      // Beast checks Content-Length against the body limit while parsing the header.
+      reply_error(413, "payload_too_large",
+                  "body exceeds the limit of " + std::to_string(shared_.config.max_body_bytes) + " bytes", true);
     } else if (ec.category() == http::make_error_code(http::error::bad_target).category() &&
                ec != http::error::end_of_stream && ec != http::error::partial_message) {
       reply_error(400, "bad_request", "malformed HTTP request: " + ec.message(), true);

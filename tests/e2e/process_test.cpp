@@ -18,13 +18,13 @@ namespace {
 constexpr const char* kSecret = "process-test-secret";
 constexpr const char* kListener = "process-listener-00000000001";
 
-struct Setup {
+struct ProcessRig {
   TempDir dir;
   uint16_t port = free_port();
   uint16_t sink_port = free_port();
   std::string config_path;
 
-  Setup() {
+  ProcessRig() {
     config_path = (dir / "evrouter.yaml").string();
     write_file(config_path, "server:\n"
                             "  listen: 127.0.0.1\n"
@@ -83,7 +83,7 @@ std::string tail(const std::string& path) {
 }  // namespace
 
 TEST(Process, AckedWebhooksSurviveSigkill) {
-  Setup s;
+  ProcessRig s;
   constexpr int kN = 40;
   {
     DaemonProcess d({"serve", "--config", s.config_path}, s.env());
@@ -96,7 +96,7 @@ TEST(Process, AckedWebhooksSurviveSigkill) {
     EXPECT_EQ(d.wait(5s), 128 + SIGKILL);
   }
   // The destination comes up only now; the restarted daemon must deliver every acknowledged webhook.
-  Sink sink(SinkOptions{s.sink_port});
+  Sink sink(SinkOptions::on_port(s.sink_port));
   DaemonProcess d({"serve", "--config", s.config_path}, s.env());
   ASSERT_TRUE(wait_port(s.port, 10s)) << tail(d.log_path());
   std::set<int> ids;
@@ -110,8 +110,8 @@ TEST(Process, AckedWebhooksSurviveSigkill) {
 }
 
 TEST(Process, SigtermExitsZeroWithinGrace) {
-  Setup s;
-  Sink sink(SinkOptions{s.sink_port});
+  ProcessRig s;
+  Sink sink(SinkOptions::on_port(s.sink_port));
   DaemonProcess d({"serve", "--config", s.config_path}, s.env());
   ASSERT_TRUE(wait_port(s.port, 10s)) << tail(d.log_path());
   for (int i = 0; i < 10; ++i) ASSERT_EQ(s.post(i).status, 200);
@@ -123,7 +123,7 @@ TEST(Process, SigtermExitsZeroWithinGrace) {
 }
 
 TEST(Process, BrokenFlowFileIsRefusedWithItsLocation) {
-  Setup s;
+  ProcessRig s;
   write_file(s.dir / "flows" / "orders.yaml", "name: orders\n"
                                               "source:\n"
                                               "  type: shopify\n"
@@ -140,7 +140,7 @@ TEST(Process, BrokenFlowFileIsRefusedWithItsLocation) {
 }
 
 TEST(Process, MissingSecretIsNamed) {
-  Setup s;
+  ProcessRig s;
   DaemonProcess d({"serve", "--config", s.config_path}, {});
   ::unsetenv("EVR_PROCESS_TEST_SECRET");
   EXPECT_EQ(d.wait(10s), 1);

@@ -35,6 +35,11 @@ struct Reply {
 };
 
 struct SinkOptions {
+  static SinkOptions on_port(uint16_t p) {
+    SinkOptions o;
+    o.port = p;
+    return o;
+  }
   uint16_t port = 0;     // 0 = ephemeral
   std::string tls_cert;  // PEM files; both set = serve https
   std::string tls_key;
