@@ -8,9 +8,6 @@
 
 #include "evrouter/pattern/pattern.h"
 
-#include "pattern/cidr.h"
-#include "pattern/wildcard.h"
-
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -19,6 +16,9 @@
 #include <optional>
 #include <string_view>
 #include <vector>
+
+#include "pattern/cidr.h"
+#include "pattern/wildcard.h"
 
 namespace evr::pattern {
 namespace detail {
@@ -45,7 +45,7 @@ enum class Op : uint8_t {
   anything_but_numbers,  // value or list of numbers
   anything_but_prefix,   // list of prefixes
   anything_but_suffix,
-  anything_but_ic,       // equals-ignore-case list
+  anything_but_ic,  // equals-ignore-case list
   anything_but_wildcard,
 };
 
@@ -78,6 +78,7 @@ struct Node;
 
 struct Field {
   std::string key;
+  std::string dotted;                 // key + ".": event keys that spell a path with dots ("a.b")
   std::vector<Matcher> alternatives;  // empty when the field only has a child
   bool has_leaf = false;
   std::unique_ptr<Node> child;
@@ -139,7 +140,11 @@ std::optional<double> parse_number(std::string_view s) {
   char buf[65];
   std::copy(s.begin(), s.end(), buf);
   buf[s.size()] = '\0';
-  if (!(buf[0] == '-' || buf[0] == '+' || buf[0] == '.' || (buf[0] >= '0' && buf[0] <= '9'))) return std::nullopt;
+  // Decimal notation only: strtod would also take hex, "inf" and "nan".
+  for (const char c : s) {
+    if (!((c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E'))
+      return std::nullopt;
+  }
   char* end = nullptr;
   const double v = std::strtod(buf, &end);
   if (end != buf + s.size() || !std::isfinite(v)) return std::nullopt;
@@ -150,16 +155,24 @@ std::optional<double> parse_number(std::string_view s) {
 
 const char* type_name(const json& v) {
   switch (v.type()) {
-    case json::value_t::null: return "null";
-    case json::value_t::boolean: return "a boolean";
-    case json::value_t::string: return "a string";
-    case json::value_t::array: return "an array";
-    case json::value_t::object: return "an object";
-    default: return "a number";
+    case json::value_t::null:
+      return "null";
+    case json::value_t::boolean:
+      return "a boolean";
+    case json::value_t::string:
+      return "a string";
+    case json::value_t::array:
+      return "an array";
+    case json::value_t::object:
+      return "an object";
+    default:
+      return "a number";
   }
 }
 
-std::string quoted(const std::string& s) { return "\"" + s + "\""; }
+std::string quoted(const std::string& s) {
+  return "\"" + s + "\"";
+}
 
 std::string string_operand(const json& v, const std::string& path, const char* op) {
   if (!v.is_string()) fail(path, std::string(op) + " takes a string, found " + type_name(v));
@@ -176,14 +189,18 @@ Wildcard compile_wildcard(const json& v, const std::string& path) {
 }
 
 Range compile_numeric(const json& v, const std::string& path, const char* op_name) {
-  if (!v.is_array()) fail(path, std::string(op_name) + " takes an array such as [\">\", 0, \"<=\", 5], found " + type_name(v));
-  if (v.empty()) fail(path, std::string(op_name) + " takes an array such as [\">\", 0, \"<=\", 5], found an empty array");
+  if (!v.is_array())
+    fail(path, std::string(op_name) + " takes an array such as [\">\", 0, \"<=\", 5], found " + type_name(v));
+  if (v.empty())
+    fail(path, std::string(op_name) + " takes an array such as [\">\", 0, \"<=\", 5], found an empty array");
   Range r;
   bool has_lo = false;
   bool has_hi = false;
   std::size_t i = 0;
   while (i < v.size()) {
-    if (!v[i].is_string()) fail(path, std::string(op_name) + ": expected an operator (=, <, <=, >, >=) at position " + std::to_string(i));
+    if (!v[i].is_string())
+      fail(path, std::string(op_name) + ": expected an operator (=, <, <=, >, >=) at position " +
+                     std::to_string(i));
     const auto op = v[i].get<std::string>();
     if (op != "=" && op != "<" && op != "<=" && op != ">" && op != ">=") {
       fail(path, std::string(op_name) + ": unknown operator " + quoted(op) + " (expected =, <, <=, >, >=)");
@@ -193,13 +210,15 @@ Range compile_numeric(const json& v, const std::string& path, const char* op_nam
     }
     const double x = v[i + 1].get<double>();
     if (op == "=") {
-      if (i != 0 || v.size() != 2) fail(path, std::string(op_name) + ": \"=\" cannot be combined with other terms");
+      if (i != 0 || v.size() != 2)
+        fail(path, std::string(op_name) + ": \"=\" cannot be combined with other terms");
       r.lo = r.hi = x;
       r.lo_open = r.hi_open = false;
       return r;
     }
     if (op[0] == '>') {
-      if (has_lo || has_hi) fail(path, std::string(op_name) + ": a lower bound (> or >=) must come first and only once");
+      if (has_lo || has_hi)
+        fail(path, std::string(op_name) + ": a lower bound (> or >=) must come first and only once");
       has_lo = true;
       r.lo = x;
       r.lo_open = op.size() == 1;
@@ -212,8 +231,10 @@ Range compile_numeric(const json& v, const std::string& path, const char* op_nam
     }
     i += 2;
   }
-  if (v.size() > 4) fail(path, std::string(op_name) + ": too many terms (at most a lower and an upper bound)");
-  if (has_lo && has_hi && !(r.lo < r.hi)) fail(path, std::string(op_name) + ": the lower bound must be less than the upper bound");
+  if (v.size() > 4)
+    fail(path, std::string(op_name) + ": too many terms (at most a lower and an upper bound)");
+  if (has_lo && has_hi && !(r.lo < r.hi))
+    fail(path, std::string(op_name) + ": the lower bound must be less than the upper bound");
   return r;
 }
 
@@ -225,7 +246,8 @@ Matcher compile_affix(const json& v, const std::string& path, bool is_prefix) {
     if (v.size() != 1) fail(path, "only one key is allowed in a match expression");
     const std::string& k = v.begin().key();
     const json& inner = v.begin().value();
-    if (k != "equals-ignore-case") fail(path, std::string("unsupported ") + name + " form " + quoted(k) + " (only equals-ignore-case)");
+    if (k != "equals-ignore-case")
+      fail(path, std::string("unsupported ") + name + " form " + quoted(k) + " (only equals-ignore-case)");
     Matcher m(is_prefix ? Op::prefix_ic : Op::suffix_ic);
     m.text = lower_ascii(string_operand(inner, path, "equals-ignore-case"));
     return m;
@@ -235,10 +257,12 @@ Matcher compile_affix(const json& v, const std::string& path, bool is_prefix) {
   return m;
 }
 
-std::vector<std::string> string_list(const json& v, const std::string& path, const char* what, bool allow_empty_strings) {
+std::vector<std::string> string_list(const json& v, const std::string& path, const char* what,
+                                     bool allow_empty_strings) {
   std::vector<std::string> out;
   auto take = [&](const json& s) {
-    if (!s.is_string()) fail(path, std::string("anything-but ") + what + " takes strings, found " + type_name(s));
+    if (!s.is_string())
+      fail(path, std::string("anything-but ") + what + " takes strings, found " + type_name(s));
     if (!allow_empty_strings && s.get_ref<const std::string&>().empty()) {
       fail(path, std::string("anything-but ") + what + " cannot be empty");
     }
@@ -317,12 +341,14 @@ Matcher compile_anything_but(const json& v, const std::string& path) {
     fail(path, "unsupported anything-but form " + quoted(k) +
                    " (expected a value, a list, prefix, suffix, equals-ignore-case or wildcard)");
   }
-  fail(path, std::string("anything-but takes a string, a number, a list or an operator, found ") + type_name(v));
+  fail(path,
+       std::string("anything-but takes a string, a number, a list or an operator, found ") + type_name(v));
 }
 
 Matcher compile_operator(const json& obj, const std::string& path) {
   if (obj.empty()) fail(path, "empty match expression (expected an operator such as prefix or numeric)");
-  if (obj.size() != 1) fail(path, "only one key is allowed in a match expression, found " + std::to_string(obj.size()));
+  if (obj.size() != 1)
+    fail(path, "only one key is allowed in a match expression, found " + std::to_string(obj.size()));
   const std::string& op = obj.begin().key();
   const json& v = obj.begin().value();
   if (op == "prefix") return compile_affix(v, path, true);
@@ -357,9 +383,10 @@ Matcher compile_operator(const json& obj, const std::string& path) {
       fail(path, std::string("cidr: ") + e.what());
     }
   }
-  fail(path, "unknown operator " + quoted(op) +
-                 " (expected prefix, suffix, equals-ignore-case, wildcard, anything-but, numeric, numeric-string, "
-                 "exists or cidr)");
+  fail(path,
+       "unknown operator " + quoted(op) +
+           " (expected prefix, suffix, equals-ignore-case, wildcard, anything-but, numeric, numeric-string, "
+           "exists or cidr)");
 }
 
 std::vector<Matcher> compile_alternatives(const json& arr, const std::string& path) {
@@ -380,10 +407,16 @@ std::vector<Matcher> compile_alternatives(const json& arr, const std::string& pa
         out.push_back(std::move(m));
         break;
       }
-      case json::value_t::null: out.push_back(Matcher(Op::exact_null)); break;
-      case json::value_t::object: out.push_back(compile_operator(v, path)); break;
+      case json::value_t::null:
+        out.push_back(Matcher(Op::exact_null));
+        break;
+      case json::value_t::object:
+        out.push_back(compile_operator(v, path));
+        break;
       case json::value_t::array:
-        fail(path, "a match value must be a string, number, true, false, null or an operator object, found an array");
+        fail(path,
+             "a match value must be a string, number, true, false, null or an operator object, found an "
+             "array");
       default: {
         Matcher m(Op::exact_number);
         m.number = v;
@@ -400,21 +433,43 @@ Field& field_for(Node& node, const std::string& key) {
   }
   node.fields.emplace_back();
   node.fields.back().key = key;
+  node.fields.back().dotted = key + ".";
   return node.fields.back();
 }
 
 void compile_object(const json& obj, Node& node, const std::string& path);
 
-void compile_or(const json& v, Node& node, const std::string& path) {
+// Deep-merges `alt` into `base`: objects merge key by key, anything else in `alt` replaces what `base` has.
+void merge_override(json& base, const json& alt) {
+  for (const auto& [key, v] : alt.items()) {
+    auto it = base.find(key);
+    if (it != base.end() && it->is_object() && v.is_object()) {
+      merge_override(*it, v);
+    } else {
+      base[key] = v;
+    }
+  }
+}
+
+// $or at one level: each alternative is the rest of this level with the alternative's fields laid over it
+// (a field the alternative names replaces the same field of the enclosing level, as EventBridge does).
+void compile_or(const json& obj, const json& v, Node& node, const std::string& path) {
   const std::string here = path.empty() ? "$or" : path + ".$or";
-  if (!v.is_array()) fail(here, std::string("$or takes an array of at least two patterns, found ") + type_name(v));
+  if (!v.is_array())
+    fail(here, std::string("$or takes an array of at least two patterns, found ") + type_name(v));
   if (v.size() < 2) fail(here, "$or takes an array of at least two patterns");
+  json rest = obj;
+  rest.erase("$or");
   std::vector<Node> group;
   group.reserve(v.size());
   for (const auto& alt : v) {
-    if (!alt.is_object()) fail(here, std::string("each $or alternative must be an object, found ") + type_name(alt));
+    if (!alt.is_object())
+      fail(here, std::string("each $or alternative must be an object, found ") + type_name(alt));
+    if (alt.empty()) fail(here, "empty objects are not allowed");
+    json merged = rest;
+    merge_override(merged, alt);
     Node n;
-    compile_object(alt, n, here);
+    compile_object(merged, n, path);
     group.push_back(std::move(n));
   }
   node.ors.push_back(std::move(group));
@@ -426,13 +481,15 @@ void compile_member(const std::string& key, const json& v, Node& node, const std
   if (const auto dot = key.find('.'); dot != std::string::npos && dot > 0 && dot + 1 < key.size()) {
     Field& f = field_for(node, key.substr(0, dot));
     if (!f.child) f.child = std::make_unique<Node>();
-    compile_member(key.substr(dot + 1), v, *f.child, path.empty() ? key.substr(0, dot) : path + "." + key.substr(0, dot));
+    compile_member(key.substr(dot + 1), v, *f.child,
+                   path.empty() ? key.substr(0, dot) : path + "." + key.substr(0, dot));
     return;
   }
   if (v.is_array()) {
     Field& f = field_for(node, key);
     auto alts = compile_alternatives(v, here);
-    f.alternatives.insert(f.alternatives.end(), std::make_move_iterator(alts.begin()), std::make_move_iterator(alts.end()));
+    f.alternatives.insert(f.alternatives.end(), std::make_move_iterator(alts.begin()),
+                          std::make_move_iterator(alts.end()));
     f.has_leaf = true;
     return;
   }
@@ -447,12 +504,20 @@ void compile_member(const std::string& key, const json& v, Node& node, const std
 
 void compile_object(const json& obj, Node& node, const std::string& path) {
   if (obj.empty()) fail(path, "empty objects are not allowed");
-  for (const auto& [key, v] : obj.items()) {
-    if (key == "$or") {
-      compile_or(v, node, path);
-    } else {
-      compile_member(key, v, node, path);
+  if (const auto it = obj.find("$or"); it != obj.end()) {
+    // Validate this level's own fields once, with their real paths, before they are folded into each
+    // alternative.
+    for (const auto& [key, v] : obj.items()) {
+      if (key != "$or") {
+        Node scratch;
+        compile_member(key, v, scratch, path);
+      }
     }
+    compile_or(obj, *it, node, path);
+    return;
+  }
+  for (const auto& [key, v] : obj.items()) {
+    compile_member(key, v, node, path);
   }
 }
 
@@ -460,31 +525,46 @@ void compile_object(const json& obj, Node& node, const std::string& path) {
 
 bool match_value(const Matcher& m, const json& v) {
   switch (m.op) {
-    case Op::exact_string: return v.is_string() && v.get_ref<const std::string&>() == m.text;
-    case Op::exact_number: return v.is_number() && numbers_equal(v, m.number);
-    case Op::exact_bool: return v.is_boolean() && v.get<bool>() == m.flag;
-    case Op::exact_null: return v.is_null();
-    case Op::prefix: return v.is_string() && v.get_ref<const std::string&>().starts_with(m.text);
-    case Op::suffix: return v.is_string() && v.get_ref<const std::string&>().ends_with(m.text);
-    case Op::prefix_ic: return v.is_string() && starts_with_ic(v.get_ref<const std::string&>(), m.text);
-    case Op::suffix_ic: return v.is_string() && ends_with_ic(v.get_ref<const std::string&>(), m.text);
-    case Op::equals_ic: return v.is_string() && iequals_lowered(v.get_ref<const std::string&>(), m.text);
-    case Op::wildcard: return v.is_string() && m.wildcards.front().matches(v.get_ref<const std::string&>());
-    case Op::numeric: return v.is_number() && m.range.contains(v.get<double>());
+    case Op::exact_string:
+      return v.is_string() && v.get_ref<const std::string&>() == m.text;
+    case Op::exact_number:
+      return v.is_number() && numbers_equal(v, m.number);
+    case Op::exact_bool:
+      return v.is_boolean() && v.get<bool>() == m.flag;
+    case Op::exact_null:
+      return v.is_null();
+    case Op::prefix:
+      return v.is_string() && v.get_ref<const std::string&>().starts_with(m.text);
+    case Op::suffix:
+      return v.is_string() && v.get_ref<const std::string&>().ends_with(m.text);
+    case Op::prefix_ic:
+      return v.is_string() && starts_with_ic(v.get_ref<const std::string&>(), m.text);
+    case Op::suffix_ic:
+      return v.is_string() && ends_with_ic(v.get_ref<const std::string&>(), m.text);
+    case Op::equals_ic:
+      return v.is_string() && iequals_lowered(v.get_ref<const std::string&>(), m.text);
+    case Op::wildcard:
+      return v.is_string() && m.wildcards.front().matches(v.get_ref<const std::string&>());
+    case Op::numeric:
+      return v.is_number() && m.range.contains(v.get<double>());
     case Op::numeric_string: {
       if (v.is_number()) return m.range.contains(v.get<double>());
       if (!v.is_string()) return false;
       const auto n = parse_number(v.get_ref<const std::string&>());
       return n && m.range.contains(*n);
     }
-    case Op::exists: return true;
-    case Op::not_exists: return false;
-    case Op::cidr: return v.is_string() && m.cidr->contains(v.get_ref<const std::string&>());
+    case Op::exists:
+      return true;
+    case Op::not_exists:
+      return false;
+    case Op::cidr:
+      return v.is_string() && m.cidr->contains(v.get_ref<const std::string&>());
     case Op::anything_but_strings:
-      return !v.is_string() || std::find(m.texts.begin(), m.texts.end(), v.get_ref<const std::string&>()) == m.texts.end();
+      return !v.is_string() ||
+             std::find(m.texts.begin(), m.texts.end(), v.get_ref<const std::string&>()) == m.texts.end();
     case Op::anything_but_numbers:
-      return !v.is_number() ||
-             std::none_of(m.numbers.begin(), m.numbers.end(), [&](const json& n) { return numbers_equal(v, n); });
+      return !v.is_number() || std::none_of(m.numbers.begin(), m.numbers.end(),
+                                            [&](const json& n) { return numbers_equal(v, n); });
     case Op::anything_but_prefix:
       return !v.is_string() || std::none_of(m.texts.begin(), m.texts.end(), [&](const std::string& p) {
         return v.get_ref<const std::string&>().starts_with(p);
@@ -562,10 +642,27 @@ bool match_node(const Node& node, const json* obj) {
       if (it != obj->end()) v = &*it;
     }
     if (f.has_leaf && !match_leaf(f, v)) return false;
-    if (f.child && !match_child(*f.child, v)) return false;
+    if (f.child) {
+      // An event may spell a path with dots in one key ({"a.b": 1} is a.b). Rare: only then build a view
+      // that merges those keys under this field.
+      if (obj != nullptr) {
+        const auto& members = obj->get_ref<const json::object_t&>();
+        auto it = members.lower_bound(f.dotted);
+        if (it != members.end() && it->first.starts_with(f.dotted)) {
+          json view = v != nullptr && v->is_object() ? *v : json::object();
+          for (; it != members.end() && it->first.starts_with(f.dotted); ++it) {
+            view[it->first.substr(f.dotted.size())] = it->second;
+          }
+          if (!match_child(*f.child, &view)) return false;
+          continue;
+        }
+      }
+      if (!match_child(*f.child, v)) return false;
+    }
   }
   for (const auto& group : node.ors) {
-    if (std::none_of(group.begin(), group.end(), [&](const Node& alt) { return match_node(alt, obj); })) return false;
+    if (std::none_of(group.begin(), group.end(), [&](const Node& alt) { return match_node(alt, obj); }))
+      return false;
   }
   return true;
 }
