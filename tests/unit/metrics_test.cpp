@@ -1,0 +1,87 @@
+// The metrics registry: Prometheus text format, label escaping, histogram buckets and quantiles, and
+// lock-free updates from many threads.
+#include "evrouter/metrics/metrics.h"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+#include <vector>
+
+using evr::metrics::Registry;
+
+TEST(Metrics, RendersCountersGaugesAndHistogramsInTextFormat) {
+  Registry r;
+  r.counter("evrouter_webhooks_total", "Webhooks received.", {{"flow", "orders"}, {"result", "accepted"}})
+      .inc(3);
+  r.counter("evrouter_webhooks_total", "Webhooks received.", {{"flow", "orders"}, {"result", "accepted"}})
+      .inc();
+  r.gauge("evrouter_lane_ready", "Deliveries ready in memory.", {{"lane", "a/b/c"}}).set(7);
+  r.gauge_fn("evrouter_up", "1 while running.", {}, [] { return 1.0; });
+  auto& h = r.histogram("evrouter_commit_seconds", "Store commit latency.", {}, {0.001, 0.01});
+  h.observe(0.0005);
+  h.observe(0.005);
+  h.observe(5);
+  const std::string text = r.render();
+  EXPECT_NE(
+      text.find("# HELP evrouter_webhooks_total Webhooks received.\n# TYPE evrouter_webhooks_total counter\n"
+                "evrouter_webhooks_total{flow=\"orders\",result=\"accepted\"} 4\n"),
+      std::string::npos)
+      << text;
+  EXPECT_NE(text.find("# TYPE evrouter_lane_ready gauge\nevrouter_lane_ready{lane=\"a/b/c\"} 7\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("evrouter_up 1\n"), std::string::npos);
+  EXPECT_NE(text.find("# TYPE evrouter_commit_seconds histogram\n"
+                      "evrouter_commit_seconds_bucket{le=\"0.001\"} 1\n"
+                      "evrouter_commit_seconds_bucket{le=\"0.01\"} 2\n"
+                      "evrouter_commit_seconds_bucket{le=\"+Inf\"} 3\n"
+                      "evrouter_commit_seconds_sum 5.0055\n"
+                      "evrouter_commit_seconds_count 3\n"),
+            std::string::npos)
+      << text;
+  // Families come sorted by name.
+  EXPECT_LT(text.find("evrouter_commit_seconds"), text.find("evrouter_lane_ready"));
+}
+
+TEST(Metrics, EscapesLabelValuesAndRejectsBadNames) {
+  Registry r;
+  r.counter("x_total", "Help with \\ and\nnewline.", {{"path", "a\"b\\c\nd"}}).inc();
+  const std::string text = r.render();
+  EXPECT_NE(text.find("# HELP x_total Help with \\\\ and\\nnewline.\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("x_total{path=\"a\\\"b\\\\c\\nd\"} 1\n"), std::string::npos) << text;
+  EXPECT_THROW(r.counter("9bad", "x"), std::invalid_argument);
+  EXPECT_THROW(r.counter("ok_total", "x", {{"bad-label", "v"}}), std::invalid_argument);
+  EXPECT_THROW(r.gauge("x_total", "same name, other type"), std::invalid_argument);
+}
+
+TEST(Metrics, HistogramQuantilesInterpolateWithinBuckets) {
+  evr::metrics::Histogram h({1, 2, 4});
+  EXPECT_EQ(h.quantile(0.5), 0);
+  for (int i = 0; i < 50; ++i) h.observe(0.5);  // bucket (0, 1]
+  for (int i = 0; i < 50; ++i) h.observe(3);    // bucket (2, 4]
+  EXPECT_NEAR(h.quantile(0.5), 1.0, 1e-9);
+  EXPECT_NEAR(h.quantile(0.75), 3.0, 1e-9);
+  EXPECT_NEAR(h.quantile(1.0), 4.0, 1e-9);
+  h.observe(100);  // beyond the last bound: reported as the last bound
+  EXPECT_NEAR(h.quantile(1.0), 4.0, 1e-9);
+}
+
+TEST(Metrics, ConcurrentUpdatesAreNotLost) {
+  Registry r;
+  auto& c = r.counter("hits_total", "Hits.");
+  auto& h = r.histogram("lat_seconds", "Latency.");
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 100000; ++i) {
+        c.inc();
+        h.observe(0.002);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(c.value(), 400000U);
+  EXPECT_EQ(h.snapshot().count, 400000U);
+  EXPECT_NEAR(h.snapshot().sum, 800.0, 1e-6);
+  // The same series is returned for the same name and labels.
+  EXPECT_EQ(&r.counter("hits_total", "Hits."), &c);
+}
