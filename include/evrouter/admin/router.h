@@ -1,0 +1,65 @@
+#pragma once
+// Routing for the admin API: requests as plain values, routes as "METHOD /path/{param}" templates, answers
+// as JSON. Independent of the HTTP server so handlers can be tested without a socket.
+
+#include <functional>
+#include <map>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace evr::admin {
+
+struct Request {
+  std::string method;                         // "GET", "POST", ...
+  std::string path;                           // decoded path, no query
+  std::map<std::string, std::string> query;   // decoded query parameters (last one wins)
+  std::map<std::string, std::string> params;  // filled by the router from {name} segments
+  std::string body;
+
+  // A query parameter, or `fallback` when absent.
+  std::string q(const std::string& name, const std::string& fallback = "") const;
+};
+
+struct Response {
+  unsigned status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+
+  static Response json(unsigned status, std::string body);
+  // {"error": code, "message": message}
+  static Response error(unsigned status, std::string_view code, std::string_view message);
+};
+
+using Handler = std::function<Response(const Request&)>;
+
+class Router {
+ public:
+  // `path` segments written {name} match any one segment and are passed in Request::params.
+  void add(std::string method, std::string path, Handler handler);
+  // 404 when no path matches, 405 (with Allow) when the path exists for other methods.
+  Response route(Request& request) const;
+
+  struct Route {
+    std::string method;
+    std::string path;
+  };
+  // Every route, for the OpenAPI check and GET /v1.
+  std::vector<Route> routes() const;
+
+ private:
+  struct Entry {
+    std::string method;
+    std::string path;
+    std::vector<std::string> segments;
+    Handler handler;
+  };
+  std::vector<Entry> entries_;
+};
+
+// Splits "/a/b?x=1&y=%20" into a decoded path and query map. Returns false on a malformed escape.
+bool parse_target(std::string_view target, std::string& path, std::map<std::string, std::string>& query);
+
+}  // namespace evr::admin

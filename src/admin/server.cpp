@@ -1,0 +1,182 @@
+#include "evrouter/admin/server.h"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <optional>
+#include <thread>
+
+#include "evrouter/common/crypto.h"
+#include "evrouter/common/log.h"
+
+namespace evr::admin {
+namespace {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+
+bool is_public(const std::string& path) {
+  return path == "/healthz" || path == "/readyz";
+}
+
+// One connection: read a request (with a deadline), authorise, route, answer, keep alive.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, const Options& options, const Router& router)
+      : stream_(std::move(socket)), options_(options), router_(router) {}
+
+  void start() { read(); }
+
+ private:
+  void read() {
+    parser_.emplace();
+    parser_->header_limit(16 * 1024);
+    parser_->body_limit(options_.max_body_bytes);
+    stream_.expires_after(first_ ? options_.request_timeout : options_.idle_timeout);
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
+  }
+
+  void on_read(beast::error_code ec) {
+    if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
+        ec == net::error::operation_aborted) {
+      return close();
+    }
+    if (ec == http::error::body_limit) {
+      return write(Response::error(413, "payload_too_large", "request body too large"), false);
+    }
+    if (ec)
+      return write(Response::error(400, "bad_request", "malformed HTTP request: " + ec.message()), false);
+    auto& req = parser_->get();
+    Request r;
+    r.method = std::string(req.method_string());
+    if (!parse_target(req.target(), r.path, r.query)) {
+      return write(Response::error(400, "bad_request", "malformed percent-encoding in the URL"), false);
+    }
+    if (options_.token && !is_public(r.path)) {
+      constexpr std::string_view kBearer = "Bearer ";
+      const std::string_view auth = req[http::field::authorization];
+      const bool ok = auth.size() > kBearer.size() && auth.substr(0, kBearer.size()) == kBearer &&
+                      crypto::constant_time_equal(auth.substr(kBearer.size()), *options_.token);
+      if (!ok) {
+        auto resp = Response::error(401, "unauthorized",
+                                    auth.empty() ? "an Authorization: Bearer <token> header is required"
+                                                 : "the admin token is not valid");
+        resp.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"evrouter-admin\"");
+        return write(std::move(resp), req.keep_alive());
+      }
+    }
+    r.body = std::move(req.body());
+    const bool head = req.method() == http::verb::head;
+    Response resp = router_.route(r);
+    if (head) resp.body.clear();
+    write(std::move(resp), req.keep_alive());
+  }
+
+  void write(Response r, bool keep_alive) {
+    auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(r.status), 11);
+    res->set(http::field::server, "evrouter");
+    res->set(http::field::content_type, r.content_type);
+    res->set(http::field::cache_control, "no-store");
+    for (const auto& [k, v] : r.headers) res->set(k, v);
+    res->body() = std::move(r.body);
+    res->keep_alive(keep_alive);
+    res->prepare_payload();
+    stream_.expires_after(options_.request_timeout);
+    http::async_write(stream_, *res,
+                      [self = shared_from_this(), res, keep_alive](beast::error_code ec, std::size_t) {
+                        if (ec || !keep_alive) return self->close();
+                        self->first_ = false;
+                        self->read();
+                      });
+  }
+
+  void close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+    stream_.socket().close(ec);
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  const Options& options_;
+  const Router& router_;
+  bool first_ = true;
+};
+
+class ServerImpl final : public Server {
+ public:
+  ServerImpl(Options options, const Router& router) : options_(std::move(options)), router_(router) {}
+  ~ServerImpl() override { stop(); }
+
+  void start() override {
+    beast::error_code ec;
+    const auto address = net::ip::make_address(options_.listen, ec);
+    if (ec) throw std::runtime_error("admin.listen: invalid address " + options_.listen);
+    if (!options_.token && !address.is_loopback()) {
+      throw std::runtime_error("admin.listen " + options_.listen +
+                               " is not a loopback address: set admin.token to expose the admin API");
+    }
+    const tcp::endpoint ep(address, options_.port);
+    acceptor_.open(ep.protocol());
+    acceptor_.set_option(tcp::acceptor::reuse_address(true));
+    acceptor_.bind(ep, ec);
+    if (ec) {
+      throw std::runtime_error("cannot listen on " + options_.listen + ":" + std::to_string(options_.port) +
+                               " (admin): " + ec.message());
+    }
+    acceptor_.listen();
+    port_ = acceptor_.local_endpoint().port();
+    accept();
+    thread_ = std::thread([this] { ioc_.run(); });
+  }
+
+  uint16_t port() const override { return port_; }
+
+  void stop() override {
+    if (!thread_.joinable()) return;
+    net::post(ioc_, [this] {
+      beast::error_code ec;
+      acceptor_.close(ec);
+    });
+    ioc_.stop();
+    thread_.join();
+  }
+
+ private:
+  void accept() {
+    acceptor_.async_accept(ioc_, [this](beast::error_code ec, tcp::socket socket) {
+      if (ec) {
+        if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
+        log::warn("admin accept failed", {{"error", ec.message()}});
+      } else {
+        std::make_shared<Session>(std::move(socket), options_, router_)->start();
+      }
+      accept();
+    });
+  }
+
+  Options options_;
+  const Router& router_;
+  net::io_context ioc_{1};
+  tcp::acceptor acceptor_{ioc_};
+  std::thread thread_;
+  uint16_t port_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Server> make_server(Options options, const Router& router) {
+  return std::make_unique<ServerImpl>(std::move(options), router);
+}
+
+}  // namespace evr::admin
