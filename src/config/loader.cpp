@@ -790,6 +790,36 @@ void parse_store(Reader& r, const Node* n, Store& s) {
   }
 }
 
+void parse_admin(Reader& r, const Node* n, Admin& a) {
+  Map m(r, n, "admin");
+  if (!m.valid()) return;
+  if (!m.present()) return;
+  a.where = r.where(*n);
+  a.enabled = true;
+  m.allow({"enabled", "listen", "port", "token"});
+  if (const Node* v = m.get("enabled"); given(v)) {
+    if (auto b = get_bool(r, *v, m.path("enabled"))) a.enabled = *b;
+  }
+  if (const Node* v = m.get("listen"); given(v)) {
+    if (auto str = get_string(r, *v, m.path("listen"), "an IP address")) {
+      if (valid_ip(*str)) {
+        a.listen = *str;
+      } else {
+        r.error(*v, m.path("listen"), "expected an IP address, e.g. 127.0.0.1 or 0.0.0.0, found " + found(*v));
+      }
+    }
+  }
+  if (const Node* v = m.get("port"); given(v)) {
+    if (auto i = get_int(r, *v, m.path("port"), 0, 65535)) a.port = static_cast<uint16_t>(*i);
+  }
+  if (const Node* v = m.get("token"); given(v)) {
+    if (auto ref = get_secret(r, *v, m.path("token"))) {
+      // Optional: unset means loopback only, without auth; the daemon says so at start.
+      a.token = std::move(*ref);
+    }
+  }
+}
+
 void parse_log(Reader& r, const Node* n, Log& l) {
   Map m(r, n, "log");
   if (!m.valid()) return;
@@ -1316,10 +1346,11 @@ LoadResult load(const fs::path& config_file, const LoadOptions& options) {
   auto root = read_yaml(r, config_file, "a mapping with server, store, log, flows and connections");
   if (root) {
     Map m(r, &*root, "");
-    m.allow({"server", "store", "log", "flows", "connections"});
+    m.allow({"server", "store", "log", "admin", "flows", "connections"});
     parse_server(r, m.get("server"), config.server);
     parse_store(r, m.get("store"), config.store);
     parse_log(r, m.get("log"), config.log);
+    parse_admin(r, m.get("admin"), config.admin);
     if (const Node* v = m.get("connections"); given(v)) {
       Map cm(r, v, "connections");
       if (cm.valid()) {

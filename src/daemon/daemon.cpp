@@ -1,5 +1,6 @@
 #include "evrouter/daemon/daemon.h"
 
+#include "daemon/admin_api.h"
 #include "evrouter/common/log.h"
 #include "evrouter/store/sqlite_store.h"
 
@@ -36,6 +37,7 @@ void Daemon::start() {
     config_.server.public_base_url = "http://127.0.0.1:" + std::to_string(server_->port());
     std::atomic_store(&routes_, resolve_routes(config_, *store_));
   }
+  start_admin();
   ready_ = true;
   log::info("evrouter listening", {{"address", config_.server.listen},
                                    {"port", std::to_string(server_->port())},
@@ -53,6 +55,7 @@ void Daemon::stop() {
   ready_ = false;
   const auto grace = config_.server.shutdown_grace;
   const auto t0 = std::chrono::steady_clock::now();
+  if (admin_) admin_->stop();
   // 1. Stop taking webhooks; answers in progress are completed (their commits are awaited).
   if (server_) server_->stop(grace);
   // 2. Stop delivering; requests in flight get what is left of the grace period.
@@ -65,6 +68,34 @@ void Daemon::stop() {
   dispatcher_.reset();
   server_.reset();
   log::info("evrouter stopped");
+}
+
+void Daemon::start_admin() {
+  const auto& a = config_.admin;
+  if (!a.enabled) {
+    log::info("admin API disabled (admin.enabled: false)");
+    return;
+  }
+  admin::Options o;
+  o.listen = a.listen;
+  o.port = a.port;
+  if (a.token) o.token = a.token->resolve();
+  if (!o.token && o.listen != "127.0.0.1" && o.listen != "::1") {
+    log::warn(
+        "admin API has no token: listening on loopback only",
+        {{"asked", a.listen}, {"token", a.token ? a.token->describe() + " (not set)" : "none configured"}});
+    o.listen = "127.0.0.1";
+  }
+  admin_router_ = std::make_unique<admin::Router>(make_admin_router(*this));
+  admin_ = admin::make_server(o, *admin_router_);
+  admin_->start();
+  log::info("admin API listening", {{"address", o.listen},
+                                    {"port", std::to_string(admin_->port())},
+                                    {"auth", o.token ? "bearer token" : "none (loopback only)"}});
+}
+
+uint16_t Daemon::admin_port() const {
+  return admin_ ? admin_->port() : 0;
 }
 
 uint16_t Daemon::port() const {

@@ -111,6 +111,15 @@ struct Store {
   int commit_max_batch = 2048;
 };
 
+// The admin API (REST + /metrics + dashboard) on its own port; on when the config has an `admin:` section.
+struct Admin {
+  bool enabled = false;
+  std::string listen = "127.0.0.1";
+  uint16_t port = 8081;
+  std::optional<SecretRef> token;  // bearer token; unset = loopback only, no auth
+  SourceLocation where;
+};
+
 struct Log {
   std::string level = "info";   // trace, debug, info, warn, error
   std::string format = "text";  // text | json
@@ -121,6 +130,7 @@ struct Config {
   Server server;
   Store store;
   Log log;
+  Admin admin;
   std::map<std::string, Connection> connections;
   std::vector<std::string> flow_paths;  // files or directories (every *.yaml / *.yml inside)
   std::vector<Flow> flows;

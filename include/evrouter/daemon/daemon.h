@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <memory>
 
+#include "evrouter/admin/router.h"
+#include "evrouter/admin/server.h"
 #include "evrouter/config/config.h"
 #include "evrouter/dispatcher/dispatcher.h"
 #include "evrouter/flow/routes.h"
@@ -27,6 +29,8 @@ class Daemon final : public listener::Pipeline {
   void stop();
 
   uint16_t port() const;
+  // The admin API's port; 0 when it is disabled.
+  uint16_t admin_port() const;
   const config::Config& config() const { return config_; }
   store::Store& store() { return *store_; }
 
@@ -36,11 +40,15 @@ class Daemon final : public listener::Pipeline {
   bool ready() const override { return ready_; }
 
  private:
+  void start_admin();
+
   config::Config config_;
   std::unique_ptr<store::Store> store_;
   std::shared_ptr<const flow::Routes> routes_;
   std::unique_ptr<dispatcher::Dispatcher> dispatcher_;
   std::unique_ptr<listener::Server> server_;
+  std::unique_ptr<admin::Router> admin_router_;
+  std::unique_ptr<admin::Server> admin_;
   bool ready_ = false;
   bool stopped_ = false;
 };

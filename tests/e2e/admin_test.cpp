@@ -1,0 +1,59 @@
+// The admin API of a running daemon: health without a token, everything else behind it, Prometheus text,
+// flows with their listener URLs, store totals after a webhook.
+#include <gtest/gtest.h>
+
+#include "e2e/pipeline_fixture.h"
+
+using namespace evr;
+using namespace evr::test;
+using namespace std::chrono_literals;
+
+TEST_F(PipelineTest, AdminApiServesHealthMetricsAndFlows) {
+  ::setenv("EVR_TEST_ADMIN_TOKEN", "admin-token-for-tests", 1);
+  auto cfg = make_config();
+  cfg.admin.enabled = true;
+  cfg.admin.port = 0;
+  cfg.admin.token = config::SecretRef{config::SecretRef::Kind::env, "EVR_TEST_ADMIN_TOKEN", {}};
+  start(cfg);
+  const uint16_t admin = daemon_->admin_port();
+  ASSERT_NE(admin, 0);
+  ASSERT_NE(admin, daemon_->port());
+  const std::vector<std::pair<std::string, std::string>> auth{
+      {"Authorization", "Bearer admin-token-for-tests"}};
+
+  EXPECT_EQ(http_request(admin, "GET", "/healthz", {}, "").status, 200);
+  EXPECT_EQ(http_request(admin, "GET", "/readyz", {}, "").status, 200);
+  EXPECT_EQ(http_request(admin, "GET", "/metrics", {}, "").status, 401);
+  EXPECT_EQ(http_request(admin, "GET", "/v1/flows", {{"Authorization", "Bearer nope"}}, "").status, 401);
+
+  ASSERT_EQ(post(order("150.00")).status, 200);
+  ASSERT_TRUE(sink_.wait_for(1, 10s));
+
+  auto flows = http_request(admin, "GET", "/v1/flows", auth, "");
+  ASSERT_EQ(flows.status, 200) << flows.body;
+  const auto j = nlohmann::json::parse(flows.body);
+  ASSERT_EQ(j["flows"].size(), 1U);
+  EXPECT_EQ(j["flows"][0]["name"], "orders");
+  EXPECT_EQ(j["flows"][0]["listener_url"],
+            "http://127.0.0.1:" + std::to_string(daemon_->port()) + "/hooks/" + kListener);
+  EXPECT_EQ(j["flows"][0]["branches"][0]["lanes"][0], "orders/priority/sink");
+  EXPECT_EQ(http_request(admin, "GET", "/v1/flows/nope", auth, "").status, 404);
+
+  // The delivery's outcome is recorded asynchronously after the sink answers.
+  nlohmann::json stats;
+  for (int i = 0; i < 100; ++i) {
+    stats = nlohmann::json::parse(http_request(admin, "GET", "/v1/stats", auth, "").body);
+    if (stats["deliveries"]["delivered"] == 1) break;
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_EQ(stats["events"], 1);
+  EXPECT_EQ(stats["deliveries"]["delivered"], 1);
+
+  auto metrics = http_request(admin, "GET", "/metrics", auth, "");
+  ASSERT_EQ(metrics.status, 200);
+  EXPECT_EQ(metrics.headers["content-type"], "text/plain; version=0.0.4; charset=utf-8");
+  EXPECT_NE(metrics.body.find("# TYPE evrouter_store_events gauge\nevrouter_store_events 1\n"),
+            std::string::npos)
+      << metrics.body;
+  EXPECT_NE(metrics.body.find("evrouter_store_deliveries{state=\"delivered\"} 1\n"), std::string::npos);
+}
