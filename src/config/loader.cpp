@@ -1350,9 +1350,17 @@ void parse_source(Reader& r, const Node* n, const Node& root, Source& s, bool re
     }
     const Node* type_given = nullptr;
     std::string type_key;
+    // In file order, so the second one written is the one reported.
+    std::vector<const char*> type_keys;
     for (const char* key : {"event_type", "type_header", "type_field"}) {
+      if (given(m.get(key))) type_keys.push_back(key);
+    }
+    std::sort(type_keys.begin(), type_keys.end(), [&m](const char* a, const char* b) {
+      return std::pair(m.key_node(a)->line, m.key_node(a)->column) <
+             std::pair(m.key_node(b)->line, m.key_node(b)->column);
+    });
+    for (const char* key : type_keys) {
       const Node* v = m.get(key);
-      if (!given(v)) continue;
       if (type_given != nullptr) {
         r.error(*m.key_node(key), m.path(key),
                 "use one of event_type, type_header or type_field, not both " + type_key + " and " + key);

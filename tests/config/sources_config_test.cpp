@@ -175,7 +175,7 @@ source: {type: bus, listener_id: aaaaaaaaaaaaaaaaaaaaaaaa, sources: ["bad source
           "the header carrying the signature, e.g. X-Hub-Signature-256)"))
       << all(r);
   EXPECT_TRUE(
-      has(r, "flows/a.yaml:4:40: error: source.verify.algorithm: expected one of sha256, sha1, found 'md5'"))
+      has(r, "flows/a.yaml:4:35: error: source.verify.algorithm: expected one of sha256, sha1, found 'md5'"))
       << all(r);
   EXPECT_TRUE(has(r,
                   "flows/a.yaml:6:3: error: source.event_type: use one of event_type, type_header or "
@@ -192,7 +192,7 @@ source: {type: bus, listener_id: aaaaaaaaaaaaaaaaaaaaaaaa, sources: ["bad source
                   "topics)"))
       << all(r);
   EXPECT_TRUE(has(r,
-                  "flows/b.yaml:4:53: error: source.verify.secret: env EVR_TEST_SW_BAD is not a Standard "
+                  "flows/b.yaml:4:45: error: source.verify.secret: env EVR_TEST_SW_BAD is not a Standard "
                   "Webhooks secret (whsec_ followed by base64)"))
       << all(r);
   EXPECT_TRUE(
