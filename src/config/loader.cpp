@@ -16,6 +16,7 @@
 #include "evrouter/config/env.h"
 #include "evrouter/config/yaml_json.h"
 #include "evrouter/pattern/pattern.h"
+#include "evrouter/source/source.h"
 
 namespace evr::config {
 namespace {
@@ -168,6 +169,11 @@ std::string join(const Range& items, const char* sep = ", ") {
 bool matches(const std::string& text, const char* re) {
   return std::regex_match(text, std::regex(re));
 }
+
+constexpr const char* kHeaderName = "[!#$%&'*+.^_`|~0-9A-Za-z-]+";
+// Published sources and webhook source names: what an envelope's "source" may hold.
+constexpr const char* kSourceName = "[A-Za-z0-9._/:-]{1,256}";
+constexpr const char* kSourceNameText = "1 to 256 characters from A-Z a-z 0-9 . _ / : -";
 
 // ---------------------------------------------------------------------------------------------------
 // Reports problems of one file.
@@ -820,6 +826,83 @@ void parse_admin(Reader& r, const Node* n, Admin& a) {
   }
 }
 
+void parse_publish(Reader& r, const Node* n, Publish& p, bool require_secrets) {
+  Map m(r, n, "publish");
+  if (!m.valid() || !m.present()) return;
+  m.allow({"max_entries", "keys"});
+  if (const Node* v = m.get("max_entries"); given(v)) {
+    if (auto i = get_int(r, *v, m.path("max_entries"), 1, 1000)) p.max_entries = static_cast<int>(*i);
+  }
+  const Node* keys = m.get("keys");
+  if (!given(keys) || keys->bad) {
+    if (!given(keys))
+      r.warning(*m.node(), m.path("keys"), "no publish key is configured: the publish API is off");
+    return;
+  }
+  if (keys->kind != Node::Kind::sequence) {
+    r.error(*keys, m.path("keys"), "expected a sequence of keys {name, key, sources}, found " + found(*keys));
+    return;
+  }
+  std::map<std::string, int> names;
+  for (std::size_t i = 0; i < keys->items.size(); ++i) {
+    const Node& item = keys->items[i];
+    const std::string path = index_path(m.path("keys"), i);
+    Map km(r, &item, path);
+    if (!km.valid()) continue;
+    if (!km.present()) {
+      r.error(item, path, "expected a key {name, key, sources}, found an empty value");
+      continue;
+    }
+    km.allow({"name", "key", "sources"});
+    PublishKey k;
+    k.where = r.where(item);
+    if (const Node* v = km.get("name"); given(v)) {
+      if (auto s =
+              get_name(r, *v, km.path("name"), "[A-Za-z0-9_.-]+", "a key name made of A-Z a-z 0-9 _ . -")) {
+        k.name = *s;
+        auto [it, inserted] = names.emplace(k.name, v->line);
+        if (!inserted) {
+          r.error(*v, km.path("name"),
+                  "duplicate key name '" + k.name + "' (first at line " + std::to_string(it->second) + ")");
+        }
+      }
+    } else {
+      km.missing("name", item, "a name for the producer holding this key, e.g. orders-service");
+    }
+    if (const Node* v = km.get("key"); given(v)) {
+      if (auto ref = get_secret(r, *v, km.path("key"))) {
+        check_secret(r, *v, km.path("key"), *ref, require_secrets);
+        k.key = std::move(*ref);
+      }
+    } else {
+      km.missing("key", item, "a secret reference {env: NAME} or {file: PATH}");
+    }
+    if (const Node* v = km.get("sources"); given(v)) {
+      auto list =
+          get_string_list(r, *v, km.path("sources"), "a sequence of sources, e.g. [app.orders, \"app.*\"]");
+      if (list && list->empty()) {
+        r.error(*v, km.path("sources"), "expected at least one source, e.g. [app.orders]");
+      } else if (list) {
+        for (std::size_t j = 0; j < list->size(); ++j) {
+          const auto& [name, node] = (*list)[j];
+          const std::string sp =
+              v->kind == Node::Kind::sequence ? index_path(km.path("sources"), j) : km.path("sources");
+          if (!matches(name, "[A-Za-z0-9._/:*-]{1,256}")) {
+            r.error(*node, sp,
+                    "expected a source such as app.orders or app.* (" + std::string(kSourceNameText) +
+                        ", and * for any run of characters), found " + found(*node));
+          } else {
+            k.sources.push_back(name);
+          }
+        }
+      }
+    } else {
+      km.missing("sources", item, "the sources this key may publish, e.g. [app.orders, \"app.*\"]");
+    }
+    p.keys.push_back(std::move(k));
+  }
+}
+
 void parse_log(Reader& r, const Node* n, Log& l) {
   Map m(r, n, "log");
   if (!m.valid()) return;
@@ -1097,27 +1180,9 @@ void parse_match(Reader& r, const Node& n, const std::string& path, Branch& b) {
   b.match = std::move(pattern);
 }
 
-void parse_source(Reader& r, const Node* n, const Node& root, Source& s, bool require_secrets,
-                  FlowResult& result) {
-  if (!given(n)) {
-    r.error(root, "source",
-            "required key 'source' is missing (expected {type: shopify, secret: {env: NAME}})");
-    return;
-  }
-  s.where = r.where(*n);
-  Map m(r, n, "source");
-  if (!m.valid()) return;
-  m.allow({"type", "listener_id", "secret", "secrets", "topics"});
-  if (const Node* v = m.get("type"); given(v)) {
-    if (auto t = get_choice(r, *v, m.path("type"), {"shopify"})) s.type = *t;
-  }
-  if (const Node* v = m.get("listener_id"); given(v)) {
-    if (auto id = get_name(r, *v, m.path("listener_id"), "[A-Za-z0-9_-]{22,64}",
-                           "22 to 64 characters from A-Z a-z 0-9 _ -")) {
-      s.listener_id = *id;
-      result.listener_id_where = r.where(*v);
-    }
-  }
+// `secret: {...}` or `secrets: [{...}, ...]` in mapping `m` (exactly one of them); appends to `out`.
+void parse_secret_list(Reader& r, Map& m, const Node& n, std::vector<SecretRef>& out, bool require_secrets,
+                       const std::string& expected) {
   const Node* one = m.get("secret");
   const Node* many = m.get("secrets");
   if (given(one) && given(many)) {
@@ -1127,7 +1192,7 @@ void parse_source(Reader& r, const Node* n, const Node& root, Source& s, bool re
   if (given(one)) {
     if (auto ref = get_secret(r, *one, m.path("secret"))) {
       check_secret(r, *one, m.path("secret"), *ref, require_secrets);
-      s.secrets.push_back(std::move(*ref));
+      out.push_back(std::move(*ref));
     }
   }
   if (given(many) && !many->bad) {
@@ -1141,13 +1206,238 @@ void parse_source(Reader& r, const Node* n, const Node& root, Source& s, bool re
         const std::string p = index_path(m.path("secrets"), i);
         if (auto ref = get_secret(r, many->items[i], p)) {
           check_secret(r, many->items[i], p, *ref, require_secrets);
-          s.secrets.push_back(std::move(*ref));
+          out.push_back(std::move(*ref));
         }
       }
     }
   }
-  if (!given(one) && !given(many)) {
-    m.missing("secret", *n, "the webhook signing secret, e.g. {env: SHOPIFY_WEBHOOK_SECRET}");
+  if (!given(one) && !given(many)) m.missing("secret", n, expected);
+}
+
+// A secret that must be given under `key` (basic password, bearer token).
+void parse_required_secret(Reader& r, Map& m, const Node& n, const char* key, std::vector<SecretRef>& out,
+                           bool require_secrets) {
+  const Node* v = m.get(key);
+  if (!given(v)) {
+    m.missing(key, n, "a secret reference {env: NAME} or {file: PATH}");
+    return;
+  }
+  if (auto ref = get_secret(r, *v, m.path(key))) {
+    check_secret(r, *v, m.path(key), *ref, require_secrets);
+    out.push_back(std::move(*ref));
+  }
+}
+
+void parse_verify(Reader& r, const Node& n, const std::string& path, Verify& v, bool require_secrets) {
+  v.where = r.where(n);
+  if (n.bad) return;
+  if (n.kind == Node::Kind::scalar && n.text == "none") {
+    v.type = Verify::Type::none;
+  } else {
+    Map m(r, &n, path);
+    if (!m.valid()) return;
+    const Node* type = m.get("type");
+    if (!given(type)) {
+      m.missing("type", n, "hmac, standard-webhooks, basic, bearer or none");
+      return;
+    }
+    auto t = get_choice(r, *type, m.path("type"), {"hmac", "standard-webhooks", "basic", "bearer", "none"});
+    if (!t) return;
+    if (*t == "hmac") {
+      v.type = Verify::Type::hmac;
+      m.allow({"type", "header", "algorithm", "encoding", "prefix", "secret", "secrets"});
+      if (const Node* h = m.get("header"); given(h)) {
+        if (auto s = get_name(r, *h, m.path("header"), kHeaderName, "an HTTP header name")) v.header = *s;
+      } else {
+        m.missing("header", n, "the header carrying the signature, e.g. X-Hub-Signature-256");
+      }
+      if (const Node* a = m.get("algorithm"); given(a)) {
+        if (auto s = get_choice(r, *a, m.path("algorithm"), {"sha256", "sha1"})) {
+          v.algorithm = *s == "sha1" ? Verify::Algorithm::sha1 : Verify::Algorithm::sha256;
+        }
+      }
+      if (const Node* e = m.get("encoding"); given(e)) {
+        if (auto s = get_choice(r, *e, m.path("encoding"), {"hex", "base64"})) {
+          v.encoding = *s == "hex" ? Verify::Encoding::hex : Verify::Encoding::base64;
+        }
+      }
+      if (const Node* p = m.get("prefix"); given(p)) {
+        if (auto s = get_name(r, *p, m.path("prefix"), R"([!-~]{1,32})",
+                              "up to 32 printable characters without spaces, e.g. sha256=")) {
+          v.prefix = *s;
+        }
+      }
+      parse_secret_list(r, m, n, v.secrets, require_secrets,
+                        "the signing secret, e.g. {env: GITHUB_WEBHOOK_SECRET}");
+    } else if (*t == "standard-webhooks") {
+      v.type = Verify::Type::standard_webhooks;
+      m.allow({"type", "secret", "secrets", "tolerance"});
+      if (const Node* d = m.get("tolerance"); given(d)) {
+        if (auto ms = get_duration(r, *d, m.path("tolerance"))) v.tolerance = *ms;
+      }
+      const std::size_t first = v.secrets.size();
+      parse_secret_list(r, m, n, v.secrets, require_secrets,
+                        "the signing secret (whsec_...), e.g. {env: WEBHOOK_SECRET}");
+      for (std::size_t i = first; i < v.secrets.size(); ++i) {
+        const SecretRef& ref = v.secrets[i];
+        if (auto value = ref.resolve(); value && !source::standard_webhooks_key(*value)) {
+          Node at;
+          at.line = ref.where.line;
+          at.column = ref.where.column;
+          r.error(at, m.path(v.secrets.size() - first > 1 ? "secrets" : "secret"),
+                  ref.describe() + " is not a Standard Webhooks secret (whsec_ followed by base64)");
+        }
+      }
+    } else if (*t == "basic") {
+      v.type = Verify::Type::basic;
+      m.allow({"type", "username", "password"});
+      if (const Node* u = m.get("username"); given(u)) {
+        if (auto s = get_name(r, *u, m.path("username"), "[^:\\s]{1,128}",
+                              "a user name of 1 to 128 characters without ':' or spaces")) {
+          v.username = *s;
+        }
+      } else {
+        m.missing("username", n, "a user name");
+      }
+      parse_required_secret(r, m, n, "password", v.secrets, require_secrets);
+    } else if (*t == "bearer") {
+      v.type = Verify::Type::bearer;
+      m.allow({"type", "token"});
+      parse_required_secret(r, m, n, "token", v.secrets, require_secrets);
+    } else {
+      v.type = Verify::Type::none;
+      m.allow({"type"});
+    }
+  }
+  if (v.type == Verify::Type::none) {
+    r.warning(
+        n, path,
+        "verify type none accepts every request that reaches the listener URL; use it only on a private "
+        "network or behind a proxy that authenticates producers");
+  }
+}
+
+void parse_source(Reader& r, const Node* n, const Node& root, Source& s, bool require_secrets,
+                  FlowResult& result) {
+  if (!given(n)) {
+    r.error(root, "source",
+            "required key 'source' is missing (expected {type: shopify, secret: {env: NAME}})");
+    return;
+  }
+  s.where = r.where(*n);
+  Map m(r, n, "source");
+  if (!m.valid()) return;
+  if (const Node* v = m.get("type"); given(v)) {
+    if (auto t = get_choice(r, *v, m.path("type"), {"shopify", "webhook", "bus"})) s.type = *t;
+  }
+  if (s.type == "bus") {
+    m.allow({"type", "sources"});
+    if (const Node* v = m.get("sources"); given(v)) {
+      if (auto list = get_string_list(r, *v, m.path("sources"),
+                                      "a sequence of sources, e.g. [app.orders, \"app.*\"]")) {
+        for (std::size_t i = 0; i < list->size(); ++i) {
+          const auto& [name, node] = (*list)[i];
+          const std::string p =
+              v->kind == Node::Kind::sequence ? index_path(m.path("sources"), i) : m.path("sources");
+          if (!matches(name, "[A-Za-z0-9._/:*-]{1,256}")) {
+            r.error(*node, p,
+                    "expected a source such as app.orders or app.* (" + std::string(kSourceNameText) +
+                        ", and * for any run of characters), found " + found(*node));
+          } else {
+            s.sources.push_back(name);
+          }
+        }
+      }
+    }
+    return;
+  }
+  if (s.type == "webhook") {
+    m.allow({"type", "listener_id", "verify", "name", "event_type", "type_header", "type_field", "id_header",
+             "keep_headers", "topics"});
+  } else {
+    m.allow({"type", "listener_id", "secret", "secrets", "topics"});
+  }
+  if (const Node* v = m.get("listener_id"); given(v)) {
+    if (auto id = get_name(r, *v, m.path("listener_id"), "[A-Za-z0-9_-]{22,64}",
+                           "22 to 64 characters from A-Z a-z 0-9 _ -")) {
+      s.listener_id = *id;
+      result.listener_id_where = r.where(*v);
+    }
+  }
+  if (s.type == "shopify") {
+    parse_secret_list(r, m, *n, s.secrets, require_secrets,
+                      "the webhook signing secret, e.g. {env: SHOPIFY_WEBHOOK_SECRET}");
+  } else {
+    if (const Node* v = m.get("verify"); given(v)) {
+      parse_verify(r, *v, m.path("verify"), s.verify, require_secrets);
+    } else {
+      m.missing(
+          "verify", *n,
+          "how requests are authenticated: {type: hmac | standard-webhooks | basic | bearer | none, ...}");
+    }
+    if (const Node* v = m.get("name"); given(v)) {
+      if (auto name = get_name(r, *v, m.path("name"), kSourceName, kSourceNameText)) s.name = *name;
+    }
+    const Node* type_given = nullptr;
+    std::string type_key;
+    // In file order, so the second one written is the one reported.
+    std::vector<const char*> type_keys;
+    for (const char* key : {"event_type", "type_header", "type_field"}) {
+      if (given(m.get(key))) type_keys.push_back(key);
+    }
+    std::sort(type_keys.begin(), type_keys.end(), [&m](const char* a, const char* b) {
+      return std::pair(m.key_node(a)->line, m.key_node(a)->column) <
+             std::pair(m.key_node(b)->line, m.key_node(b)->column);
+    });
+    for (const char* key : type_keys) {
+      const Node* v = m.get(key);
+      if (type_given != nullptr) {
+        r.error(*m.key_node(key), m.path(key),
+                "use one of event_type, type_header or type_field, not both " + type_key + " and " + key);
+        continue;
+      }
+      type_given = v;
+      type_key = key;
+      std::optional<std::string> value;
+      if (std::string_view(key) == "event_type") {
+        value = get_name(r, *v, m.path(key), "[^\\x00-\\x1f\\x7f]{1,256}",
+                         "an event type of 1 to 256 characters");
+        if (value) s.event_type = *value;
+      } else if (std::string_view(key) == "type_header") {
+        value = get_name(r, *v, m.path(key), kHeaderName, "an HTTP header name, e.g. X-GitHub-Event");
+        if (value) s.type_header = *value;
+      } else {
+        value =
+            get_name(r, *v, m.path(key), "[^\\x00-\\x1f\\x7f]{1,128}", "the name of a top-level body field");
+        if (value) s.type_field = *value;
+      }
+    }
+    if (const Node* v = m.get("id_header"); given(v)) {
+      if (auto h = get_name(r, *v, m.path("id_header"), kHeaderName,
+                            "an HTTP header name, e.g. X-GitHub-Delivery")) {
+        s.id_header = *h;
+      }
+    }
+    if (const Node* v = m.get("keep_headers"); given(v)) {
+      if (auto list = get_string_list(r, *v, m.path("keep_headers"), "a sequence of header names")) {
+        static const std::set<std::string> credentials = {"authorization", "proxy-authorization", "cookie"};
+        for (std::size_t i = 0; i < list->size(); ++i) {
+          const auto& [name, node] = (*list)[i];
+          const std::string p = v->kind == Node::Kind::sequence ? index_path(m.path("keep_headers"), i)
+                                                                : m.path("keep_headers");
+          std::string lower = name;
+          std::transform(lower.begin(), lower.end(), lower.begin(),
+                         [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+          if (!matches(name, kHeaderName)) {
+            r.error(*node, p, "expected an HTTP header name, found " + found(*node));
+          } else if (credentials.count(lower) != 0) {
+            r.error(*node, p, "header " + name + " carries credentials and is never stored");
+          } else {
+            s.keep_headers.push_back(name);
+          }
+        }
+      }
+    }
   }
   if (const Node* v = m.get("topics"); given(v)) {
     if (auto topics =
@@ -1157,7 +1447,7 @@ void parse_source(Reader& r, const Node* n, const Node& root, Source& s, bool re
         const auto& [topic, node] = (*topics)[i];
         const std::string p =
             v->kind == Node::Kind::sequence ? index_path(m.path("topics"), i) : m.path("topics");
-        if (!matches(topic, R"([A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*)")) {
+        if (!matches(topic, R"([A-Za-z0-9_.:-]+(/[A-Za-z0-9_.:-]+)*)")) {
           r.error(*node, p, "expected a topic such as orders/create, found " + found(*node));
         } else if (!seen.insert(topic).second) {
           r.warning(*node, p, "topic '" + topic + "' is listed twice");
@@ -1346,11 +1636,12 @@ LoadResult load(const fs::path& config_file, const LoadOptions& options) {
   auto root = read_yaml(r, config_file, "a mapping with server, store, log, flows and connections");
   if (root) {
     Map m(r, &*root, "");
-    m.allow({"server", "store", "log", "admin", "flows", "connections"});
+    m.allow({"server", "store", "log", "admin", "publish", "flows", "connections"});
     parse_server(r, m.get("server"), config.server);
     parse_store(r, m.get("store"), config.store);
     parse_log(r, m.get("log"), config.log);
     parse_admin(r, m.get("admin"), config.admin);
+    parse_publish(r, m.get("publish"), config.publish, options.require_secrets);
     if (const Node* v = m.get("connections"); given(v)) {
       Map cm(r, v, "connections");
       if (cm.valid()) {
@@ -1438,6 +1729,19 @@ LoadResult load(const fs::path& config_file, const LoadOptions& options) {
       if (used.count(name) == 0) {
         result.diagnostics.push_back({Severity::warning, c.where, "connections." + name,
                                       "connection '" + name + "' is not used by any flow"});
+      }
+    }
+  }
+
+  // Bus flows receive what publish keys send: without a key nothing reaches them.
+  if (root && config.publish.keys.empty()) {
+    for (const auto& f : flows) {
+      if (f.ok && f.flow.source.type == "bus") {
+        result.diagnostics.push_back({Severity::warning, f.flow.source.where, "source",
+                                      "flow '" + f.flow.name +
+                                          "' takes published events, but no publish key is configured "
+                                          "(publish.keys in " +
+                                          config.file + ")"});
       }
     }
   }

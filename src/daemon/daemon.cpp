@@ -115,4 +115,20 @@ void Daemon::commit(store::Ingest ingest, std::function<void(store::CommitResult
   });
 }
 
+void Daemon::commit_batch(std::vector<store::Ingest> ingests,
+                          std::function<void(std::vector<store::CommitResult>)> done) {
+  store_->commit_batch(std::move(ingests),
+                       [this, done = std::move(done)](std::vector<store::CommitResult> results) mutable {
+                         std::vector<store::Delivery> deliveries;
+                         for (auto& r : results) {
+                           if (r.status != store::CommitResult::Status::accepted) continue;
+                           deliveries.insert(deliveries.end(), std::make_move_iterator(r.deliveries.begin()),
+                                             std::make_move_iterator(r.deliveries.end()));
+                           r.deliveries.clear();
+                         }
+                         if (!deliveries.empty()) dispatcher_->offer(std::move(deliveries));
+                         done(std::move(results));
+                       });
+}
+
 }  // namespace evr::daemon

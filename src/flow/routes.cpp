@@ -37,16 +37,17 @@ std::shared_ptr<const Routes> Routes::build(
     flow.name = f.name;
     flow.enabled = f.enabled;
     flow.source_type = f.source.type;
-    flow.listener_id = listener_id(f);
     flow.topics = f.source.topics;
     std::sort(flow.topics.begin(), flow.topics.end());
     flow.mode = f.mode;
-    for (const auto& ref : f.source.secrets) {
-      if (auto v = ref.resolve()) {
-        flow.secrets.push_back(std::move(*v));
-      } else {
-        problems.push_back({config::Diagnostic::Severity::error, ref.where, "source.secret",
-                            ref.describe() + " is not set"});
+    if (flow.is_bus()) {
+      flow.bus_sources = bus::SourceFilter(f.source.sources);
+    } else {
+      flow.listener_id = listener_id(f);
+      try {
+        flow.source = source::make_source(f.source);
+      } catch (const config::ConfigError& e) {
+        problems.insert(problems.end(), e.diagnostics().begin(), e.diagnostics().end());
       }
     }
     for (const auto& b : f.branches) {
@@ -62,8 +63,13 @@ std::shared_ptr<const Routes> Routes::build(
       for (const auto& d : b.destinations) branch.lanes.push_back(lane_id(f.name, b.name, d.name));
       flow.branches.push_back(std::move(branch));
     }
-    routes->by_listener_.emplace(flow.listener_id, routes->flows_.size());
+    if (!flow.is_bus()) routes->by_listener_.emplace(flow.listener_id, routes->flows_.size());
     routes->flows_.push_back(std::move(flow));
+  }
+  try {
+    routes->publisher_ = bus::Publisher::build(config.publish);
+  } catch (const config::ConfigError& e) {
+    problems.insert(problems.end(), e.diagnostics().begin(), e.diagnostics().end());
   }
   if (!problems.empty()) throw config::ConfigError(std::move(problems));
   return routes;
@@ -75,6 +81,7 @@ const Flow* Routes::find_listener(std::string_view listener_id) const {
 }
 
 std::string Routes::listener_url(const Flow& flow) const {
+  if (flow.is_bus()) return public_base_url_ + "/v1/events";
   return public_base_url_ + "/hooks/" + flow.listener_id;
 }
 

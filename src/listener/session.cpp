@@ -1,5 +1,6 @@
 #include "listener/session.h"
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/http/read.hpp>
@@ -8,7 +9,7 @@
 
 #include "evrouter/common/log.h"
 #include "evrouter/event/event.h"
-#include "evrouter/source/shopify.h"
+#include "evrouter/source/source.h"
 #include "listener/worker.h"
 
 namespace evr::listener {
@@ -116,20 +117,28 @@ void Session::on_header(beast::error_code ec) {
     return;
   }
   constexpr std::string_view prefix = "/hooks/";
-  if (target.substr(0, prefix.size()) != prefix) {
+  routes_ = shared_.pipeline.routes();
+  flow_ = nullptr;
+  if (target == "/v1/events") {
+    if (!routes_ || routes_->publisher() == nullptr) {
+      reply_error(404, "not_found", "the publish API is off: no publish key is configured", true);
+      return;
+    }
+  } else if (target.substr(0, prefix.size()) != prefix) {
     reply_error(404, "not_found", "no such endpoint; webhooks go to /hooks/<listener-id>", true);
     return;
-  }
-  routes_ = shared_.pipeline.routes();
-  flow_ = routes_ ? routes_->find_listener(target.substr(prefix.size())) : nullptr;
-  if (flow_ == nullptr) {
-    reply_error(404, "unknown_listener", "no flow listens at this URL", true);
-    return;
+  } else {
+    flow_ = routes_ ? routes_->find_listener(target.substr(prefix.size())) : nullptr;
+    if (flow_ == nullptr) {
+      reply_error(404, "unknown_listener", "no flow listens at this URL", true);
+      return;
+    }
   }
   if (req.method() != http::verb::post) {
     response_ = {};
     response_.set(http::field::allow, "POST");
-    reply_error(405, "method_not_allowed", "webhooks must be sent with POST", true);
+    reply_error(405, "method_not_allowed",
+                flow_ ? "webhooks must be sent with POST" : "events are published with POST", true);
     return;
   }
   if (auto len = parser_->content_length(); len && *len > shared_.config.max_body_bytes) {
@@ -167,7 +176,11 @@ void Session::on_body(beast::error_code ec) {
     close();
     return;
   }
-  handle_webhook(*flow_);
+  if (flow_ != nullptr) {
+    handle_webhook(*flow_);
+  } else {
+    handle_publish();
+  }
 }
 
 void Session::handle_webhook(const flow::Flow& flow) {
@@ -179,15 +192,13 @@ void Session::handle_webhook(const flow::Flow& flow) {
     reply_error(503, "flow_disabled", "this flow is disabled; retry later");
     return;
   }
-  const std::string_view signature = req["X-Shopify-Hmac-Sha256"];
-  if (signature.empty()) {
-    log::info("webhook rejected", {{"flow", flow.name}, {"reason", "missing_signature"}});
-    reply_error(401, "missing_signature", "X-Shopify-Hmac-Sha256 header is required");
-    return;
-  }
-  if (!source::verify_shopify_hmac(req.body(), signature, flow.secrets)) {
-    log::info("webhook rejected", {{"flow", flow.name}, {"reason", "invalid_signature"}});
-    reply_error(401, "invalid_signature", "X-Shopify-Hmac-Sha256 does not match the body");
+  const source::Request request{header, req.body(), received_ms_};
+  if (auto refused = flow.source->verify(request)) {
+    log::info("webhook rejected", {{"flow", flow.name}, {"reason", refused->code}});
+    response_ = {};
+    if (!refused->www_authenticate.empty())
+      response_.set(http::field::www_authenticate, refused->www_authenticate);
+    reply_error(refused->status, refused->code.c_str(), refused->message);
     return;
   }
   nlohmann::json detail = nlohmann::json::parse(req.body(), nullptr, false);
@@ -198,9 +209,9 @@ void Session::handle_webhook(const flow::Flow& flow) {
     return;
   }
   auto ev = std::make_shared<event::Event>();
-  source::fill_shopify_event(*ev, header);
-  if (ev->type.empty()) {
-    reply_error(400, "missing_topic", "X-Shopify-Topic header is required");
+  if (auto refused = flow.source->describe(*ev, request, detail)) {
+    log::info("webhook rejected", {{"flow", flow.name}, {"reason", refused->code}});
+    reply_error(refused->status, refused->code.c_str(), refused->message);
     return;
   }
   if (!flow.subscribed(ev->type)) {
@@ -244,6 +255,74 @@ void Session::on_committed(store::CommitResult r) {
       reply_error(503, "store_unavailable", "the event could not be stored; retry later");
       return;
   }
+}
+
+void Session::handle_publish() {
+  auto& req = parser_->get();
+  const bus::Publisher& publisher = *routes_->publisher();
+  // Authorization: Bearer <key>, or X-Api-Key: <key>.
+  std::string_view presented = req["X-Api-Key"];
+  if (const std::string_view auth = req[http::field::authorization];
+      auth.size() > 7 && beast::iequals(auth.substr(0, 7), "Bearer ")) {
+    presented = auth.substr(7);
+  }
+  if (presented.empty()) {
+    response_ = {};
+    response_.set(http::field::www_authenticate, "Bearer");
+    reply_error(401, "missing_api_key", "send the publish key as Authorization: Bearer <key> or X-Api-Key");
+    return;
+  }
+  const bus::Key* key = publisher.authenticate(presented);
+  if (key == nullptr) {
+    log::info("publish rejected", {{"reason", "invalid_api_key"}});
+    response_ = {};
+    response_.set(http::field::www_authenticate, R"(Bearer error="invalid_token")");
+    reply_error(401, "invalid_api_key", "the publish key is not known");
+    return;
+  }
+  std::string_view correlation = req["X-Correlation-Id"];
+  if (correlation.size() > 128) correlation = {};
+  auto read = bus::read_batch(req.body(), *key, publisher.max_entries(), *routes_, received_ms_, correlation);
+  if (auto* refused = std::get_if<bus::Refusal>(&read)) {
+    log::info("publish rejected", {{"key", key->name}, {"reason", refused->code}});
+    reply_error(refused->status, refused->code.c_str(), refused->message);
+    return;
+  }
+  batch_ = std::move(std::get<bus::Batch>(read));
+  if (batch_->ingests.empty()) {
+    auto answer = bus::answer(*batch_, {});
+    log::info("publish rejected", {{"key", key->name}, {"entries", std::to_string(batch_->slots.size())}});
+    batch_.reset();
+    reply(answer.status, std::move(answer.body));
+    return;
+  }
+  std::vector<store::Ingest> ingests = std::move(batch_->ingests);
+  batch_->ingests.clear();
+  shared_.pipeline.commit_batch(std::move(ingests), [self = shared_from_this(), ex = stream_.get_executor()](
+                                                        std::vector<store::CommitResult> results) mutable {
+    net::post(ex, [self = std::move(self), results = std::move(results)]() mutable {
+      self->on_published(std::move(results));
+    });
+  });
+}
+
+void Session::on_published(std::vector<store::CommitResult> results) {
+  const bool failed = std::any_of(results.begin(), results.end(), [](const store::CommitResult& r) {
+    return r.status == store::CommitResult::Status::failed;
+  });
+  if (failed) {
+    log::error("published events not stored", {{"error", results.empty() ? "" : results.front().error}});
+    batch_.reset();
+    response_ = {};
+    response_.set(http::field::retry_after, "5");
+    reply_error(503, "store_unavailable", "the events could not be stored; retry later");
+    return;
+  }
+  auto answer = bus::answer(*batch_, results);
+  log::debug("events published",
+             {{"entries", std::to_string(batch_->slots.size())}, {"stored", std::to_string(results.size())}});
+  batch_.reset();
+  reply(answer.status, std::move(answer.body));
 }
 
 void Session::reply_error(unsigned status, const char* code, const std::string& message, bool close_after) {

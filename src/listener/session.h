@@ -13,6 +13,7 @@
 #include <optional>
 #include <vector>
 
+#include "evrouter/bus/batch.h"
 #include "evrouter/config/config.h"
 #include "evrouter/listener/server.h"
 
@@ -45,6 +46,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void on_body(boost::beast::error_code ec);
   void handle_webhook(const flow::Flow& flow);
   void on_committed(store::CommitResult result);
+  void handle_publish();
+  void on_published(std::vector<store::CommitResult> results);
   void reply(unsigned status, std::string body, bool close_after = false);
   void reply_error(unsigned status, const char* code, const std::string& message, bool close_after = false);
   void on_write(bool close_after, boost::beast::error_code ec);
@@ -58,7 +61,8 @@ class Session : public std::enable_shared_from_this<Session> {
   Shared& shared_;
   Worker& worker_;
   std::shared_ptr<const flow::Routes> routes_;  // keeps flow_ alive across a reload
-  const flow::Flow* flow_ = nullptr;
+  const flow::Flow* flow_ = nullptr;            // the webhook's flow; null for the publish API
+  std::optional<bus::Batch> batch_;             // a published batch awaiting its commit
   bool first_ = true;
   bool busy_ = false;
   bool keep_alive_ = true;

@@ -1,6 +1,8 @@
 #include "evrouter/source/shopify.h"
 
 #include "evrouter/common/crypto.h"
+#include "evrouter/source/verifiers.h"
+#include "source/envelope.h"
 
 namespace evr::source {
 
@@ -25,18 +27,40 @@ void fill_shopify_event(event::Event& e, const HeaderLookup& header) {
   // identifies one delivery attempt series. Prefer the event id for deduplication.
   const std::string_view event_id = header("X-Shopify-Event-Id");
   e.dedup_key = std::string(!event_id.empty() ? event_id : e.webhook_id);
-  for (const char* name : {"X-Correlation-Id", "X-Request-Id"}) {
-    const std::string_view v = header(name);
-    if (!v.empty() && v.size() <= 128) {
-      e.correlation_id = std::string(v);
-      break;
-    }
-  }
+  take_correlation_id(e, header);
   for (const char* name : {"X-Shopify-Topic", "X-Shopify-Shop-Domain", "X-Shopify-Webhook-Id",
                            "X-Shopify-Event-Id", "X-Shopify-Triggered-At", "X-Shopify-API-Version"}) {
     const std::string_view v = header(name);
     if (!v.empty()) e.headers.emplace_back(name, std::string(v));
   }
+}
+
+namespace {
+
+class ShopifySource final : public Source {
+ public:
+  explicit ShopifySource(std::vector<std::string> secrets)
+      : verifier_(make_hmac_verifier(
+            HmacOptions{"X-Shopify-Hmac-Sha256", crypto::Digest::sha256, HmacOptions::Encoding::base64, ""},
+            std::move(secrets))) {}
+
+  std::optional<Refusal> verify(const Request& request) const override { return verifier_->verify(request); }
+
+  std::optional<Refusal> describe(event::Event& e, const Request& request,
+                                  const nlohmann::json&) const override {
+    fill_shopify_event(e, request.header);
+    if (e.type.empty()) return Refusal{400, "missing_topic", "X-Shopify-Topic header is required", {}};
+    return std::nullopt;
+  }
+
+ private:
+  std::unique_ptr<Verifier> verifier_;
+};
+
+}  // namespace
+
+std::shared_ptr<const Source> make_shopify_source(std::vector<std::string> secrets) {
+  return std::make_shared<ShopifySource>(std::move(secrets));
 }
 
 }  // namespace evr::source

@@ -4,6 +4,7 @@
 #include <deque>
 #include <filesystem>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <unordered_map>
 #include <variant>
@@ -29,7 +30,9 @@ CREATE TABLE IF NOT EXISTS events(
   dedup_key TEXT NOT NULL,
   correlation_id TEXT NOT NULL,
   headers TEXT NOT NULL,
-  payload BLOB NOT NULL);
+  payload BLOB NOT NULL,
+  resources TEXT NOT NULL DEFAULT '[]',
+  occurred_ms INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS deliveries(
   id INTEGER PRIMARY KEY,
   event_seq INTEGER NOT NULL,
@@ -91,11 +94,26 @@ struct CommitOp {
   Ingest ingest;
   std::function<void(CommitResult)> done;
 };
+struct BatchOp {
+  std::vector<Ingest> ingests;
+  std::function<void(std::vector<CommitResult>)> done;
+};
 struct RecordOp {
   Outcome outcome;
   std::function<void()> done;
 };
-using WriteOp = std::variant<CommitOp, RecordOp>;
+using WriteOp = std::variant<CommitOp, BatchOp, RecordOp>;
+
+// Commits an op holds, for the queue's bound.
+std::size_t commits_in(const WriteOp& op) {
+  if (std::holds_alternative<CommitOp>(op)) return 1;
+  if (const auto* b = std::get_if<BatchOp>(&op)) return b->ingests.size();
+  return 0;
+}
+
+std::string resources_json(const event::Event& e) {
+  return e.resources.empty() ? std::string("[]") : nlohmann::json(e.resources).dump();
+}
 
 class SqliteStore final : public Store {
  public:
@@ -111,6 +129,7 @@ class SqliteStore final : public Store {
     writer_db_ = sqlite::Db(path_);
     configure(writer_db_);
     writer_db_.exec(kSchema);
+    migrate();
     reader_db_ = sqlite::Db(path_);
     configure(reader_db_);
     admin_db_ = sqlite::Db(path_);
@@ -171,19 +190,24 @@ class SqliteStore final : public Store {
   }
 
   void commit(Ingest ingest, std::function<void(CommitResult)> done) override {
-    {
-      std::unique_lock lk(wmu_);
-      if (open_ && pending_commits_ >= kMaxQueuedCommits) {
-        lk.unlock();
-        // The disk is not keeping up: refuse quickly (503) rather than hold unbounded bodies in memory.
-        CommitResult r;
-        r.error = "store overloaded";
-        done(std::move(r));
-        return;
-      }
-      ++pending_commits_;
+    if (!admit(1)) {
+      CommitResult r;
+      r.error = "store overloaded";
+      done(std::move(r));
+      return;
     }
     enqueue(CommitOp{std::move(ingest), std::move(done)});
+  }
+
+  void commit_batch(std::vector<Ingest> ingests,
+                    std::function<void(std::vector<CommitResult>)> done) override {
+    if (!admit(ingests.size())) {
+      std::vector<CommitResult> results(ingests.size());
+      for (auto& r : results) r.error = "store overloaded";
+      done(std::move(results));
+      return;
+    }
+    enqueue(BatchOp{std::move(ingests), std::move(done)});
   }
 
   void record(Outcome outcome, std::function<void()> done) override {
@@ -248,6 +272,29 @@ class SqliteStore final : public Store {
   }
 
  private:
+  // Counts `n` more queued commits, or refuses them when the disk is not keeping up: a quick 503 rather
+  // than unbounded request bodies held in memory.
+  bool admit(std::size_t n) {
+    std::lock_guard lk(wmu_);
+    if (open_ && pending_commits_ > 0 && pending_commits_ + n > kMaxQueuedCommits) return false;
+    pending_commits_ += n;
+    return true;
+  }
+
+  // Columns added after the first release of the schema.
+  void migrate() {
+    std::set<std::string> columns;
+    sqlite::Stmt info(writer_db_, "PRAGMA table_info(events)");
+    while (info.step()) columns.insert(info.text(1));
+    info.reset();
+    if (!columns.count("resources")) {
+      writer_db_.exec("ALTER TABLE events ADD COLUMN resources TEXT NOT NULL DEFAULT '[]'");
+    }
+    if (!columns.count("occurred_ms")) {
+      writer_db_.exec("ALTER TABLE events ADD COLUMN occurred_ms INTEGER NOT NULL DEFAULT 0");
+    }
+  }
+
   void configure(sqlite::Db& db) {
     db.exec("PRAGMA journal_mode=WAL");
     db.exec(synchronous_pragma(options_.durability));
@@ -260,8 +307,8 @@ class SqliteStore final : public Store {
     ins_event_ =
         sqlite::Stmt(writer_db_,
                      "INSERT INTO events(id, flow, listener_id, source, type, time_ms, shop, webhook_id, "
-                     "dedup_key, correlation_id, headers, payload) "
-                     "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
+                     "dedup_key, correlation_id, headers, payload, resources, occurred_ms) "
+                     "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)");
     ins_delivery_ =
         sqlite::Stmt(writer_db_,
                      "INSERT INTO deliveries(event_seq, lane, state, attempts, created_ms, next_ms, "
@@ -306,6 +353,10 @@ class SqliteStore final : public Store {
       CommitResult r;
       r.error = "store closed";
       c->done(std::move(r));
+    } else if (auto* b = std::get_if<BatchOp>(&op)) {
+      std::vector<CommitResult> results(b->ingests.size());
+      for (auto& r : results) r.error = "store closed";
+      b->done(std::move(results));
     } else if (auto* rec = std::get_if<RecordOp>(&op)) {
       if (rec->done) rec->done();
     }
@@ -324,7 +375,7 @@ class SqliteStore final : public Store {
             std::min<std::size_t>(wqueue_.size(), static_cast<std::size_t>(options_.commit_max_batch));
         batch.clear();
         for (std::size_t i = 0; i < n; ++i) {
-          if (std::holds_alternative<CommitOp>(wqueue_.front())) --pending_commits_;
+          pending_commits_ -= commits_in(wqueue_.front());
           batch.push_back(std::move(wqueue_.front()));
           wqueue_.pop_front();
         }
@@ -340,13 +391,19 @@ class SqliteStore final : public Store {
 
   void write_batch(std::vector<WriteOp>& batch, std::vector<CommitResult>& results) {
     results.assign(batch.size(), CommitResult{});
+    batch_results_.resize(batch.size());
     const int64_t now = event::now_ms();
     std::string failure;
     try {
       writer_db_.exec("BEGIN IMMEDIATE");
       for (std::size_t i = 0; i < batch.size(); ++i) {
         if (auto* c = std::get_if<CommitOp>(&batch[i])) {
-          apply_commit(*c, now, results[i]);
+          apply_commit(c->ingest, now, results[i]);
+        } else if (auto* b = std::get_if<BatchOp>(&batch[i])) {
+          batch_results_[i].assign(b->ingests.size(), CommitResult{});
+          for (std::size_t j = 0; j < b->ingests.size(); ++j) {
+            apply_commit(b->ingests[j], now, batch_results_[i][j]);
+          }
         } else {
           apply_record(std::get<RecordOp>(batch[i]).outcome, now);
         }
@@ -360,25 +417,32 @@ class SqliteStore final : public Store {
       }
       log::error("store commit failed", {{"error", failure}});
     }
+    auto failed = [&failure] {
+      CommitResult r;
+      r.status = CommitResult::Status::failed;
+      r.error = failure;
+      return r;
+    };
     for (std::size_t i = 0; i < batch.size(); ++i) {
       if (auto* c = std::get_if<CommitOp>(&batch[i])) {
         CommitResult& r = results[i];
-        if (!failure.empty()) {
-          r = CommitResult{};
-          r.status = CommitResult::Status::failed;
-          r.error = failure;
-        }
+        if (!failure.empty()) r = failed();
         c->done(std::move(r));
+      } else if (auto* b = std::get_if<BatchOp>(&batch[i])) {
+        auto& rs = batch_results_[i];
+        if (!failure.empty()) rs.assign(b->ingests.size(), failed());
+        b->done(std::move(rs));
       } else {
         auto& rec = std::get<RecordOp>(batch[i]);
         if (rec.done) rec.done();
       }
     }
     batch.clear();
+    batch_results_.clear();
   }
 
-  void apply_commit(CommitOp& op, int64_t now, CommitResult& r) {
-    const event::Event& e = *op.ingest.event;
+  void apply_commit(Ingest& ingest, int64_t now, CommitResult& r) {
+    const event::Event& e = *ingest.event;
     if (!e.dedup_key.empty()) {
       const int64_t cutoff = now - options_.dedup_window.count();
       ins_dedup_.bind(1, e.listener_id).bind(2, e.dedup_key).bind(3, e.id).bind(4, now).bind(5, cutoff).run();
@@ -403,17 +467,19 @@ class SqliteStore final : public Store {
         .bind(10, e.correlation_id)
         .bind(11, headers)
         .bind_blob(12, e.payload)
+        .bind(13, resources_json(e))
+        .bind(14, e.occurred_ms)
         .run();
     const int64_t seq = sqlite3_last_insert_rowid(writer_db_.get());
-    r.deliveries.reserve(op.ingest.lanes.size());
-    for (auto& lane : op.ingest.lanes) {
+    r.deliveries.reserve(ingest.lanes.size());
+    for (auto& lane : ingest.lanes) {
       ins_delivery_.bind(1, seq).bind(2, lane).bind(3, e.time_ms).run();
       Delivery d;
       d.id = sqlite3_last_insert_rowid(writer_db_.get());
       d.lane = lane;
       d.created_ms = e.time_ms;
       d.next_attempt_ms = e.time_ms;
-      d.event = op.ingest.event;
+      d.event = ingest.event;
       r.deliveries.push_back(std::move(d));
     }
     r.status = CommitResult::Status::accepted;
@@ -479,7 +545,7 @@ class SqliteStore final : public Store {
       sel_event_ = std::make_unique<sqlite::Stmt>(
           reader_db_,
           "SELECT id, flow, listener_id, source, type, time_ms, shop, webhook_id, dedup_key, correlation_id, "
-          "headers, payload FROM events WHERE seq = ?1");
+          "headers, payload, resources, occurred_ms FROM events WHERE seq = ?1");
     }
     Due due;
     struct Row {
@@ -548,6 +614,13 @@ class SqliteStore final : public Store {
       }
     }
     e->payload = sel_event_->text(11);
+    auto resources = nlohmann::json::parse(sel_event_->text(12), nullptr, false);
+    if (resources.is_array()) {
+      for (const auto& r : resources) {
+        if (r.is_string()) e->resources.push_back(r.get<std::string>());
+      }
+    }
+    e->occurred_ms = sel_event_->int64(13);
     sel_event_->reset();
     return e;
   }
@@ -562,6 +635,7 @@ class SqliteStore final : public Store {
   std::mutex wmu_;
   std::condition_variable wcv_;
   std::deque<WriteOp> wqueue_;
+  std::vector<std::vector<CommitResult>> batch_results_;  // writer thread only
   std::size_t pending_commits_ = 0;
   bool wstop_ = false;
   std::thread writer_;

@@ -645,7 +645,9 @@ branches:
       r,
       "flows/orders.yaml:4:3: error: source.secret: required key 'secret' is missing (expected the webhook "
       "signing secret, e.g. {env: SHOPIFY_WEBHOOK_SECRET})");
-  EXPECT_DIAG(r, "flows/orders.yaml:4:9: error: source.type: expected one of shopify, found 'woocommerce'");
+  EXPECT_DIAG(r,
+              "flows/orders.yaml:4:9: error: source.type: expected one of shopify, webhook, bus, found "
+              "'woocommerce'");
   EXPECT_DIAG(
       r,
       "flows/orders.yaml:5:16: error: source.listener_id: expected 22 to 64 characters from A-Z a-z 0-9 _ -, "

@@ -180,3 +180,55 @@ TEST(SqliteStore, UnwritableStateDirIsAClearError) {
     EXPECT_NE(std::string(e.what()).find("state directory"), std::string::npos) << e.what();
   }
 }
+
+namespace {
+
+std::vector<store::CommitResult> commit_batch(store::Store& s, std::vector<store::Ingest> ingests) {
+  std::promise<std::vector<store::CommitResult>> p;
+  s.commit_batch(std::move(ingests), [&p](std::vector<store::CommitResult> r) { p.set_value(std::move(r)); });
+  return p.get_future().get();
+}
+
+}  // namespace
+
+TEST(SqliteStore, BatchCommitsTogetherWithResultsInOrder) {
+  test::TempDir dir;
+  auto s = store::make_sqlite_store(options(dir));
+  s->open();
+  auto first = commit(*s, make_event("b0"), {"f/a/x"});
+  ASSERT_EQ(first.status, Status::accepted);
+  auto published = std::make_shared<event::Event>(*make_event("b1"));
+  published->resources = {"order/1", "shop/2"};
+  published->occurred_ms = 1795341600000;
+  auto results = commit_batch(*s, {{published, {"f/a/x", "f/b/y"}},
+                                   {make_event("b0"), {"f/a/x"}},    // a duplicate of an earlier commit
+                                   {make_event("b2"), {}},           // stored, routed nowhere
+                                   {make_event("b1"), {"f/a/x"}}});  // a duplicate within the batch
+  ASSERT_EQ(results.size(), 4u);
+  EXPECT_EQ(results[0].status, Status::accepted);
+  EXPECT_EQ(results[0].deliveries.size(), 2u);
+  EXPECT_EQ(results[1].status, Status::duplicate);
+  EXPECT_EQ(results[1].event_id, first.event_id);
+  EXPECT_EQ(results[2].status, Status::accepted);
+  EXPECT_TRUE(results[2].deliveries.empty());
+  EXPECT_EQ(results[3].status, Status::duplicate);
+  EXPECT_EQ(results[3].event_id, results[0].event_id);
+  EXPECT_EQ(s->counts().events, 3);
+  // Resources and the producer's time survive the round trip through the store.
+  auto due = fetch(*s, "f/b/y", event::now_ms() + 1000, 10);
+  ASSERT_EQ(due.deliveries.size(), 1u);
+  EXPECT_EQ(due.deliveries[0].event->resources, (std::vector<std::string>{"order/1", "shop/2"}));
+  EXPECT_EQ(due.deliveries[0].event->occurred_ms, 1795341600000);
+  s->close();
+}
+
+TEST(SqliteStore, BatchOnAClosedStoreFailsEveryEntry) {
+  test::TempDir dir;
+  auto s = store::make_sqlite_store(options(dir));
+  s->open();
+  s->close();
+  auto results = commit_batch(*s, {{make_event("c1"), {}}, {make_event("c2"), {}}});
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_EQ(results[0].status, Status::failed);
+  EXPECT_EQ(results[1].status, Status::failed);
+}

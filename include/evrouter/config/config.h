@@ -72,11 +72,38 @@ struct Branch {
   SourceLocation where;
 };
 
+// How a generic webhook source authenticates requests (source.verify; see docs/sources.md).
+struct Verify {
+  enum class Type { hmac, standard_webhooks, basic, bearer, none };
+  enum class Algorithm { sha256, sha1 };
+  enum class Encoding { hex, base64 };
+  Type type = Type::hmac;
+  std::string header;                       // hmac: the header carrying the signature
+  Algorithm algorithm = Algorithm::sha256;  // hmac
+  Encoding encoding = Encoding::hex;        // hmac
+  std::string prefix;                       // hmac: e.g. "sha256="
+  std::vector<SecretRef> secrets;  // hmac, standard-webhooks: any one verifying is enough; basic: the
+                                   // password; bearer: the token
+  std::string username;            // basic
+  Millis tolerance = std::chrono::minutes(5);  // standard-webhooks: allowed clock difference, both ways
+  SourceLocation where;
+};
+
 struct Source {
-  std::string type = "shopify";
+  std::string type = "shopify";            // shopify | webhook | bus
   std::optional<std::string> listener_id;  // pinned listener id; otherwise generated and kept in the store
-  std::vector<SecretRef> secrets;          // several allowed for rotation; any one verifying is enough
-  std::vector<std::string> topics;         // empty = every topic
+  std::vector<SecretRef> secrets;   // shopify: several allowed for rotation; any one verifying is enough
+  std::vector<std::string> topics;  // event types accepted (shopify, webhook); empty = every one
+  // webhook
+  Verify verify;
+  std::string name = "webhook";           // the envelope's "source"
+  std::string event_type;                 // a fixed event type, or:
+  std::string type_header;                // the header holding the event type, or:
+  std::string type_field;                 // the top-level body field holding it
+  std::string id_header;                  // the header holding the producer's event id (deduplication)
+  std::vector<std::string> keep_headers;  // request headers copied into the envelope
+  // bus
+  std::vector<std::string> sources;  // published sources this flow takes (wildcards `*`); empty = all
   SourceLocation where;
 };
 
@@ -125,12 +152,26 @@ struct Log {
   std::string format = "text";  // text | json
 };
 
+// The event-bus publish API (POST /v1/events; see docs/publish-api.md).
+struct PublishKey {
+  std::string name;
+  SecretRef key;
+  std::vector<std::string> sources;  // sources this key may publish (wildcards `*`)
+  SourceLocation where;
+};
+
+struct Publish {
+  int max_entries = 100;         // entries per request
+  std::vector<PublishKey> keys;  // none = the publish API is off (404)
+};
+
 struct Config {
   std::string file;
   Server server;
   Store store;
   Log log;
   Admin admin;
+  Publish publish;
   std::map<std::string, Connection> connections;
   std::vector<std::string> flow_paths;  // files or directories (every *.yaml / *.yml inside)
   std::vector<Flow> flows;

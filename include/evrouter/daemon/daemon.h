@@ -37,6 +37,8 @@ class Daemon final : public listener::Pipeline {
   // listener::Pipeline
   std::shared_ptr<const flow::Routes> routes() const override;
   void commit(store::Ingest ingest, std::function<void(store::CommitResult)> done) override;
+  void commit_batch(std::vector<store::Ingest> ingests,
+                    std::function<void(std::vector<store::CommitResult>)> done) override;
   bool ready() const override { return ready_; }
 
  private:

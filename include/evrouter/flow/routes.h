@@ -10,8 +10,11 @@
 #include <unordered_map>
 #include <vector>
 
+#include "evrouter/bus/publisher.h"
+#include "evrouter/bus/source_filter.h"
 #include "evrouter/config/config.h"
 #include "evrouter/pattern/pattern.h"
+#include "evrouter/source/source.h"
 
 namespace evr::flow {
 
@@ -28,12 +31,14 @@ struct Flow {
   std::string name;
   bool enabled = true;
   std::string source_type;
-  std::string listener_id;
-  std::vector<std::string> secrets;  // resolved values; never logged
-  std::vector<std::string> topics;   // empty = all
+  std::string listener_id;                       // "" for bus flows (no listener URL)
+  std::shared_ptr<const source::Source> source;  // verification and envelope; null for bus flows
+  bus::SourceFilter bus_sources;                 // bus flows: the published sources taken
+  std::vector<std::string> topics;               // empty = all
   config::Flow::Mode mode = config::Flow::Mode::first;
   std::vector<Branch> branches;
 
+  bool is_bus() const { return source_type == "bus"; }
   bool subscribed(std::string_view topic) const;
   // Appends the lanes `envelope` must be delivered to (first matching branch, or every one in mode all).
   void route(const nlohmann::json& envelope, std::vector<std::string>& lanes) const;
@@ -47,16 +52,21 @@ struct StringHash {
 class Routes {
  public:
   // Throws config::ConfigError when a flow cannot be compiled (invalid pattern, secret not set).
+  // `listener_id` is asked for webhook flows only.
   static std::shared_ptr<const Routes> build(
       const config::Config& config, const std::function<std::string(const config::Flow&)>& listener_id);
 
   const Flow* find_listener(std::string_view listener_id) const;
   const std::vector<Flow>& flows() const { return flows_; }
+  // Where producers send: <public_base_url>/hooks/<listener id>, or /v1/events for bus flows.
   std::string listener_url(const Flow& flow) const;
+  // The publish API's keys; null when it is off.
+  const bus::Publisher* publisher() const { return publisher_.get(); }
 
  private:
   std::string public_base_url_;
   std::vector<Flow> flows_;
+  std::shared_ptr<const bus::Publisher> publisher_;
   std::unordered_map<std::string, std::size_t, StringHash, std::equal_to<>> by_listener_;
 };
 

@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "evrouter/config/config.h"
 #include "evrouter/flow/routes.h"
@@ -23,6 +24,9 @@ class Pipeline {
   virtual std::shared_ptr<const flow::Routes> routes() const = 0;
   // `done` may run on any thread.
   virtual void commit(store::Ingest ingest, std::function<void(store::CommitResult)> done) = 0;
+  // Several at once, atomically (published batches); `done` may run on any thread.
+  virtual void commit_batch(std::vector<store::Ingest> ingests,
+                            std::function<void(std::vector<store::CommitResult>)> done) = 0;
   // Readiness for /readyz.
   virtual bool ready() const = 0;
 };

@@ -2,17 +2,14 @@
 // The Shopify source: webhook signature verification and the envelope fields Shopify's headers carry.
 // https://shopify.dev/docs/apps/build/webhooks/subscribe/https (X-Shopify-* headers, HMAC-SHA256 base64).
 
-#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "evrouter/event/event.h"
+#include "evrouter/source/source.h"
 
 namespace evr::source {
-
-// Looks up a request header by name (case-insensitive); "" when absent.
-using HeaderLookup = std::function<std::string_view(std::string_view)>;
 
 // True when `signature_b64` equals base64(HMAC-SHA256(secret, body)) for any of `secrets`.
 // Compared in constant time; an empty signature never verifies.
@@ -21,5 +18,8 @@ bool verify_shopify_hmac(std::string_view body, std::string_view signature_b64,
 
 // Fills type, shop, webhook id, dedup key, correlation id and selected headers from Shopify's headers.
 void fill_shopify_event(event::Event& e, const HeaderLookup& header);
+
+// The Shopify source: X-Shopify-Hmac-Sha256 against any of `secrets`, envelope from X-Shopify-* headers.
+std::shared_ptr<const Source> make_shopify_source(std::vector<std::string> secrets);
 
 }  // namespace evr::source

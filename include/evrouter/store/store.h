@@ -86,6 +86,12 @@ class Store {
   // recognises a duplicate (same listener and dedup key within the dedup window).
   virtual void commit(Ingest ingest, std::function<void(CommitResult)> done) = 0;
 
+  // Durably records several ingests as one atomic write (all or none, one fsync): each gets its own
+  // result, accepted or duplicate (a repeat of an earlier ingest of the same batch is a duplicate too).
+  // `done` receives the results in the order of `ingests`; when the write fails, every result is failed.
+  virtual void commit_batch(std::vector<Ingest> ingests,
+                            std::function<void(std::vector<CommitResult>)> done) = 0;
+
   // Up to `limit` pending deliveries of `lane` due at `now_ms`, oldest first, skipping ids in `exclude`.
   virtual void fetch_due(std::string lane, int64_t now_ms, std::size_t limit,
                          std::unordered_set<int64_t> exclude, std::function<void(Due)> done) = 0;
