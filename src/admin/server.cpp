@@ -11,6 +11,7 @@
 #include <boost/beast/http/write.hpp>
 #include <optional>
 #include <thread>
+#include <vector>
 
 #include "evrouter/common/crypto.h"
 #include "evrouter/common/log.h"
@@ -51,6 +52,7 @@ class Session : public std::enable_shared_from_this<Session> {
       return close();
     }
     if (ec == http::error::body_limit) {
+      linger_ = true;  // the client may still be sending the body we refuse
       return write(Response::error(413, "payload_too_large", "request body too large"), false);
     }
     if (ec)
@@ -93,10 +95,30 @@ class Session : public std::enable_shared_from_this<Session> {
     stream_.expires_after(options_.request_timeout);
     http::async_write(stream_, *res,
                       [self = shared_from_this(), res, keep_alive](beast::error_code ec, std::size_t) {
+                        if (!ec && self->linger_) return self->linger();
                         if (ec || !keep_alive) return self->close();
                         self->first_ = false;
                         self->read();
                       });
+  }
+
+  // Closing with unread input makes the kernel send a reset that can destroy the answer before the client
+  // reads it: stop sending, discard what still arrives for a moment (bounded), then close.
+  void linger() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    if (ec) return close();
+    stream_.expires_after(std::chrono::seconds(2));
+    discard_.resize(16 * 1024);
+    discard(0);
+  }
+
+  void discard(std::size_t total) {
+    stream_.async_read_some(net::buffer(discard_),
+                            [self = shared_from_this(), total](beast::error_code ec, std::size_t n) {
+                              if (ec || total + n > (8U << 20)) return self->close();
+                              self->discard(total + n);
+                            });
   }
 
   void close() {
@@ -111,6 +133,8 @@ class Session : public std::enable_shared_from_this<Session> {
   const Options& options_;
   const Router& router_;
   bool first_ = true;
+  bool linger_ = false;
+  std::vector<char> discard_;
 };
 
 class ServerImpl final : public Server {

@@ -15,6 +15,10 @@
 
 #include "evrouter/config/env.h"
 #include "evrouter/config/yaml_json.h"
+#include "evrouter/mapping/inputs.h"
+#include "evrouter/mapping/path.h"
+#include "evrouter/mapping/template.h"
+#include "evrouter/mapping/text.h"
 #include "evrouter/pattern/pattern.h"
 #include "evrouter/source/source.h"
 
@@ -93,6 +97,27 @@ nlohmann::json to_json(const Node& n) {
     case Node::Kind::map: {
       nlohmann::json out = nlohmann::json::object();
       for (const auto& [k, v] : n.entries) out[k.text] = to_json(v);
+      return out;
+    }
+  }
+  return nullptr;
+}
+
+// The same, keeping the order of mapping keys (templates are written in the order the receiver reads).
+nlohmann::ordered_json to_ordered_json(const Node& n) {
+  switch (n.kind) {
+    case Node::Kind::null:
+      return nullptr;
+    case Node::Kind::scalar:
+      return yaml_scalar_to_json(n.text, n.plain);
+    case Node::Kind::sequence: {
+      nlohmann::ordered_json out = nlohmann::ordered_json::array();
+      for (const auto& item : n.items) out.push_back(to_ordered_json(item));
+      return out;
+    }
+    case Node::Kind::map: {
+      nlohmann::ordered_json out = nlohmann::ordered_json::object();
+      for (const auto& [k, v] : n.entries) out[k.text] = to_ordered_json(v);
       return out;
     }
   }
@@ -984,12 +1009,176 @@ struct FlowResult {
   std::set<std::string> connections_used;
 };
 
+bool any_bad(const Node& n);
+
+// "unknown variable <x>" with a hint: the closest bound name, else the names bound.
+std::string unknown_variable(const std::string& name, const mapping::Inputs& inputs, char open, char close) {
+  std::string msg = "unknown variable " + std::string(1, open) + name + std::string(1, close);
+  const auto names = inputs.names();
+  if (auto hint = closest(name, names)) {
+    return msg + " (did you mean " + std::string(1, open) + *hint + std::string(1, close) + "?)";
+  }
+  std::vector<std::string> bound;
+  for (const auto& n : names) {
+    if (n.rfind("evrouter.", 0) != 0) bound.push_back(n);
+  }
+  return msg + " (bind it under input_paths" + (bound.empty() ? "" : "; bound: " + join(bound)) +
+         "; predefined: evrouter.event, evrouter.payload, evrouter.event-id, evrouter.event-type, "
+         "evrouter.flow, "
+         "evrouter.delivery-id)";
+}
+
+// The node a JSON pointer (from a template error) designates inside `root`, and its key path.
+const Node& locate(const Node& root, const std::string& pointer, std::string& path) {
+  const Node* n = &root;
+  std::size_t pos = 0;
+  while (pos < pointer.size() && pointer[pos] == '/') {
+    const std::size_t end = std::min(pointer.find('/', pos + 1), pointer.size());
+    std::string token = pointer.substr(pos + 1, end - pos - 1);
+    for (std::size_t i = 0; (i = token.find('~', i)) != std::string::npos; ++i) {
+      token.replace(i, 2, token.compare(i, 2, "~1") == 0 ? "/" : "~");
+    }
+    pos = end;
+    const Node* next = nullptr;
+    if (n->kind == Node::Kind::map) {
+      for (const auto& [k, v] : n->entries) {
+        if (k.text == token) next = &v;
+      }
+      path = key_path(path, token);
+    } else if (n->kind == Node::Kind::sequence) {
+      const std::size_t i = std::stoul(token);
+      if (i < n->items.size()) next = &n->items[i];
+      path = index_path(path, i);
+    }
+    if (next == nullptr) break;
+    n = next;
+  }
+  return *n;
+}
+
+// input_paths: name -> path, or name -> {path: ..., as: number|string}. Binds them into `inputs`.
+void parse_input_paths(Reader& r, const Map& m, Destination& d, mapping::Inputs& inputs,
+                       std::map<std::string, const Node*>& keys) {
+  const Node* v = m.get("input_paths");
+  if (!given(v)) return;
+  Map im(r, v, m.path("input_paths"));
+  if (!im.valid()) return;
+  for (const auto& [k, val] : v->entries) {
+    if (k.bad || keys.count(k.text) != 0) continue;  // a repeated key is reported by prepare()
+    const std::string p = im.path(k.text);
+    if (!mapping::Inputs::valid_name(k.text)) {
+      r.error(k, p,
+              "expected a variable name made of A-Z a-z 0-9 _ - (evrouter.* names are predefined), found '" +
+                  k.text + "'");
+      continue;
+    }
+    InputPath in;
+    in.name = k.text;
+    in.where = r.where(val);
+    const Node* path_node = &val;
+    std::string path_path = p;
+    if (val.kind == Node::Kind::map) {
+      Map pm(r, &val, p);
+      pm.allow({"path", "as"});
+      path_node = pm.get("path");
+      path_path = pm.path("path");
+      if (const Node* a = pm.get("as"); given(a)) {
+        if (auto c = get_choice(r, *a, pm.path("as"), {"value", "number", "string"})) {
+          in.as = *c == "number"   ? InputPath::As::number
+                  : *c == "string" ? InputPath::As::string
+                                   : InputPath::As::value;
+        }
+      }
+      if (!given(path_node)) {
+        pm.missing("path", val, "a path into the event such as $.detail.id");
+        continue;
+      }
+    } else if (!given(path_node)) {
+      r.error(val, p, "expected a path into the event such as $.detail.id, found an empty value");
+      continue;
+    }
+    auto text =
+        get_string(r, *path_node, path_path, "a path such as $.detail.id, or {path: ..., as: number}");
+    if (!text) continue;
+    try {
+      inputs.bind(in.name, mapping::Path::parse(*text), mapping::Inputs::As::value);
+    } catch (const mapping::MappingError& e) {
+      r.error(*path_node, path_path, e.what());
+      continue;
+    }
+    in.path = *text;
+    keys.emplace(in.name, &k);
+    d.input_paths.push_back(std::move(in));
+  }
+}
+
+// input_template: a YAML value (mapping, sequence, scalar), or a string holding a JSON object or array.
+void parse_input_template(Reader& r, const Node& n, const std::string& path, Destination& d,
+                          mapping::Inputs& inputs) {
+  if (any_bad(n)) return;
+  nlohmann::ordered_json tmpl;
+  bool from_text = false;
+  if (n.kind == Node::Kind::scalar && !n.text.empty()) {
+    const auto first = n.text.find_first_not_of(" \t\r\n");
+    from_text = first != std::string::npos && (n.text[first] == '{' || n.text[first] == '[');
+  }
+  if (from_text) {
+    try {
+      tmpl = nlohmann::ordered_json::parse(n.text);
+    } catch (const nlohmann::json::parse_error& e) {
+      std::string msg = e.what();
+      const auto colon = msg.find("] ");
+      if (colon != std::string::npos) msg = msg.substr(colon + 2);
+      r.error(n, path,
+              "expected a template (a mapping, or a JSON object or array in a string), found invalid JSON: " +
+                  msg + " (placeholders go inside quotes: \"<name>\" keeps the value's type)");
+      return;
+    }
+  } else {
+    tmpl = to_ordered_json(n);
+  }
+  try {
+    (void)mapping::Template::compile(tmpl, inputs);
+  } catch (const mapping::MappingError& e) {
+    std::string at = path;
+    const Node& where = from_text ? n : locate(n, e.pointer(), at);
+    if (from_text && !e.pointer().empty()) at += " (at " + e.pointer() + ")";
+    r.error(where, at, e.unknown().empty() ? e.what() : unknown_variable(e.unknown(), inputs, '<', '>'));
+    return;
+  }
+  d.input_template = std::move(tmpl);
+}
+
+// A path or header value: every {name} must be bound.
+bool check_variables(Reader& r, const Node& n, const std::string& path, const std::string& text,
+                     mapping::Inputs& inputs, mapping::Text::Encoding encoding) {
+  try {
+    (void)mapping::Text::compile(text, inputs, encoding);
+    return true;
+  } catch (const mapping::MappingError& e) {
+    r.error(n, path, e.unknown().empty() ? e.what() : unknown_variable(e.unknown(), inputs, '{', '}'));
+    return false;
+  }
+}
+
 void parse_destination(Reader& r, const Node& n, const std::string& path, Destination& d,
                        const std::map<std::string, Connection>* connections, FlowResult& result) {
   d.where = r.where(n);
   Map m(r, &n, path);
   if (!m.valid()) return;
-  m.allow({"connection", "name", "method", "path", "headers", "retry"});
+  m.allow({"connection", "name", "method", "path", "headers", "retry", "input_paths", "input_template"});
+  // Variables first: the template, the path and the header values may use them.
+  const std::size_t errors_before = r.errors();
+  mapping::Inputs inputs;
+  std::map<std::string, const Node*> input_keys;
+  parse_input_paths(r, m, d, inputs, input_keys);
+  if (const Node* v = m.get("input_template"); given(v)) {
+    parse_input_template(r, *v, m.path("input_template"), d, inputs);
+  } else if (v != nullptr) {
+    r.error(*v, m.path("input_template"),
+            "expected a template, found an empty value (leave input_template out to send the payload as "
+            "received)");
+  }
   RetryPolicy base;
   if (const Node* v = m.get("connection"); given(v)) {
     if (auto c = get_string(r, *v, m.path("connection"), "the name of a connection")) {
@@ -1044,7 +1233,7 @@ void parse_destination(Reader& r, const Node& n, const std::string& path, Destin
           })) {
         r.error(*v, m.path("path"),
                 "expected a path starting with / (no spaces), e.g. /orders, found " + found(*v));
-      } else {
+      } else if (check_variables(r, *v, m.path("path"), *s, inputs, mapping::Text::Encoding::uri)) {
         d.path = *s;
       }
     }
@@ -1077,6 +1266,7 @@ void parse_destination(Reader& r, const Node& n, const std::string& path, Destin
           r.error(val, p, "expected a header value on one line, found a line break");
           continue;
         }
+        if (!check_variables(r, val, p, *s, inputs, mapping::Text::Encoding::header)) continue;
         d.headers.emplace_back(k.text, *s);
       }
     }
@@ -1086,6 +1276,14 @@ void parse_destination(Reader& r, const Node& n, const std::string& path, Destin
     RetryPolicy policy = base;
     parse_retry(r, *v, m.path("retry"), policy);
     d.retry = policy;
+  }
+  // After an error, a variable may look unused only because its user was rejected: stay quiet then.
+  for (const auto& name : r.errors() == errors_before ? inputs.unused() : std::vector<std::string>{}) {
+    auto it = input_keys.find(name);
+    if (it != input_keys.end()) {
+      r.warning(*it->second, m.path("input_paths") + "." + name,
+                "input path '" + name + "' is not used by input_template, path or headers");
+    }
   }
 }
 
@@ -1509,7 +1707,12 @@ FlowResult parse_flow_file(const fs::path& file, std::vector<Diagnostic>& diagno
           Map bm(r, &bn, p);
           has_match.push_back(bm.get("match") != nullptr || bn.bad || !bm.valid());
           if (bm.valid() && bm.present()) {
-            bm.allow({"name", "match", "destinations"});
+            bm.allow({"name", "match", "destinations", "default"});
+            if (const Node* k = bm.key_node("default")) {
+              r.error(*k, bm.path("default"),
+                      "a branch cannot be flagged default; write the default branch at the flow's top level: "
+                      "default: {destinations: [...]}");
+            }
             if (const Node* v = bm.get("name"); given(v)) {
               if (auto s = get_name(r, *v, bm.path("name"), "[A-Za-z0-9_.-]+",
                                     "a branch name made of A-Z a-z 0-9 _ . -")) {
@@ -1538,6 +1741,7 @@ FlowResult parse_flow_file(const fs::path& file, std::vector<Diagnostic>& diagno
       Branch b;
       b.where = r.where(*v);
       b.name = "default";
+      b.is_default = true;
       Map dm(r, v, "default");
       if (dm.valid()) {
         dm.allow({"destinations", "match"});
@@ -1569,6 +1773,16 @@ FlowResult parse_flow_file(const fs::path& file, std::vector<Diagnostic>& diagno
         r.error(
             *branch_nodes[i], branch_paths[i],
             "duplicate branch name '" + flow.branches[i].name + "' (also " + branch_paths[it->second] + ")");
+      }
+    }
+    // With mode all, a branch without match takes every event, so the default branch is never taken.
+    if (flow.mode == Flow::Mode::all && !flow.branches.empty() && flow.branches.back().is_default) {
+      for (std::size_t i = 0; i + 1 < flow.branches.size(); ++i) {
+        if (has_match[i]) continue;
+        r.warning(*branch_nodes.back(), branch_paths.back(),
+                  "the default branch is never taken: branch '" + flow.branches[i].name + "' (" +
+                      branch_paths[i] + ") has no match and takes every event (mode: all)");
+        break;
       }
     }
     // With mode first, nothing after a branch without match is ever reached.

@@ -14,6 +14,7 @@
 #include "evrouter/common/log.h"
 #include "evrouter/event/event.h"
 #include "evrouter/flow/routes.h"
+#include "evrouter/mapping/mapping.h"
 #include "lane/lane.h"
 
 namespace evr::dispatcher {
@@ -36,7 +37,12 @@ class DispatcherImpl final : public Dispatcher {
             throw std::runtime_error("flow " + f.name + ": unknown connection " + d.connection);
           }
           lane::Spec spec{flow::lane_id(f.name, b.name, d.name), f.name, d,
-                          d.retry.value_or(it->second->config().retry)};
+                          d.retry.value_or(it->second->config().retry), std::nullopt};
+          try {
+            spec.mapping = mapping::Mapping::compile(d);
+          } catch (const mapping::MappingError& e) {
+            throw std::runtime_error("flow " + f.name + ", lane " + spec.id + ": " + e.what());
+          }
           const std::string id = spec.id;
           lanes_.emplace(id,
                          std::make_unique<lane::Lane>(std::move(spec), *it->second, store_, ioc_, stopping_));

@@ -17,11 +17,20 @@ bool Flow::subscribed(std::string_view topic) const {
 }
 
 void Flow::route(const nlohmann::json& envelope, std::vector<std::string>& lanes) const {
+  const Branch* fallback = nullptr;
+  bool matched = false;
   for (const auto& b : branches) {
+    if (b.is_default) {
+      fallback = &b;
+      continue;
+    }
     if (b.match && !b.match->matches(envelope)) continue;
+    matched = true;
     lanes.insert(lanes.end(), b.lanes.begin(), b.lanes.end());
     if (mode == config::Flow::Mode::first) return;
   }
+  if (!matched && fallback != nullptr)
+    lanes.insert(lanes.end(), fallback->lanes.begin(), fallback->lanes.end());
 }
 
 std::shared_ptr<const Routes> Routes::build(
@@ -53,6 +62,7 @@ std::shared_ptr<const Routes> Routes::build(
     for (const auto& b : f.branches) {
       Branch branch;
       branch.name = b.name;
+      branch.is_default = b.is_default;
       if (b.match) {
         try {
           branch.match = pattern::Pattern::compile(*b.match);

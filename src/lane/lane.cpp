@@ -12,12 +12,14 @@ namespace evr::lane {
 
 namespace {
 
-http::Request build_request(const Spec& spec, const connection::Connection& conn, const store::Delivery& d,
-                            int attempt) {
+// The request of one attempt. False (with `error`) when the destination's mapping cannot render it.
+bool build_request(const Spec& spec, const connection::Connection& conn, const store::Delivery& d,
+                   int attempt, http::Request& req, std::string& error) {
   const event::Event& e = *d.event;
-  http::Request req;
+  mapping::Mapping::Request mapped;
+  if (spec.mapping && !spec.mapping->render(e, d.id, mapped, error)) return false;
   req.method = spec.destination.method;
-  req.target = conn.endpoint().base_path + spec.destination.path;
+  req.target = conn.endpoint().base_path + (spec.mapping ? mapped.path : spec.destination.path);
   req.headers.reserve(8 + spec.destination.headers.size());
   req.headers.emplace_back("Content-Type", conn.config().media_type);
   for (const auto& h : conn.auth_headers()) req.headers.push_back(h);
@@ -27,9 +29,13 @@ http::Request build_request(const Spec& spec, const connection::Connection& conn
   req.headers.emplace_back("X-Evrouter-Event-Type", e.type);
   req.headers.emplace_back("X-Evrouter-Flow", spec.flow);
   if (!e.correlation_id.empty()) req.headers.emplace_back("X-Correlation-Id", e.correlation_id);
-  for (const auto& h : spec.destination.headers) req.headers.push_back(h);
-  req.body = e.payload;
-  return req;
+  if (spec.mapping) {
+    for (auto& h : mapped.headers) req.headers.push_back(std::move(h));
+  } else {
+    for (const auto& h : spec.destination.headers) req.headers.push_back(h);
+  }
+  req.body = mapped.body ? std::move(*mapped.body) : e.payload;
+  return true;
 }
 
 }  // namespace
@@ -72,11 +78,17 @@ void Lane::fetch(int64_t now_ms) {
 }
 
 bool Lane::send_one() {
-  if (ready_.empty() || stopping_) return false;
-  store::Delivery d = std::move(ready_.front());
-  ready_.pop_front();
-  const int attempt = d.attempts + 1;
-  http::Request req = build_request(spec_, connection_, d, attempt);
+  http::Request req;
+  store::Delivery d;
+  for (;;) {
+    if (ready_.empty() || stopping_) return false;
+    d = std::move(ready_.front());
+    ready_.pop_front();
+    std::string error;
+    if (build_request(spec_, connection_, d, d.attempts + 1, req, error)) break;
+    reject(std::move(d), std::move(error));
+    req = {};
+  }
   ++in_flight_;
   connection_.client().send(std::move(req), [this, d = std::move(d)](http::Result result) mutable {
     --in_flight_;
@@ -141,6 +153,24 @@ void Lane::on_result(store::Delivery d, const http::Result& result) {
                                         {"retry_in_ms", std::to_string(delay)}});
     }
   }
+  const int64_t id = d.id;
+  store_.record(std::move(out), [this, id] { boost::asio::post(ioc_, [this, id] { finish(id); }); });
+}
+
+void Lane::reject(store::Delivery d, std::string error) {
+  const event::Event& e = *d.event;
+  log::warn("delivery dead", {{"lane", spec_.id},
+                              {"event_id", e.id},
+                              {"correlation_id", e.correlation_id},
+                              {"attempts", std::to_string(d.attempts + 1)},
+                              {"error", error}});
+  store::Outcome out;
+  out.delivery_id = d.id;
+  out.kind = store::Outcome::Kind::dead;
+  out.attempts = d.attempts + 1;
+  out.attempt.number = out.attempts;
+  out.attempt.at_ms = event::now_ms();
+  out.attempt.error = std::move(error);
   const int64_t id = d.id;
   store_.record(std::move(out), [this, id] { boost::asio::post(ioc_, [this, id] { finish(id); }); });
 }

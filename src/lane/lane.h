@@ -12,6 +12,7 @@
 
 #include "evrouter/config/config.h"
 #include "evrouter/http/client.h"
+#include "evrouter/mapping/mapping.h"
 #include "evrouter/store/store.h"
 
 namespace evr::connection {
@@ -25,6 +26,7 @@ struct Spec {
   std::string flow;
   config::Destination destination;
   config::RetryPolicy retry;
+  std::optional<mapping::Mapping> mapping;  // none: raw payload, constant path and headers
 };
 
 class Lane {
@@ -51,6 +53,8 @@ class Lane {
  private:
   void fetch(int64_t now_ms);
   void on_result(store::Delivery delivery, const http::Result& result);
+  // The delivery cannot be sent as configured (its mapping failed): dead at once, no request.
+  void reject(store::Delivery delivery, std::string error);
   void finish(int64_t delivery_id);
 
   Spec spec_;

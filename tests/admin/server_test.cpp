@@ -99,7 +99,7 @@ TEST(AdminServer, TokenGuardsEverythingButHealth) {
 
   auto big = http_request(port, "POST", "/v1/flows/a/disable",
                           {{"Authorization", "Bearer admin-secret-token"}}, std::string(2 << 20, 'x'));
-  EXPECT_EQ(big.status, 413);
+  EXPECT_EQ(big.status, 413) << big.error;
   server->stop();
 }
 

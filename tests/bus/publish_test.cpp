@@ -63,7 +63,11 @@ std::shared_ptr<const flow::Routes> bus_routes() {
   config::Branch big;
   big.name = "big";
   big.match = json::parse(R"({"detail-type":["order.placed"],"detail":{"total":[{"numeric":[">",100]}]}})");
-  big.destinations.push_back({"sink", "sink", "POST", "/big", {}, std::nullopt, {}});
+  config::Destination d;
+  d.name = "sink";
+  d.connection = "sink";
+  d.path = "/big";
+  big.destinations.push_back(d);
   f.branches.push_back(big);
   cfg.flows.push_back(f);
   return flow::Routes::build(cfg, [](const config::Flow&) -> std::string {

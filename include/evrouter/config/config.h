@@ -54,13 +54,24 @@ struct Connection {
   SourceLocation where;
 };
 
+// A variable of a destination's mapping: a name bound to a path into the event envelope (docs/mappings.md).
+struct InputPath {
+  enum class As { value, number, string };  // conversion of the selected value
+  std::string name;
+  std::string path;  // JSONPath subset, e.g. $.detail.id
+  As as = As::value;
+  SourceLocation where;
+};
+
 struct Destination {
   std::string name;        // defaults to "<connection>" or "<connection>-<n>" when repeated
   std::string connection;  // name of a Connection
   std::string method = "POST";
-  std::string path = "/";  // relative URI appended to the connection's base_uri
-  Headers headers;
-  std::optional<RetryPolicy> retry;  // overrides the connection's
+  std::string path = "/";              // relative URI appended to the connection's base_uri; may use {name}
+  Headers headers;                     // values may use {name}
+  std::vector<InputPath> input_paths;  // variables for input_template, path and headers
+  std::optional<nlohmann::ordered_json> input_template;  // the request body; none = the payload as received
+  std::optional<RetryPolicy> retry;                      // overrides the connection's
   SourceLocation where;
 };
 
@@ -68,6 +79,7 @@ struct Branch {
   std::string name;                     // defaults to "branch-<n>"
   std::optional<nlohmann::json> match;  // EventBridge event pattern; absent = matches every event
   SourceLocation match_where;
+  bool is_default = false;  // the flow's `default:` branch: taken only when no other branch matched
   std::vector<Destination> destinations;
   SourceLocation where;
 };

@@ -24,6 +24,7 @@ std::string lane_id(const std::string& flow, const std::string& branch, const st
 struct Branch {
   std::string name;
   std::optional<pattern::Pattern> match;  // none = every event
+  bool is_default = false;                // taken only when no other branch matched
   std::vector<std::string> lanes;
 };
 
@@ -40,7 +41,8 @@ struct Flow {
 
   bool is_bus() const { return source_type == "bus"; }
   bool subscribed(std::string_view topic) const;
-  // Appends the lanes `envelope` must be delivered to (first matching branch, or every one in mode all).
+  // Appends the lanes `envelope` must be delivered to: the first matching branch (mode first) or every
+  // matching branch (mode all); the default branch when no other branch matched.
   void route(const nlohmann::json& envelope, std::vector<std::string>& lanes) const;
 };
 
