@@ -803,6 +803,18 @@ void parse_log(Reader& r, const Node* n, Log& l) {
   }
 }
 
+void parse_reload(Reader& r, const Node* n, Reload& reload) {
+  Map m(r, n, "reload");
+  if (!m.valid()) return;
+  m.allow({"watch", "debounce"});
+  if (const Node* v = m.get("watch"); given(v)) {
+    if (auto b = get_bool(r, *v, m.path("watch"))) reload.watch = *b;
+  }
+  if (const Node* v = m.get("debounce"); given(v)) {
+    if (auto d = get_duration(r, *v, m.path("debounce"), true)) reload.debounce = *d;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Files.
 
@@ -1316,10 +1328,11 @@ LoadResult load(const fs::path& config_file, const LoadOptions& options) {
   auto root = read_yaml(r, config_file, "a mapping with server, store, log, flows and connections");
   if (root) {
     Map m(r, &*root, "");
-    m.allow({"server", "store", "log", "flows", "connections"});
+    m.allow({"server", "store", "log", "reload", "flows", "connections"});
     parse_server(r, m.get("server"), config.server);
     parse_store(r, m.get("store"), config.store);
     parse_log(r, m.get("log"), config.log);
+    parse_reload(r, m.get("reload"), config.reload);
     if (const Node* v = m.get("connections"); given(v)) {
       Map cm(r, v, "connections");
       if (cm.valid()) {

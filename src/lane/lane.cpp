@@ -36,7 +36,15 @@ http::Request build_request(const Spec& spec, const connection::Connection& conn
 
 Lane::Lane(Spec spec, connection::Connection& connection, store::Store& store, boost::asio::io_context& ioc,
            const bool& stopping)
-    : spec_(std::move(spec)), connection_(connection), store_(store), ioc_(ioc), stopping_(stopping) {}
+    : spec_(std::move(spec)), connection_(&connection), store_(store), ioc_(ioc), stopping_(stopping) {}
+
+void Lane::reconfigure(Spec spec, connection::Connection& connection) {
+  spec_ = std::move(spec);
+  if (&connection == connection_) return;
+  connection_->forget(this);
+  connection_ = &connection;
+  if (!ready_.empty()) connection_->want(this);
+}
 
 void Lane::offer(store::Delivery delivery) {
   if (more_on_disk_ || ready_.size() >= kWindow) {
@@ -45,7 +53,7 @@ void Lane::offer(store::Delivery delivery) {
   }
   if (!held_.insert(delivery.id).second) return;
   ready_.push_back(std::move(delivery));
-  connection_.want(this);
+  connection_->want(this);
 }
 
 void Lane::tick(int64_t now_ms) {
@@ -55,6 +63,7 @@ void Lane::tick(int64_t now_ms) {
 
 void Lane::fetch(int64_t now_ms) {
   fetching_ = true;
+  ++fetches_;
   next_due_ms_ = 0;
   const std::size_t limit = kWindow - ready_.size();
   store_.fetch_due(spec_.id, now_ms, limit, held_, [this, limit](store::Due due) {
@@ -66,7 +75,7 @@ void Lane::fetch(int64_t now_ms) {
       for (auto& d : due.deliveries) {
         if (held_.insert(d.id).second) ready_.push_back(std::move(d));
       }
-      if (!ready_.empty()) connection_.want(this);
+      if (!ready_.empty()) connection_->want(this);
     });
   });
 }
@@ -76,11 +85,12 @@ bool Lane::send_one() {
   store::Delivery d = std::move(ready_.front());
   ready_.pop_front();
   const int attempt = d.attempts + 1;
-  http::Request req = build_request(spec_, connection_, d, attempt);
+  http::Request req = build_request(spec_, *connection_, d, attempt);
   ++in_flight_;
-  connection_.client().send(std::move(req), [this, d = std::move(d)](http::Result result) mutable {
+  connection::Connection* sent_on = connection_;
+  sent_on->send(std::move(req), [this, sent_on, d = std::move(d)](http::Result result) mutable {
     --in_flight_;
-    connection_.release();
+    sent_on->release();
     on_result(std::move(d), result);
   });
   return true;

@@ -24,6 +24,8 @@ struct Auth {
   std::string username;              // basic
   std::optional<SecretRef> secret;   // basic: password; bearer: token; api_key: key
   std::string header = "X-API-Key";  // api_key: header that carries the key
+
+  bool operator==(const Auth&) const = default;
 };
 
 struct RetryPolicy {
@@ -32,11 +34,15 @@ struct RetryPolicy {
   Millis backoff_base = std::chrono::seconds(1);
   Millis backoff_cap = std::chrono::minutes(10);
   double jitter = 0.2;  // fraction of the delay, 0..1
+
+  bool operator==(const RetryPolicy&) const = default;
 };
 
 struct RateLimit {
   double per_second = 0;  // 0 = unlimited
   double burst = 1;       // bucket size, >= 1
+
+  bool operator==(const RateLimit&) const = default;
 };
 
 struct Connection {
@@ -52,6 +58,8 @@ struct Connection {
   std::string ca_file;     // optional extra CA bundle (PEM) to trust for https
   bool tls_verify = true;  // never false in production; documented as for tests only
   SourceLocation where;
+
+  bool operator==(const Connection&) const = default;
 };
 
 struct Destination {
@@ -62,6 +70,8 @@ struct Destination {
   Headers headers;
   std::optional<RetryPolicy> retry;  // overrides the connection's
   SourceLocation where;
+
+  bool operator==(const Destination&) const = default;
 };
 
 struct Branch {
@@ -70,6 +80,8 @@ struct Branch {
   SourceLocation match_where;
   std::vector<Destination> destinations;
   SourceLocation where;
+
+  bool operator==(const Branch&) const = default;
 };
 
 struct Source {
@@ -78,6 +90,8 @@ struct Source {
   std::vector<SecretRef> secrets;          // several allowed for rotation; any one verifying is enough
   std::vector<std::string> topics;         // empty = every topic
   SourceLocation where;
+
+  bool operator==(const Source&) const = default;
 };
 
 struct Flow {
@@ -89,6 +103,8 @@ struct Flow {
   std::vector<Branch> branches;
   std::string file;
   SourceLocation where;
+
+  bool operator==(const Flow&) const = default;
 };
 
 struct Server {
@@ -100,6 +116,8 @@ struct Server {
   Millis request_timeout = std::chrono::seconds(10);  // whole request read (slow clients)
   Millis idle_timeout = std::chrono::seconds(60);     // keep-alive idle
   Millis shutdown_grace = std::chrono::seconds(10);
+
+  bool operator==(const Server&) const = default;
 };
 
 struct Store {
@@ -109,11 +127,23 @@ struct Store {
   Durability durability = Durability::fsync;
   Millis dedup_window = std::chrono::hours(48);
   int commit_max_batch = 2048;
+
+  bool operator==(const Store&) const = default;
 };
 
 struct Log {
   std::string level = "info";   // trace, debug, info, warn, error
   std::string format = "text";  // text | json
+
+  bool operator==(const Log&) const = default;
+};
+
+// How the running daemon picks up configuration changes (besides SIGHUP, which always reloads).
+struct Reload {
+  bool watch = false;  // reload when the config file or a flow file changes (inotify)
+  Millis debounce = std::chrono::milliseconds(500);  // wait for changes to settle this long
+
+  bool operator==(const Reload&) const = default;
 };
 
 struct Config {
@@ -121,6 +151,7 @@ struct Config {
   Server server;
   Store store;
   Log log;
+  Reload reload;
   std::map<std::string, Connection> connections;
   std::vector<std::string> flow_paths;  // files or directories (every *.yaml / *.yml inside)
   std::vector<Flow> flows;
