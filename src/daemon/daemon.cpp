@@ -129,6 +129,9 @@ ReloadResult Daemon::reload() {
 
 std::vector<std::string> Daemon::keep_restart_settings(config::Config& next) const {
   std::vector<std::string> changed;
+  if (next.server.public_base_url.empty()) {
+    next.server.public_base_url = "http://localhost:" + std::to_string(next.server.port);
+  }
   auto note = [&](bool differs, const char* key) {
     if (differs) changed.emplace_back(key);
   };
