@@ -15,6 +15,7 @@
 
 #include "evrouter/config/env.h"
 #include "evrouter/config/yaml_json.h"
+#include "evrouter/http/client.h"
 #include "evrouter/pattern/pattern.h"
 
 namespace evr::config {
@@ -653,7 +654,8 @@ void parse_connection(Reader& r, const Node& n, const std::string& path, Connect
            "concurrency", "retry", "ca_file", "tls_verify"});
   if (const Node* v = m.get("base_uri"); given(v)) {
     if (auto s = get_string(r, *v, m.path("base_uri"), "an http:// or https:// URI")) {
-      if (valid_http_url(*s)) {
+      // The client's own parser too: what validate accepts, the daemon can use.
+      if (valid_http_url(*s) && http::Endpoint::parse(*s)) {
         c.base_uri = *s;
       } else {
         r.error(*v, m.path("base_uri"),
