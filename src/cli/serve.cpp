@@ -82,7 +82,8 @@ int serve(const Args& args) {
     int sig = 0;
     if (sigwait(&set, &sig) != 0) continue;
     if (sig == SIGHUP) {
-      log::info("SIGHUP received; configuration reload is not available yet, keeping the running one");
+      log::info("SIGHUP received");
+      d.reload();  // logs what changed, or every problem and keeps the running configuration
       continue;
     }
     log::info("shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});

@@ -67,14 +67,18 @@ std::string iso_now() {
   return buf;
 }
 
+Level parse_level(std::string_view level) {
+  if (level == "trace") return Level::trace;
+  if (level == "debug") return Level::debug;
+  if (level == "warn") return Level::warn;
+  if (level == "error") return Level::error;
+  return Level::info;
+}
+
 }  // namespace
 
 void setup(std::string_view level, std::string_view format) {
-  Level l = Level::info;
-  if (level == "trace") l = Level::trace;
-  if (level == "debug") l = Level::debug;
-  if (level == "warn") l = Level::warn;
-  if (level == "error") l = Level::error;
+  const Level l = parse_level(level);
   g_level = static_cast<int>(l);
   g_json = format == "json";
   auto logger = spdlog::stderr_logger_mt("evrouter");
@@ -86,6 +90,12 @@ void setup(std::string_view level, std::string_view format) {
   logger->set_level(to_spd(l));
   logger->flush_on(spdlog::level::info);
   spdlog::set_default_logger(logger);
+}
+
+void set_level(std::string_view level) {
+  const Level l = parse_level(level);
+  g_level = static_cast<int>(l);
+  if (auto* logger = spdlog::default_logger_raw()) logger->set_level(to_spd(l));
 }
 
 bool enabled(Level level) {

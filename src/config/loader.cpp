@@ -19,6 +19,7 @@
 #include "evrouter/mapping/path.h"
 #include "evrouter/mapping/template.h"
 #include "evrouter/mapping/text.h"
+#include "evrouter/http/client.h"
 #include "evrouter/pattern/pattern.h"
 #include "evrouter/source/source.h"
 
@@ -684,7 +685,8 @@ void parse_connection(Reader& r, const Node& n, const std::string& path, Connect
            "concurrency", "retry", "ca_file", "tls_verify"});
   if (const Node* v = m.get("base_uri"); given(v)) {
     if (auto s = get_string(r, *v, m.path("base_uri"), "an http:// or https:// URI")) {
-      if (valid_http_url(*s)) {
+      // The client's own parser too: what validate accepts, the daemon can use.
+      if (valid_http_url(*s) && http::Endpoint::parse(*s)) {
         c.base_uri = *s;
       } else {
         r.error(*v, m.path("base_uri"),
@@ -938,6 +940,18 @@ void parse_log(Reader& r, const Node* n, Log& l) {
   }
   if (const Node* v = m.get("format"); given(v)) {
     if (auto s = get_choice(r, *v, m.path("format"), {"text", "json"})) l.format = *s;
+  }
+}
+
+void parse_reload(Reader& r, const Node* n, Reload& reload) {
+  Map m(r, n, "reload");
+  if (!m.valid()) return;
+  m.allow({"watch", "debounce"});
+  if (const Node* v = m.get("watch"); given(v)) {
+    if (auto b = get_bool(r, *v, m.path("watch"))) reload.watch = *b;
+  }
+  if (const Node* v = m.get("debounce"); given(v)) {
+    if (auto d = get_duration(r, *v, m.path("debounce"), true)) reload.debounce = *d;
   }
 }
 
@@ -1850,12 +1864,13 @@ LoadResult load(const fs::path& config_file, const LoadOptions& options) {
   auto root = read_yaml(r, config_file, "a mapping with server, store, log, flows and connections");
   if (root) {
     Map m(r, &*root, "");
-    m.allow({"server", "store", "log", "admin", "publish", "flows", "connections"});
+    m.allow({"server", "store", "log", "admin", "publish", "reload", "flows", "connections"});
     parse_server(r, m.get("server"), config.server);
     parse_store(r, m.get("store"), config.store);
     parse_log(r, m.get("log"), config.log);
     parse_admin(r, m.get("admin"), config.admin);
     parse_publish(r, m.get("publish"), config.publish, options.require_secrets);
+    parse_reload(r, m.get("reload"), config.reload);
     if (const Node* v = m.get("connections"); given(v)) {
       Map cm(r, v, "connections");
       if (cm.valid()) {

@@ -1,6 +1,8 @@
 #include "connection/connection.h"
 
+#include <boost/asio/post.hpp>
 #include <stdexcept>
+#include <utility>
 
 #include "evrouter/common/crypto.h"
 #include "lane/lane.h"
@@ -33,12 +35,10 @@ http::Headers resolve_auth(const config::Connection& c) {
 
 }  // namespace
 
-Connection::Connection(const config::Connection& config, boost::asio::io_context& ioc)
-    : config_(config),
-      ioc_(ioc),
-      auth_headers_(resolve_auth(config)),
-      bucket_(config.rate_limit.per_second, config.rate_limit.burst),
-      timer_(ioc) {
+Prepared prepare(const config::Connection& config, boost::asio::io_context& ioc, bool new_client) {
+  Prepared p;
+  p.auth_headers = resolve_auth(config);
+  if (!new_client) return p;
   auto endpoint = http::Endpoint::parse(config.base_uri);
   if (!endpoint)
     throw std::runtime_error("connection " + config.name + ": invalid base_uri " + config.base_uri);
@@ -48,7 +48,62 @@ Connection::Connection(const config::Connection& config, boost::asio::io_context
   options.max_idle = static_cast<std::size_t>(std::max(1, config.concurrency));
   options.ca_file = config.ca_file;
   options.tls_verify = config.tls_verify;
-  client_ = http::make_client(ioc, std::move(*endpoint), options);
+  p.client = http::make_client(ioc, std::move(*endpoint), options);
+  return p;
+}
+
+bool same_client(const config::Connection& a, const config::Connection& b) {
+  return a.base_uri == b.base_uri && a.connect_timeout == b.connect_timeout &&
+         a.request_timeout == b.request_timeout && a.ca_file == b.ca_file && a.tls_verify == b.tls_verify;
+}
+
+Connection::Connection(const config::Connection& config, boost::asio::io_context& ioc)
+    : Connection(config, prepare(config, ioc), ioc) {}
+
+Connection::Connection(const config::Connection& config, Prepared prepared, boost::asio::io_context& ioc)
+    : config_(config),
+      ioc_(ioc),
+      current_(std::make_shared<ClientSlot>(ClientSlot{std::move(prepared.client), 0})),
+      auth_headers_(std::move(prepared.auth_headers)),
+      bucket_(config.rate_limit.per_second, config.rate_limit.burst),
+      timer_(ioc) {}
+
+void Connection::reconfigure(const config::Connection& config, Prepared prepared) {
+  if (config.rate_limit.per_second != config_.rate_limit.per_second ||
+      config.rate_limit.burst != config_.rate_limit.burst) {
+    bucket_.reconfigure(config.rate_limit.per_second, config.rate_limit.burst);
+  }
+  config_ = config;
+  auth_headers_ = std::move(prepared.auth_headers);
+  if (prepared.client) {
+    auto old =
+        std::exchange(current_, std::make_shared<ClientSlot>(ClientSlot{std::move(prepared.client), 0}));
+    if (old->in_flight == 0) {
+      old->client->close();
+    } else {
+      retired_.push_back(std::move(old));
+    }
+  }
+  // A higher cap or rate may let waiting lanes go now.
+  drain();
+}
+
+void Connection::send(http::Request request, std::function<void(http::Result)> done) {
+  auto slot = current_;
+  ++slot->in_flight;
+  slot->client->send(std::move(request), [this, slot, done = std::move(done)](http::Result result) {
+    --slot->in_flight;
+    if (slot != current_ && slot->in_flight == 0) retire(slot);
+    done(std::move(result));
+  });
+}
+
+void Connection::retire(const std::shared_ptr<ClientSlot>& slot) {
+  // Not from inside the client's own callback: close and drop it on a later turn of the loop.
+  boost::asio::post(ioc_, [this, slot] {
+    slot->client->close();
+    std::erase(retired_, slot);
+  });
 }
 
 void Connection::want(lane::Lane* lane) {
@@ -75,7 +130,8 @@ void Connection::close() {
   for (auto* l : waiting_) l->queued = false;
   waiting_.clear();
   timer_.cancel();
-  client_->close();
+  current_->client->close();
+  for (auto& slot : retired_) slot->client->close();
 }
 
 void Connection::drain() {

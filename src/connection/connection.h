@@ -2,12 +2,18 @@
 // A connection at run time: where and how to call (HTTP client, auth headers) and its limits (token bucket,
 // concurrency cap), shared by every lane that uses it. Lanes that have work queue for a slot; slots are
 // handed out round-robin, one request per turn, so one busy lane cannot starve the others.
+//
+// A configuration reload changes a connection in place (reconfigure): limits apply at once to new
+// requests, counted together with those already in flight; a new client (base URI, timeouts, TLS changed)
+// serves new requests while those in flight finish on the old one, which is closed once they have.
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "evrouter/config/config.h"
 #include "evrouter/connection/token_bucket.h"
@@ -19,31 +25,56 @@ class Lane;
 
 namespace evr::connection {
 
+// What a connection's settings build: checked and made off the event loop, then handed to the loop.
+struct Prepared {
+  http::Headers auth_headers;
+  std::unique_ptr<http::Client> client;  // null: keep the current client
+};
+
+// Builds the auth headers and, when `new_client`, the HTTP client. Throws std::runtime_error when
+// base_uri cannot be used or a secret is not set. Does not touch the event loop.
+Prepared prepare(const config::Connection& config, boost::asio::io_context& ioc, bool new_client = true);
+// Whether two settings can share one HTTP client (same base URI, timeouts and TLS settings).
+bool same_client(const config::Connection& a, const config::Connection& b);
+
 class Connection {
  public:
   // Throws std::runtime_error when base_uri cannot be used or a secret is not set.
   Connection(const config::Connection& config, boost::asio::io_context& ioc);
+  // `prepared` must carry a client.
+  Connection(const config::Connection& config, Prepared prepared, boost::asio::io_context& ioc);
 
   const config::Connection& config() const { return config_; }
-  http::Client& client() { return *client_; }
-  const http::Endpoint& endpoint() const { return client_->endpoint(); }
+  const http::Endpoint& endpoint() const { return current_->client->endpoint(); }
   const http::Headers& auth_headers() const { return auth_headers_; }
 
+  // New settings, on the event loop. `prepared.client` replaces the client for new requests.
+  void reconfigure(const config::Connection& config, Prepared prepared);
+
+  // Sends on the current client; `done` runs on the event loop.
+  void send(http::Request request, std::function<void(http::Result)> done);
   // The lane has deliveries ready: give it a slot when limits allow.
   void want(lane::Lane* lane);
   // A request granted by want() completed.
   void release();
-  // Drops the lane from the wait queue (stopping).
+  // Drops the lane from the wait queue (stopping, or the lane moved or went away).
   void forget(lane::Lane* lane);
   int in_flight() const { return in_flight_; }
   void close();
 
  private:
+  struct ClientSlot {
+    std::unique_ptr<http::Client> client;
+    int in_flight = 0;
+  };
+
   void drain();
+  void retire(const std::shared_ptr<ClientSlot>& slot);
 
   config::Connection config_;
   boost::asio::io_context& ioc_;
-  std::unique_ptr<http::Client> client_;
+  std::shared_ptr<ClientSlot> current_;
+  std::vector<std::shared_ptr<ClientSlot>> retired_;  // replaced clients with requests still in flight
   http::Headers auth_headers_;
   TokenBucket bucket_;
   int in_flight_ = 0;

@@ -1,10 +1,38 @@
 #include "evrouter/daemon/daemon.h"
 
+#include <map>
+
 #include "daemon/admin_api.h"
 #include "evrouter/common/log.h"
+#include "evrouter/config/compare.h"
+#include "evrouter/config/loader.h"
+#include "evrouter/daemon/watcher.h"
 #include "evrouter/store/sqlite_store.h"
 
 namespace evr::daemon {
+namespace {
+
+std::string names(const std::vector<std::string>& items) {
+  if (items.empty()) return "-";
+  std::string out;
+  for (const auto& i : items) {
+    if (!out.empty()) out += ',';
+    out += i;
+  }
+  return out;
+}
+
+void log_diagnostics(const std::vector<config::Diagnostic>& diagnostics) {
+  for (const auto& d : diagnostics) {
+    if (d.severity == config::Diagnostic::Severity::error) {
+      log::error(d.str());
+    } else {
+      log::warn(d.str());
+    }
+  }
+}
+
+}  // namespace
 
 std::shared_ptr<const flow::Routes> resolve_routes(const config::Config& config, store::Store& store) {
   return flow::Routes::build(
@@ -15,6 +43,7 @@ Daemon::Daemon(config::Config config) : config_(std::move(config)) {
   if (config_.server.public_base_url.empty()) {
     config_.server.public_base_url = "http://localhost:" + std::to_string(config_.server.port);
   }
+  baseline_ = config_;
 }
 
 Daemon::~Daemon() {
@@ -47,9 +76,18 @@ void Daemon::start() {
         "listener",
         {{"flow", f.name}, {"url", routes_->listener_url(f)}, {"enabled", f.enabled ? "true" : "false"}});
   }
+  if (config_.reload.watch) {
+    watcher_ = std::make_unique<Watcher>(config_.reload.debounce, [this] { reload(); });
+    watcher_->watch(watched_paths(config_));
+    log::info("watching the configuration files for changes",
+              {{"debounce_ms", std::to_string(config_.reload.debounce.count())}});
+  }
 }
 
 void Daemon::stop() {
+  if (watcher_) watcher_->stop();  // waits for a reload it is running
+  std::lock_guard lk(reload_mu_);
+  watcher_.reset();
   if (stopped_ || !store_) return;
   stopped_ = true;
   ready_ = false;
@@ -96,6 +134,132 @@ void Daemon::start_admin() {
 
 uint16_t Daemon::admin_port() const {
   return admin_ ? admin_->port() : 0;
+}
+
+ReloadResult Daemon::reload() {
+  ReloadResult result;
+  const std::string file = config_.file;  // never changes
+  if (file.empty()) {
+    result.error = "the configuration was not loaded from a file";
+    log::error("configuration reload refused", {{"error", result.error}});
+    return result;
+  }
+  log::info("reloading the configuration", {{"file", file}});
+  auto loaded = config::load(file);
+  log_diagnostics(loaded.diagnostics);
+  if (!loaded.ok()) {
+    result.diagnostics = std::move(loaded.diagnostics);
+    log::error("configuration reload refused: the files have errors; the running configuration stays",
+               {{"errors", std::to_string(loaded.errors())}});
+    return result;
+  }
+  result = apply(std::move(*loaded.config));
+  result.diagnostics = std::move(loaded.diagnostics);
+  return result;
+}
+
+std::vector<std::string> Daemon::keep_restart_settings(config::Config& next) const {
+  std::vector<std::string> changed;
+  if (next.server.public_base_url.empty()) {
+    next.server.public_base_url = "http://localhost:" + std::to_string(next.server.port);
+  }
+  auto note = [&](bool differs, const char* key) {
+    if (differs) changed.emplace_back(key);
+  };
+  const config::Config& b = baseline_;
+  note(next.server.listen != b.server.listen, "server.listen");
+  note(next.server.port != b.server.port, "server.port");
+  note(next.server.public_base_url != b.server.public_base_url, "server.public_base_url");
+  note(next.server.workers != b.server.workers, "server.workers");
+  note(next.server.max_body_bytes != b.server.max_body_bytes, "server.max_body_bytes");
+  note(next.server.request_timeout != b.server.request_timeout, "server.request_timeout");
+  note(next.server.idle_timeout != b.server.idle_timeout, "server.idle_timeout");
+  note(next.store.type != b.store.type, "store.type");
+  note(next.store.state_dir != b.store.state_dir, "store.state_dir");
+  note(next.store.durability != b.store.durability, "store.durability");
+  note(next.store.dedup_window != b.store.dedup_window, "store.dedup_window");
+  note(next.store.commit_max_batch != b.store.commit_max_batch, "store.commit_max_batch");
+  note(next.log.format != b.log.format, "log.format");
+  note(next.reload.watch != b.reload.watch, "reload.watch");
+  note(next.reload.debounce != b.reload.debounce, "reload.debounce");
+  // Applied at once: server.shutdown_grace, log.level, connections and flows.
+  const auto grace = next.server.shutdown_grace;
+  next.server = config_.server;
+  next.server.shutdown_grace = grace;
+  next.store = config_.store;
+  next.log.format = config_.log.format;
+  next.reload = config_.reload;
+  next.file = config_.file;
+  return changed;
+}
+
+ReloadResult Daemon::apply(config::Config next) {
+  std::lock_guard lk(reload_mu_);
+  ReloadResult result;
+  if (stopped_ || !ready_) {
+    result.error = "the daemon is not running";
+    log::error("configuration reload refused", {{"error", result.error}});
+    return result;
+  }
+  result.restart_needed = keep_restart_settings(next);
+  std::shared_ptr<const flow::Routes> routes;
+  try {
+    // Listener ids: kept in the store per flow name, so URLs do not change; a pinned id wins.
+    routes = resolve_routes(next, *store_);
+    // New lanes exist before any route leads to them; removed ones drain what the old routes sent.
+    result.changes = dispatcher_->reconfigure(next, std::weak_ptr<const void>(this->routes()));
+  } catch (const config::ConfigError& e) {
+    result.diagnostics = e.diagnostics();
+    log_diagnostics(result.diagnostics);
+    log::error("configuration reload refused; the running configuration stays", {{"error", e.what()}});
+    return result;
+  } catch (const std::exception& e) {
+    result.error = e.what();
+    log::error("configuration reload refused; the running configuration stays", {{"error", result.error}});
+    return result;
+  }
+  const auto previous = std::atomic_exchange(&routes_, routes);
+
+  // What changed, for the log.
+  std::map<std::string, const config::Flow*> before;
+  for (const auto& f : config_.flows) before.emplace(f.name, &f);
+  std::map<std::string, std::string> old_urls;
+  for (const auto& f : previous->flows()) old_urls.emplace(f.name, previous->listener_url(f));
+  for (const auto& f : next.flows) {
+    auto it = before.find(f.name);
+    if (it == before.end()) {
+      result.flows_added.push_back(f.name);
+    } else {
+      if (!config::same_settings(*it->second, f)) result.flows_changed.push_back(f.name);
+      before.erase(it);
+    }
+  }
+  for (const auto& [name, _] : before) result.flows_removed.push_back(name);
+  for (const auto& f : routes->flows()) {
+    auto it = old_urls.find(f.name);
+    const std::string url = routes->listener_url(f);
+    if (it == old_urls.end() || it->second != url) {
+      log::info("listener", {{"flow", f.name}, {"url", url}, {"enabled", f.enabled ? "true" : "false"}});
+    }
+  }
+  for (const auto& key : result.restart_needed) {
+    log::warn("setting changed; it takes effect at the next restart", {{"key", key}});
+  }
+  if (next.log.level != config_.log.level) log::set_level(next.log.level);
+  config_ = std::move(next);
+  if (watcher_) watcher_->watch(watched_paths(config_));
+  result.ok = true;
+  const auto& c = result.changes;
+  log::info("configuration reloaded", {{"flows_added", names(result.flows_added)},
+                                       {"flows_removed", names(result.flows_removed)},
+                                       {"flows_changed", names(result.flows_changed)},
+                                       {"lanes_added", names(c.lanes_added)},
+                                       {"lanes_removed", names(c.lanes_removed)},
+                                       {"lanes_changed", names(c.lanes_changed)},
+                                       {"connections_added", names(c.connections_added)},
+                                       {"connections_removed", names(c.connections_removed)},
+                                       {"connections_changed", names(c.connections_changed)}});
+  return result;
 }
 
 uint16_t Daemon::port() const {

@@ -7,11 +7,15 @@
 #include <condition_variable>
 #include <future>
 #include <map>
+#include <mutex>
+#include <optional>
+#include <set>
 #include <thread>
 #include <unordered_map>
 
 #include "connection/connection.h"
 #include "evrouter/common/log.h"
+#include "evrouter/config/compare.h"
 #include "evrouter/event/event.h"
 #include "evrouter/flow/routes.h"
 #include "evrouter/mapping/mapping.h"
@@ -22,6 +26,41 @@ namespace {
 
 namespace net = boost::asio;
 
+// A lane the configuration defines, and the connection it sends on.
+struct LanePlan {
+  lane::Spec spec;
+  std::string connection;
+};
+
+// Every destination of every flow as a lane. Throws std::runtime_error on a connection no one defines.
+std::vector<LanePlan> plan_lanes(const config::Config& config) {
+  std::vector<LanePlan> out;
+  for (const auto& f : config.flows) {
+    for (const auto& b : f.branches) {
+      for (const auto& d : b.destinations) {
+        auto it = config.connections.find(d.connection);
+        if (it == config.connections.end()) {
+          throw std::runtime_error("flow " + f.name + ": unknown connection " + d.connection);
+        }
+        lane::Spec spec{flow::lane_id(f.name, b.name, d.name), f.name, d, d.retry.value_or(it->second.retry),
+                        std::nullopt};
+        try {
+          spec.mapping = mapping::Mapping::compile(d);
+        } catch (const mapping::MappingError& e) {
+          throw std::runtime_error("flow " + f.name + ", lane " + spec.id + ": " + e.what());
+        }
+        out.push_back({std::move(spec), d.connection});
+      }
+    }
+  }
+  return out;
+}
+
+bool same_spec(const lane::Spec& a, const lane::Spec& b) {
+  return a.id == b.id && a.flow == b.flow && config::same_settings(a.destination, b.destination) &&
+         a.retry == b.retry;
+}
+
 class DispatcherImpl final : public Dispatcher {
  public:
   DispatcherImpl(const config::Config& config, store::Store& store)
@@ -29,25 +68,11 @@ class DispatcherImpl final : public Dispatcher {
     for (const auto& [name, c] : config.connections) {
       connections_.emplace(name, std::make_unique<connection::Connection>(c, ioc_));
     }
-    for (const auto& f : config.flows) {
-      for (const auto& b : f.branches) {
-        for (const auto& d : b.destinations) {
-          auto it = connections_.find(d.connection);
-          if (it == connections_.end()) {
-            throw std::runtime_error("flow " + f.name + ": unknown connection " + d.connection);
-          }
-          lane::Spec spec{flow::lane_id(f.name, b.name, d.name), f.name, d,
-                          d.retry.value_or(it->second->config().retry), std::nullopt};
-          try {
-            spec.mapping = mapping::Mapping::compile(d);
-          } catch (const mapping::MappingError& e) {
-            throw std::runtime_error("flow " + f.name + ", lane " + spec.id + ": " + e.what());
-          }
-          const std::string id = spec.id;
-          lanes_.emplace(id,
-                         std::make_unique<lane::Lane>(std::move(spec), *it->second, store_, ioc_, stopping_));
-        }
-      }
+    applied_ = config.connections;
+    for (auto& plan : plan_lanes(config)) {
+      const std::string id = plan.spec.id;
+      lanes_.emplace(id, std::make_unique<lane::Lane>(std::move(plan.spec), *connections_.at(plan.connection),
+                                                      store_, ioc_, stopping_));
     }
   }
 
@@ -75,8 +100,80 @@ class DispatcherImpl final : public Dispatcher {
     });
   }
 
+  Changes reconfigure(const config::Config& config, std::weak_ptr<const void> previous) override {
+    std::lock_guard lk(reconfigure_mu_);
+    if (!thread_.joinable() || stopped_) throw std::runtime_error("the dispatcher is not running");
+
+    // Off the loop: everything that can fail. Secrets are resolved again (a rotated token file counts).
+    auto lanes = plan_lanes(config);
+    std::vector<std::pair<config::Connection, connection::Prepared>> connections;
+    Changes changes;
+    for (const auto& [name, c] : config.connections) {
+      auto it = applied_.find(name);
+      const bool known = it != applied_.end();
+      connections.emplace_back(
+          c, connection::prepare(c, ioc_, !known || !connection::same_client(it->second, c)));
+      if (!known) {
+        changes.connections_added.push_back(name);
+      } else if (!config::same_settings(it->second, c)) {
+        changes.connections_changed.push_back(name);
+      }
+    }
+    for (const auto& [name, c] : applied_) {
+      if (!config.connections.count(name)) changes.connections_removed.push_back(name);
+    }
+
+    // On the loop: swap.
+    std::promise<void> done;
+    net::post(ioc_, [&] {
+      for (auto& [c, prepared] : connections) {
+        removed_connections_.erase(c.name);
+        auto it = connections_.find(c.name);
+        if (it == connections_.end()) {
+          connections_.emplace(c.name,
+                               std::make_unique<connection::Connection>(c, std::move(prepared), ioc_));
+        } else {
+          it->second->reconfigure(c, std::move(prepared));
+        }
+      }
+      std::set<std::string> wanted;
+      for (auto& plan : lanes) {
+        const std::string id = plan.spec.id;
+        wanted.insert(id);
+        connection::Connection& conn = *connections_.at(plan.connection);
+        auto it = lanes_.find(id);
+        if (it == lanes_.end()) {
+          lanes_.emplace(id,
+                         std::make_unique<lane::Lane>(std::move(plan.spec), conn, store_, ioc_, stopping_));
+          changes.lanes_added.push_back(id);
+          continue;
+        }
+        if (retired_.erase(id) != 0) {
+          changes.lanes_added.push_back(id);
+        } else if (!same_spec(it->second->spec(), plan.spec) || &it->second->connection() != &conn) {
+          changes.lanes_changed.push_back(id);
+        }
+        it->second->reconfigure(std::move(plan.spec), conn);
+      }
+      for (const auto& [id, lane] : lanes_) {
+        if (wanted.count(id) || retired_.count(id)) continue;
+        retired_.emplace(id, Retired{previous, std::nullopt});
+        changes.lanes_removed.push_back(id);
+      }
+      for (const auto& name : changes.connections_removed) removed_connections_.insert(name);
+      done.set_value();
+    });
+    done.get_future().wait();
+    applied_ = config.connections;
+    return changes;
+  }
+
   void stop(std::chrono::milliseconds grace) override {
-    if (!thread_.joinable()) return;
+    {
+      std::lock_guard lk(reconfigure_mu_);
+      if (!thread_.joinable() || stopped_) return;
+      stopped_ = true;
+    }
     // Stop sending new requests; let those in flight finish within the grace period.
     net::post(ioc_, [this] {
       stopping_ = true;
@@ -105,14 +202,65 @@ class DispatcherImpl final : public Dispatcher {
   }
 
  private:
+  // A lane the configuration no longer defines, delivering what is left for it.
+  struct Retired {
+    std::weak_ptr<const void> previous;  // the routes that could still send it work
+    std::optional<uint64_t> mark;        // lane.fetches() when `previous` was seen expired
+  };
+
   void schedule_tick() {
     tick_.expires_after(std::chrono::milliseconds(100));
     tick_.async_wait([this](const boost::system::error_code& ec) {
       if (ec || stopping_) return;
       const int64_t now = event::now_ms();
       for (auto& [_, lane] : lanes_) lane->tick(now);
+      sweep();
       schedule_tick();
     });
+  }
+
+  // Drops retired lanes that have nothing left, then connections that no lane uses any more.
+  void sweep() {
+    for (auto it = retired_.begin(); it != retired_.end();) {
+      auto& [id, r] = *it;
+      lane::Lane& lane = *lanes_.at(id);
+      if (!r.previous.expired()) {
+        ++it;
+        continue;
+      }
+      // Every ingest that could route to this lane has committed: one more read of the store, started
+      // after this moment, finds whatever it added.
+      if (!r.mark) r.mark = lane.fetches();
+      if (lane.fetches() <= *r.mark) {
+        lane.look_on_disk();
+        ++it;
+        continue;
+      }
+      if (!lane.drained()) {
+        ++it;
+        continue;
+      }
+      log::info("removed lane stopped: nothing left to deliver", {{"lane", id}});
+      lane.connection().forget(&lane);
+      lanes_.erase(id);
+      it = retired_.erase(it);
+    }
+    for (auto it = removed_connections_.begin(); it != removed_connections_.end();) {
+      auto c = connections_.find(*it);
+      const bool used = std::any_of(lanes_.begin(), lanes_.end(), [&](const auto& l) {
+        return &l.second->connection() == c->second.get();
+      });
+      if (used || c->second->in_flight() != 0) {
+        ++it;
+        continue;
+      }
+      log::info("removed connection closed", {{"connection", *it}});
+      c->second->close();
+      // Destroyed on a later turn, after anything it posted itself.
+      net::post(ioc_, [gone = std::shared_ptr<connection::Connection>(std::move(c->second))] {});
+      connections_.erase(c);
+      it = removed_connections_.erase(it);
+    }
   }
 
   store::Store& store_;
@@ -122,6 +270,11 @@ class DispatcherImpl final : public Dispatcher {
   bool stopping_ = false;
   std::map<std::string, std::unique_ptr<connection::Connection>> connections_;
   std::unordered_map<std::string, std::unique_ptr<lane::Lane>> lanes_;
+  std::map<std::string, Retired> retired_;             // loop only
+  std::set<std::string> removed_connections_;          // loop only: still open for retired lanes
+  std::mutex reconfigure_mu_;                          // one reconfigure at a time; not during stop
+  std::map<std::string, config::Connection> applied_;  // reconfigure_mu_
+  bool stopped_ = false;                               // reconfigure_mu_
   std::thread thread_;
 };
 

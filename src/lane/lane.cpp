@@ -42,16 +42,27 @@ bool build_request(const Spec& spec, const connection::Connection& conn, const s
 
 Lane::Lane(Spec spec, connection::Connection& connection, store::Store& store, boost::asio::io_context& ioc,
            const bool& stopping)
-    : spec_(std::move(spec)), connection_(connection), store_(store), ioc_(ioc), stopping_(stopping) {}
+    : spec_(std::move(spec)), connection_(&connection), store_(store), ioc_(ioc), stopping_(stopping) {}
+
+void Lane::reconfigure(Spec spec, connection::Connection& connection) {
+  spec_ = std::move(spec);
+  if (&connection == connection_) return;
+  connection_->forget(this);
+  connection_ = &connection;
+  if (!ready_.empty()) connection_->want(this);
+}
 
 void Lane::offer(store::Delivery delivery) {
   if (more_on_disk_ || ready_.size() >= kWindow) {
     more_on_disk_ = true;  // it waits on disk; the next fetch brings it in order
+    // A fetch under way read the store before this delivery was committed: its answer must not clear
+    // more_on_disk_, or this delivery would wait until the next restart.
+    if (fetching_) deferred_during_fetch_ = true;
     return;
   }
   if (!held_.insert(delivery.id).second) return;
   ready_.push_back(std::move(delivery));
-  connection_.want(this);
+  connection_->want(this);
 }
 
 void Lane::tick(int64_t now_ms) {
@@ -61,18 +72,20 @@ void Lane::tick(int64_t now_ms) {
 
 void Lane::fetch(int64_t now_ms) {
   fetching_ = true;
+  ++fetches_;
   next_due_ms_ = 0;
   const std::size_t limit = kWindow - ready_.size();
   store_.fetch_due(spec_.id, now_ms, limit, held_, [this, limit](store::Due due) {
     boost::asio::post(ioc_, [this, limit, due = std::move(due)]() mutable {
       fetching_ = false;
-      more_on_disk_ = due.deliveries.size() >= limit;
+      more_on_disk_ = due.deliveries.size() >= limit || deferred_during_fetch_;
+      deferred_during_fetch_ = false;
       if (due.next_due_ms)
         next_due_ms_ = next_due_ms_ ? std::min(next_due_ms_, *due.next_due_ms) : *due.next_due_ms;
       for (auto& d : due.deliveries) {
         if (held_.insert(d.id).second) ready_.push_back(std::move(d));
       }
-      if (!ready_.empty()) connection_.want(this);
+      if (!ready_.empty()) connection_->want(this);
     });
   });
 }
@@ -85,14 +98,15 @@ bool Lane::send_one() {
     d = std::move(ready_.front());
     ready_.pop_front();
     std::string error;
-    if (build_request(spec_, connection_, d, d.attempts + 1, req, error)) break;
+    if (build_request(spec_, *connection_, d, d.attempts + 1, req, error)) break;
     reject(std::move(d), std::move(error));
     req = {};
   }
   ++in_flight_;
-  connection_.client().send(std::move(req), [this, d = std::move(d)](http::Result result) mutable {
+  connection::Connection* sent_on = connection_;
+  sent_on->send(std::move(req), [this, sent_on, d = std::move(d)](http::Result result) mutable {
     --in_flight_;
-    connection_.release();
+    sent_on->release();
     on_result(std::move(d), result);
   });
   return true;

@@ -37,6 +37,10 @@ class Lane {
        const bool& stopping);
 
   const Spec& spec() const { return spec_; }
+  connection::Connection& connection() const { return *connection_; }
+  // New settings (configuration reload): deliveries sent from now on use them; requests in flight finish
+  // as they were sent (and are released to the connection they were sent on).
+  void reconfigure(Spec spec, connection::Connection& connection);
   // A delivery just committed for this lane.
   void offer(store::Delivery delivery);
   // Periodic: refill from disk when deliveries wait there or a retry has come due.
@@ -48,6 +52,16 @@ class Lane {
   std::size_t in_flight() const { return in_flight_; }
   bool more_on_disk() const { return more_on_disk_; }
 
+  // Makes the next tick read the store again, even if the lane believes nothing waits there.
+  void look_on_disk() { more_on_disk_ = true; }
+  // Fetches started so far (to know whether one started after some moment).
+  uint64_t fetches() const { return fetches_; }
+  // Nothing in memory, in flight or awaiting an outcome's commit, and nothing known to wait on disk.
+  bool drained() const {
+    return ready_.empty() && in_flight_ == 0 && held_.empty() && !fetching_ && !more_on_disk_ &&
+           next_due_ms_ == 0;
+  }
+
   bool queued = false;  // waiting in the connection's queue
 
  private:
@@ -58,7 +72,7 @@ class Lane {
   void finish(int64_t delivery_id);
 
   Spec spec_;
-  connection::Connection& connection_;
+  connection::Connection* connection_;
   store::Store& store_;
   boost::asio::io_context& ioc_;
   const bool& stopping_;
@@ -69,6 +83,8 @@ class Lane {
   bool more_on_disk_ = true;  // unknown at start: look
   int64_t next_due_ms_ = 0;   // earliest retry known to wait on disk (0 = none known)
   bool fetching_ = false;
+  bool deferred_during_fetch_ = false;  // offer() left a delivery on disk while a fetch was under way
+  uint64_t fetches_ = 0;
   std::mt19937_64 rng_{std::random_device{}()};
 };
 

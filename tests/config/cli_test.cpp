@@ -107,6 +107,39 @@ TEST(Validate, ChecksGivenFlowFilesAgainstTheConfig) {
   EXPECT_EQ(bad_option.code, 2) << bad_option.output;
 }
 
+TEST(Validate, WarnsAboutUnreachableBranchesUnusedConnectionsAndUnsetSecrets) {
+  TempDir dir;
+  write_file(dir / "evrouter.yaml",
+             "connections:\n  os: {base_uri: 'http://h'}\n  spare: {base_uri: 'http://h'}\nflows: [" +
+                 (dir / "f.yaml").string() + "]\n");
+  write_file(
+      dir / "f.yaml",
+      "name: a\nsource: {secret: {env: EVR_CLI_UNSET_SECRET}}\nbranches:\n  - destinations: [{connection: "
+      "os}]\n  - name: late\n    destinations: [{connection: os}]\n");
+  ::unsetenv("EVR_CLI_UNSET_SECRET");
+  const Outcome r = run({"validate", "--config", (dir / "evrouter.yaml").string()});
+  EXPECT_EQ(r.code, 0) << r.output;
+  const std::string config = (dir / "evrouter.yaml").string(), flow = (dir / "f.yaml").string();
+  EXPECT_TRUE(
+      has(r.output, config + ":3:3: warning: connections.spare: connection 'spare' is not used by any flow"))
+      << r.output;
+  EXPECT_TRUE(has(
+      r.output, flow + ":2:18: warning: source.secret: environment variable EVR_CLI_UNSET_SECRET is not set"))
+      << r.output;
+  EXPECT_TRUE(has(r.output, flow + ":5:5: warning: branches[1]: branch 'late' is unreachable")) << r.output;
+  EXPECT_TRUE(has(r.output, "ok: 1 config, 1 flow, 2 connections (3 warnings)")) << r.output;
+}
+
+TEST(Validate, RefusesABaseUriTheHttpClientCannotUse) {
+  TempDir dir;
+  write_file(dir / "evrouter.yaml", "connections:\n  os: {base_uri: 'http://-host'}\nflows: []\n");
+  const Outcome r = run({"validate", "--config", (dir / "evrouter.yaml").string()});
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_TRUE(has(
+      r.output, (dir / "evrouter.yaml").string() + ":2:18: error: connections.os.base_uri: expected an http"))
+      << r.output;
+}
+
 class TestPattern : public ::testing::Test {
  protected:
   TempDir dir;

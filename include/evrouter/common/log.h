@@ -17,6 +17,8 @@ struct Field {
 
 // Configures the process-wide logger (stderr). `level` is trace|debug|info|warn|error, `format` text|json.
 void setup(std::string_view level, std::string_view format);
+// Changes the minimum level of the configured logger (configuration reload).
+void set_level(std::string_view level);
 bool enabled(Level level);
 void write(Level level, std::string_view message, std::initializer_list<Field> fields = {});
 

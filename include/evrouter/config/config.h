@@ -24,6 +24,8 @@ struct Auth {
   std::string username;              // basic
   std::optional<SecretRef> secret;   // basic: password; bearer: token; api_key: key
   std::string header = "X-API-Key";  // api_key: header that carries the key
+
+  bool operator==(const Auth&) const = default;
 };
 
 struct RetryPolicy {
@@ -32,11 +34,15 @@ struct RetryPolicy {
   Millis backoff_base = std::chrono::seconds(1);
   Millis backoff_cap = std::chrono::minutes(10);
   double jitter = 0.2;  // fraction of the delay, 0..1
+
+  bool operator==(const RetryPolicy&) const = default;
 };
 
 struct RateLimit {
   double per_second = 0;  // 0 = unlimited
   double burst = 1;       // bucket size, >= 1
+
+  bool operator==(const RateLimit&) const = default;
 };
 
 struct Connection {
@@ -52,6 +58,8 @@ struct Connection {
   std::string ca_file;     // optional extra CA bundle (PEM) to trust for https
   bool tls_verify = true;  // never false in production; documented as for tests only
   SourceLocation where;
+
+  bool operator==(const Connection&) const = default;
 };
 
 // A variable of a destination's mapping: a name bound to a path into the event envelope (docs/mappings.md).
@@ -61,6 +69,7 @@ struct InputPath {
   std::string path;  // JSONPath subset, e.g. $.detail.id
   As as = As::value;
   SourceLocation where;
+  bool operator==(const InputPath&) const = default;
 };
 
 struct Destination {
@@ -73,6 +82,8 @@ struct Destination {
   std::optional<nlohmann::ordered_json> input_template;  // the request body; none = the payload as received
   std::optional<RetryPolicy> retry;                      // overrides the connection's
   SourceLocation where;
+
+  bool operator==(const Destination&) const = default;
 };
 
 struct Branch {
@@ -82,6 +93,8 @@ struct Branch {
   bool is_default = false;  // the flow's `default:` branch: taken only when no other branch matched
   std::vector<Destination> destinations;
   SourceLocation where;
+
+  bool operator==(const Branch&) const = default;
 };
 
 // How a generic webhook source authenticates requests (source.verify; see docs/sources.md).
@@ -99,6 +112,7 @@ struct Verify {
   std::string username;            // basic
   Millis tolerance = std::chrono::minutes(5);  // standard-webhooks: allowed clock difference, both ways
   SourceLocation where;
+  bool operator==(const Verify&) const = default;
 };
 
 struct Source {
@@ -117,6 +131,8 @@ struct Source {
   // bus
   std::vector<std::string> sources;  // published sources this flow takes (wildcards `*`); empty = all
   SourceLocation where;
+
+  bool operator==(const Source&) const = default;
 };
 
 struct Flow {
@@ -128,6 +144,8 @@ struct Flow {
   std::vector<Branch> branches;
   std::string file;
   SourceLocation where;
+
+  bool operator==(const Flow&) const = default;
 };
 
 struct Server {
@@ -139,6 +157,8 @@ struct Server {
   Millis request_timeout = std::chrono::seconds(10);  // whole request read (slow clients)
   Millis idle_timeout = std::chrono::seconds(60);     // keep-alive idle
   Millis shutdown_grace = std::chrono::seconds(10);
+
+  bool operator==(const Server&) const = default;
 };
 
 struct Store {
@@ -148,6 +168,8 @@ struct Store {
   Durability durability = Durability::fsync;
   Millis dedup_window = std::chrono::hours(48);
   int commit_max_batch = 2048;
+
+  bool operator==(const Store&) const = default;
 };
 
 // The admin API (REST + /metrics + dashboard) on its own port; on when the config has an `admin:` section.
@@ -157,11 +179,22 @@ struct Admin {
   uint16_t port = 8081;
   std::optional<SecretRef> token;  // bearer token; unset = loopback only, no auth
   SourceLocation where;
+  bool operator==(const Admin&) const = default;
 };
 
 struct Log {
   std::string level = "info";   // trace, debug, info, warn, error
   std::string format = "text";  // text | json
+
+  bool operator==(const Log&) const = default;
+};
+
+// How the running daemon picks up configuration changes (besides SIGHUP, which always reloads).
+struct Reload {
+  bool watch = false;  // reload when the config file or a flow file changes (inotify)
+  Millis debounce = std::chrono::milliseconds(500);  // wait for changes to settle this long
+
+  bool operator==(const Reload&) const = default;
 };
 
 // The event-bus publish API (POST /v1/events; see docs/publish-api.md).
@@ -170,11 +203,13 @@ struct PublishKey {
   SecretRef key;
   std::vector<std::string> sources;  // sources this key may publish (wildcards `*`)
   SourceLocation where;
+  bool operator==(const PublishKey&) const = default;
 };
 
 struct Publish {
   int max_entries = 100;         // entries per request
   std::vector<PublishKey> keys;  // none = the publish API is off (404)
+  bool operator==(const Publish&) const = default;
 };
 
 struct Config {
@@ -184,6 +219,7 @@ struct Config {
   Log log;
   Admin admin;
   Publish publish;
+  Reload reload;
   std::map<std::string, Connection> connections;
   std::vector<std::string> flow_paths;  // files or directories (every *.yaml / *.yml inside)
   std::vector<Flow> flows;

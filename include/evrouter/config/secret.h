@@ -18,6 +18,8 @@ struct SecretRef {
   std::optional<std::string> resolve() const;
   // "env SHOPIFY_WEBHOOK_SECRET" / "file /run/secrets/x": safe to log, never the value.
   std::string describe() const;
+
+  bool operator==(const SecretRef&) const = default;
 };
 
 }  // namespace evr::config

@@ -16,6 +16,17 @@ class TokenBucket {
 
   bool unlimited() const { return rate_ <= 0; }
 
+  // New settings (configuration reload). Tokens earned so far are kept up to the new burst, so a change
+  // never lets more through than either setting would have.
+  void reconfigure(double rate, double burst, Clock::time_point now = Clock::now()) {
+    if (!unlimited()) refill(now);
+    const bool was_unlimited = unlimited();
+    rate_ = rate;
+    burst_ = std::max(1.0, burst);
+    tokens_ = was_unlimited ? burst_ : std::min(tokens_, burst_);
+    last_ = now;
+  }
+
   bool try_take(Clock::time_point now) {
     if (unlimited()) return true;
     refill(now);

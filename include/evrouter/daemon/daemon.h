@@ -2,8 +2,12 @@
 // The daemon: wires the store, the compiled flows, the ingest server and the dispatcher together.
 //   ingest (listener) -> verify, match (flow) -> commit (store) -> 2xx -> dispatcher -> lanes -> connections
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
 
 #include "evrouter/admin/router.h"
 #include "evrouter/admin/server.h"
@@ -15,6 +19,18 @@
 
 namespace evr::daemon {
 
+class Watcher;
+
+// What a configuration reload did, or why it was refused.
+struct ReloadResult {
+  bool ok = false;
+  std::vector<config::Diagnostic> diagnostics;  // from loading the files (every error when refused)
+  std::string error;                            // when refused for another reason
+  std::vector<std::string> flows_added, flows_removed, flows_changed;
+  dispatcher::Changes changes;              // lanes and connections
+  std::vector<std::string> restart_needed;  // settings that changed but apply at the next start
+};
+
 class Daemon final : public listener::Pipeline {
  public:
   explicit Daemon(config::Config config);
@@ -22,15 +38,27 @@ class Daemon final : public listener::Pipeline {
   Daemon(const Daemon&) = delete;
   Daemon& operator=(const Daemon&) = delete;
 
-  // Opens the store, assigns listener ids, compiles flows, starts delivering and then listening.
+  // Opens the store, assigns listener ids, compiles flows, starts delivering and then listening, and
+  // watches the configuration files when reload.watch is set.
   // Throws (config::ConfigError or std::runtime_error) with a clear message when something is wrong.
   void start();
   // Graceful stop within server.shutdown_grace; safe to call twice.
   void stop();
 
+  // Reads config().file and its flows again and applies them (see apply). Blocking: call it from a
+  // thread that is not an event loop (the signal thread, the file watcher). A configuration with an
+  // error is refused: every diagnostic is logged and the running configuration stays.
+  ReloadResult reload();
+  // Applies a loaded configuration: routes are swapped atomically for the listener (requests in
+  // progress finish with the routes they started with) and the dispatcher is reconfigured (see
+  // Dispatcher::reconfigure). Settings that need a restart (server listen, port, public_base_url,
+  // workers, limits and timeouts; store; log.format; reload) keep their running values and are logged.
+  ReloadResult apply(config::Config next);
+
   uint16_t port() const;
   // The admin API's port; 0 when it is disabled.
   uint16_t admin_port() const;
+  // The running configuration (not thread-safe against a concurrent reload).
   const config::Config& config() const { return config_; }
   store::Store& store() { return *store_; }
 
@@ -43,15 +71,19 @@ class Daemon final : public listener::Pipeline {
 
  private:
   void start_admin();
+  std::vector<std::string> keep_restart_settings(config::Config& next) const;
 
   config::Config config_;
+  config::Config baseline_;  // as given at start: what restart-only settings are compared against
   std::unique_ptr<store::Store> store_;
   std::shared_ptr<const flow::Routes> routes_;
   std::unique_ptr<dispatcher::Dispatcher> dispatcher_;
   std::unique_ptr<listener::Server> server_;
   std::unique_ptr<admin::Router> admin_router_;
   std::unique_ptr<admin::Server> admin_;
-  bool ready_ = false;
+  std::unique_ptr<Watcher> watcher_;
+  std::mutex reload_mu_;  // one reload at a time, and none during stop
+  std::atomic<bool> ready_ = false;
   bool stopped_ = false;
 };
 
