@@ -8,15 +8,15 @@
 #   - wrk against nginx (`return 200`), CONNECTIONS keep-alive connections, DURATION seconds each;
 #   - the same against evrouter with store.durability fsync, then os (a fresh state directory each);
 # then, per durability mode, evrouter-loadgen at a constant half of that mode's peak req/s (open loop,
-# latency from the scheduled send time) over RATE_CONNECTIONS connections.
+# latency from the scheduled send time) over RATE_CONNECTIONS connections, and nginx at the same rate.
 # Prints one table of medians over the repeats. Docs and results: docs/benchmarks.md.
 #
-# Environment: DURATION (s, default 7), REPEATS (3), CONNECTIONS ("1 16 64"), MODES ("fsync os"),
+# Environment: DURATION (s, default 6), REPEATS (3), CONNECTIONS ("1 16 64"), MODES ("fsync os"),
 # RATE_CONNECTIONS (64), BUILD_DIR (build-release), KEEP=1 keeps the work directory.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-DURATION=${DURATION:-7}
+DURATION=${DURATION:-6}
 REPEATS=${REPEATS:-3}
 CONNECTIONS=${CONNECTIONS:-"1 16 64"}
 MODES=${MODES:-"fsync os"}
@@ -30,9 +30,8 @@ for tool in wrk nginx openssl python3 curl cmake ninja; do
 done
 
 # --- build -------------------------------------------------------------------------------------------
-if [[ ! -f $BUILD_DIR/build.ninja ]]; then
-  cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DEVROUTER_TESTS=OFF >/dev/null
-fi
+cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DEVROUTER_TESTS=OFF -DEVROUTER_BENCH=ON \
+  >/dev/null
 cmake --build "$BUILD_DIR" --target evrouter evrouter-loadgen -j2 >/dev/null
 EVROUTER=$BUILD_DIR/evrouter
 LOADGEN=$BUILD_DIR/bench/evrouter-loadgen
@@ -196,22 +195,26 @@ run_wrk() {  # TARGET_NAME PORT CONNECTIONS REPEAT; appends a result line, print
 
 cpu_model=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
-fsync_ms=$(python3 - "$WORK" <<'PY'
-import os, statistics, sys, time
+# What one durable write costs on this disk: 4 KiB overwrites of a preallocated file, each fdatasync'ed
+# (the pattern of a SQLite WAL). In fsync mode an answer waits for at least one of these.
+fsync_probe=$(python3 - "$WORK" <<'PY'
+import os, sys, time
 path = os.path.join(sys.argv[1], "fsync-probe")
-fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+fd = os.open(path, os.O_RDWR | os.O_CREAT)
+os.write(fd, b"\0" * (1 << 20)); os.fsync(fd)
 samples = []
-for _ in range(50):
-    os.write(fd, b"x" * 4096)
-    t = time.perf_counter(); os.fsync(fd); samples.append((time.perf_counter() - t) * 1000)
+for i in range(200):
+    os.pwrite(fd, b"x" * 4096, (i * 4096) % (1 << 20))
+    t = time.perf_counter(); os.fdatasync(fd); samples.append((time.perf_counter() - t) * 1000)
 os.close(fd); os.unlink(path)
-print(f"{statistics.median(samples):.2f}")
+samples.sort()
+print(f"p50 {samples[len(samples) // 2]:.2f} ms, p99 {samples[int(len(samples) * 0.99)]:.2f} ms, max {samples[-1]:.2f} ms")
 PY
 )
 {
   echo "date        $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "machine     $(nproc) CPUs, $cpu_model, $mem; $(uname -sr)"
-  echo "disk        $(df -T "$WORK" | awk 'NR == 2 {print $2}') at $WORK, fsync of 4 KiB: median $fsync_ms ms"
+  echo "disk        $(df -T "$WORK" | awk 'NR == 2 {print $2}') at $WORK, 4 KiB write + fdatasync: $fsync_probe"
   echo "tools       $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2), $(nginx -v 2>&1 | cut -d' ' -f3)"
   echo "run         ${DURATION}s per measurement, $REPEATS repeats, connections: $CONNECTIONS"
   echo "load avg    before: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -229,27 +232,37 @@ for rep in $(seq "$REPEATS"); do
   done
 done
 
-# Constant rate at half of each mode's peak (the best median over connection counts).
+run_open() {  # TARGET_NAME PORT RATE REPEAT; appends a result line, prints the 2xx count
+  local out ok
+  out=$("$LOADGEN" --port "$2" --path "/hooks/$LISTENER_ID" --body-file "$WORK/order.json" \
+    --rate "$3" --duration "$DURATION" --connections "$RATE_CONNECTIONS" \
+    --header 'User-Agent: Shopify-Captain-Hook' --header 'Content-Type: application/json' \
+    --header 'X-Shopify-Topic: orders/create' --header "X-Shopify-Hmac-Sha256: $HMAC" \
+    --header 'X-Shopify-Shop-Domain: bench-shop.myshopify.com' --header 'X-Shopify-API-Version: 2025-01' \
+    --id-header X-Shopify-Webhook-Id --id-header X-Shopify-Event-Id --id-prefix "open-$1-r$4" || true)
+  echo "open target=$1 connections=$RATE_CONNECTIONS repeat=$4 ${out#LOADGEN }" >>"$RESULTS"
+  ok=${out#*ok=}
+  echo "${ok%% *}"
+}
+
+# Constant rate at half of each mode's peak (the best median over connection counts); nginx at the fsync
+# rate, as the floor this machine allows.
+nginx_rate=0
 for mode in $MODES; do
   peak=$(python3 "$ROOT/bench/ingest_table.py" --peak "evrouter-$mode" "$RESULTS")
   rate=$((peak / 2))
   ((rate > 0)) || continue
+  ((nginx_rate > 0)) || nginx_rate=$rate
   echo "constant rate: evrouter $mode at $rate req/s ..." >&2
   start_evrouter "$mode"
   answered=0
-  for rep in $(seq "$REPEATS"); do
-    out=$("$LOADGEN" --port "$EVR_PORT" --path "/hooks/$LISTENER_ID" --body-file "$WORK/order.json" \
-      --rate "$rate" --duration "$DURATION" --connections "$RATE_CONNECTIONS" \
-      --header 'Content-Type: application/json' --header 'X-Shopify-Topic: orders/create' \
-      --header "X-Shopify-Hmac-Sha256: $HMAC" --header 'X-Shopify-Shop-Domain: bench-shop.myshopify.com' \
-      --header 'X-Shopify-API-Version: 2025-01' \
-      --id-header X-Shopify-Webhook-Id --id-header X-Shopify-Event-Id --id-prefix "rate-$mode-r$rep" || true)
-    echo "open target=evrouter-$mode connections=$RATE_CONNECTIONS repeat=$rep ${out#LOADGEN }" >>"$RESULTS"
-    ok=${out#*ok=}
-    answered=$((answered + ${ok%% *}))
-  done
+  for rep in $(seq "$REPEATS"); do answered=$((answered + $(run_open "evrouter-$mode" "$EVR_PORT" "$rate" "$rep"))); done
   stop_evrouter "$mode" "$answered"
 done
+if ((nginx_rate > 0)); then
+  echo "constant rate: nginx at $nginx_rate req/s ..." >&2
+  for rep in $(seq "$REPEATS"); do run_open nginx "$NGINX_PORT" "$nginx_rate" "$rep" >/dev/null; done
+fi
 
 echo "load avg    after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo

@@ -93,6 +93,9 @@ def main(argv):
     if m:
         print(f"target 2: evrouter fsync p99 at {m['rate']:.0f} req/s = {ms(m['p99_us'])} ms (< 10 ms): "
               f"{'met' if m['p99_us'] < 10000 else 'MISSED'}")
+        n = opened.get(next((k for k in opened if k[0] == "nginx"), None))
+        if n:
+            print(f"          (nginx at {n['rate']:.0f} req/s on this machine: p99 {ms(n['p99_us'])} ms)")
     return 0
 
 
