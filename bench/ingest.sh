@@ -65,7 +65,8 @@ wait_http() {  # URL EXPECTED_CODE: poll for up to 30 s
 
 # --- the request ---------------------------------------------------------------------------------------
 cp "$FIXTURE" "$WORK/order.json"
-export EVROUTER_BENCH_SECRET="bench-$(openssl rand -hex 16)"
+EVROUTER_BENCH_SECRET="bench-$(openssl rand -hex 16)"
+export EVROUTER_BENCH_SECRET
 HMAC=$(openssl dgst -sha256 -hmac "$EVROUTER_BENCH_SECRET" -binary "$WORK/order.json" | base64 -w0)
 
 post() {  # PORT WEBHOOK_ID: one webhook with curl; prints the body
