@@ -1,0 +1,257 @@
+#include "loadgen/open_loop.h"
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <cmath>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+
+namespace evr::bench {
+namespace {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+using tcp = net::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+constexpr std::chrono::seconds kConnectTimeout{5};
+constexpr std::chrono::seconds kRequestTimeout{30};
+constexpr std::chrono::milliseconds kReconnectDelay{50};
+
+struct Conn {
+  explicit Conn(net::io_context& ioc) : stream(ioc), retry(ioc) {}
+  beast::tcp_stream stream;
+  net::steady_timer retry;
+  beast::flat_buffer buffer;
+  std::optional<http::response_parser<http::string_body>> parser;
+  std::string out;
+  Clock::time_point scheduled;
+  bool busy = false;
+};
+
+class Driver {
+ public:
+  Driver(const Target& target, const Plan& plan)
+      : target_(target),
+        plan_(plan),
+        endpoint_(net::ip::make_address(target.host), target.port),
+        timer_(ioc_),
+        deadline_(ioc_) {
+    if (plan.rate <= 0) throw std::invalid_argument("rate must be > 0");
+    if (plan.connections < 1) throw std::invalid_argument("connections must be >= 1");
+    total_ =
+        static_cast<uint64_t>(std::floor(plan.rate * std::chrono::duration<double>(plan.duration).count()));
+    head_ = "POST " + target.path + " HTTP/1.1\r\nHost: " + target.host + ":" + std::to_string(target.port) +
+            "\r\n";
+    for (const auto& [name, value] : target.headers) head_ += name + ": " + value + "\r\n";
+    head_ += "Content-Length: " + std::to_string(target.body.size()) + "\r\n";
+    report_.latency.reserve(total_);
+    report_.send_lag.reserve(total_);
+    for (int i = 0; i < plan.connections; ++i) conns_.push_back(std::make_unique<Conn>(ioc_));
+  }
+
+  Report run() {
+    for (auto& c : conns_) connect(*c);
+    ioc_.run();
+    if (!started_) throw std::runtime_error(first_error_.empty() ? "cannot connect" : first_error_);
+    report_.scheduled = next_;
+    return std::move(report_);
+  }
+
+ private:
+  Clock::time_point scheduled_at(uint64_t i) const {
+    return t0_ + std::chrono::nanoseconds(static_cast<int64_t>(static_cast<double>(i) * 1e9 / plan_.rate));
+  }
+
+  void connect(Conn& c) {
+    c.stream.expires_after(kConnectTimeout);
+    c.stream.async_connect(endpoint_, [this, &c](beast::error_code ec) {
+      if (ec) {
+        if (!started_) {
+          // The target must be up before the run starts.
+          if (first_error_.empty()) first_error_ = "cannot connect: " + ec.message();
+          ioc_.stop();
+          return;
+        }
+        reconnect_later(c);
+        return;
+      }
+      beast::error_code ignored;
+      c.stream.socket().set_option(tcp::no_delay(true), ignored);
+      c.stream.expires_never();
+      idle_.push_back(&c);
+      if (!started_) {
+        if (++connected_ == conns_.size()) begin();
+        return;
+      }
+      dispatch();
+    });
+  }
+
+  void reconnect_later(Conn& c) {
+    if (finished_) return;
+    c.retry.expires_after(kReconnectDelay);
+    c.retry.async_wait([this, &c](beast::error_code ec) {
+      if (!ec && !finished_) connect(c);
+    });
+  }
+
+  void begin() {
+    started_ = true;
+    t0_ = Clock::now() + std::chrono::milliseconds(10);
+    timer_.expires_at(t0_);
+    timer_.async_wait([this](beast::error_code ec) { on_tick(ec); });
+  }
+
+  void on_tick(beast::error_code ec) {
+    if (ec || finished_) return;
+    const auto now = Clock::now();
+    while (next_ < total_ && scheduled_at(next_) <= now) pending_.push_back(scheduled_at(next_++));
+    dispatch();
+    if (next_ < total_) {
+      timer_.expires_at(scheduled_at(next_));
+      timer_.async_wait([this](beast::error_code e) { on_tick(e); });
+      return;
+    }
+    deadline_.expires_at(scheduled_at(total_) + plan_.drain);
+    deadline_.async_wait([this](beast::error_code e) {
+      if (!e) finish(true);
+    });
+    maybe_finish();
+  }
+
+  void dispatch() {
+    while (!pending_.empty() && !idle_.empty()) {
+      Conn* c = idle_.back();
+      idle_.pop_back();
+      const auto scheduled = pending_.front();
+      pending_.pop_front();
+      send(*c, scheduled);
+    }
+  }
+
+  void send(Conn& c, Clock::time_point scheduled) {
+    ++in_flight_;
+    c.busy = true;
+    c.scheduled = scheduled;
+    report_.send_lag.add(Clock::now() - scheduled);
+    const std::string id = target_.id_prefix + "-" + std::to_string(++ids_);
+    c.out = head_;
+    for (const auto& name : target_.id_headers) c.out.append(name).append(": ").append(id).append("\r\n");
+    c.out.append("\r\n").append(target_.body);
+    c.stream.expires_after(kRequestTimeout);
+    net::async_write(c.stream, net::buffer(c.out), [this, &c](beast::error_code ec, std::size_t) {
+      if (ec) return fail(c);
+      c.parser.emplace();
+      http::async_read(c.stream, c.buffer, *c.parser, [this, &c](beast::error_code e, std::size_t) {
+        if (e) return fail(c);
+        on_answer(c);
+      });
+    });
+  }
+
+  void on_answer(Conn& c) {
+    const auto now = Clock::now();
+    --in_flight_;
+    c.busy = false;
+    last_answer_ = now;
+    report_.latency.add(now - c.scheduled);
+    const unsigned status = c.parser->get().result_int();
+    if (status >= 200 && status < 300) {
+      ++report_.ok;
+    } else {
+      ++report_.non2xx;
+    }
+    const bool keep = c.parser->get().keep_alive();
+    c.parser.reset();
+    if (keep) {
+      c.stream.expires_never();
+      idle_.push_back(&c);
+      dispatch();
+    } else {
+      drop(c);
+      connect(c);
+    }
+    maybe_finish();
+  }
+
+  void fail(Conn& c) {
+    --in_flight_;
+    c.busy = false;
+    ++report_.errors;
+    c.parser.reset();
+    drop(c);
+    reconnect_later(c);
+    maybe_finish();
+  }
+
+  void drop(Conn& c) {
+    beast::error_code ignored;
+    c.stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    c.stream.close();
+    c.buffer.clear();
+  }
+
+  void maybe_finish() {
+    if (next_ == total_ && pending_.empty() && in_flight_ == 0) finish(false);
+  }
+
+  void finish(bool timed_out) {
+    if (finished_) return;
+    finished_ = true;
+    const auto now = Clock::now();
+    if (timed_out) {
+      // Whatever is still waiting counts with the latency it has reached: a floor, not a guess.
+      for (const auto& s : pending_) report_.latency.add(now - s);
+      for (auto& c : conns_) {
+        if (c->busy) report_.latency.add(now - c->scheduled);
+      }
+      report_.unfinished = pending_.size() + in_flight_;
+      last_answer_ = now;
+    }
+    report_.elapsed_s = std::chrono::duration<double>(last_answer_ - t0_).count();
+    ioc_.stop();
+  }
+
+  const Target& target_;
+  const Plan& plan_;
+  net::io_context ioc_{1};
+  tcp::endpoint endpoint_;
+  std::vector<std::unique_ptr<Conn>> conns_;
+  std::vector<Conn*> idle_;
+  std::deque<Clock::time_point> pending_;  // scheduled times of requests waiting for a connection
+  net::steady_timer timer_;
+  net::steady_timer deadline_;
+  std::string head_;
+  std::string first_error_;
+  Clock::time_point t0_;
+  Clock::time_point last_answer_;
+  uint64_t total_ = 0;
+  uint64_t next_ = 0;
+  uint64_t ids_ = 0;
+  uint64_t in_flight_ = 0;
+  std::size_t connected_ = 0;
+  bool started_ = false;
+  bool finished_ = false;
+  Report report_;
+};
+
+}  // namespace
+
+Report run_open_loop(const Target& target, const Plan& plan) {
+  Driver driver(target, plan);
+  return driver.run();
+}
+
+}  // namespace evr::bench
