@@ -84,45 +84,35 @@ Node convert(const YAML::Node& y) {
   return n;
 }
 
-nlohmann::json to_json(const Node& n) {
+// A YAML node as JSON; `Json` is nlohmann::json, or nlohmann::ordered_json to keep the order of mapping keys
+// (templates are written in the order the receiver reads).
+template <typename Json>
+Json node_to_json(const Node& n) {
   switch (n.kind) {
     case Node::Kind::null:
       return nullptr;
     case Node::Kind::scalar:
-      return yaml_scalar_to_json(n.text, n.plain);
+      return Json(yaml_scalar_to_json(n.text, n.plain));
     case Node::Kind::sequence: {
-      nlohmann::json out = nlohmann::json::array();
-      for (const auto& item : n.items) out.push_back(to_json(item));
+      Json out = Json::array();
+      for (const auto& item : n.items) out.push_back(node_to_json<Json>(item));
       return out;
     }
     case Node::Kind::map: {
-      nlohmann::json out = nlohmann::json::object();
-      for (const auto& [k, v] : n.entries) out[k.text] = to_json(v);
+      Json out = Json::object();
+      for (const auto& [k, v] : n.entries) out[k.text] = node_to_json<Json>(v);
       return out;
     }
   }
   return nullptr;
 }
 
-// The same, keeping the order of mapping keys (templates are written in the order the receiver reads).
+nlohmann::json to_json(const Node& n) {
+  return node_to_json<nlohmann::json>(n);
+}
+
 nlohmann::ordered_json to_ordered_json(const Node& n) {
-  switch (n.kind) {
-    case Node::Kind::null:
-      return nullptr;
-    case Node::Kind::scalar:
-      return yaml_scalar_to_json(n.text, n.plain);
-    case Node::Kind::sequence: {
-      nlohmann::ordered_json out = nlohmann::ordered_json::array();
-      for (const auto& item : n.items) out.push_back(to_ordered_json(item));
-      return out;
-    }
-    case Node::Kind::map: {
-      nlohmann::ordered_json out = nlohmann::ordered_json::object();
-      for (const auto& [k, v] : n.entries) out[k.text] = to_ordered_json(v);
-      return out;
-    }
-  }
-  return nullptr;
+  return node_to_json<nlohmann::ordered_json>(n);
 }
 
 std::string key_path(const std::string& parent, std::string_view key) {
