@@ -42,7 +42,12 @@ bool build_request(const Spec& spec, const connection::Connection& conn, const s
 
 Lane::Lane(Spec spec, connection::Connection& connection, store::Store& store, boost::asio::io_context& ioc,
            const bool& stopping)
-    : spec_(std::move(spec)), connection_(&connection), store_(store), ioc_(ioc), stopping_(stopping) {}
+    : spec_(std::move(spec)),
+      connection_(&connection),
+      store_(store),
+      ioc_(ioc),
+      stopping_(stopping),
+      metrics_(spec_.flow, spec_.id) {}
 
 void Lane::reconfigure(Spec spec, connection::Connection& connection) {
   spec_ = std::move(spec);
@@ -66,6 +71,8 @@ void Lane::offer(store::Delivery delivery) {
 }
 
 void Lane::tick(int64_t now_ms) {
+  metrics_.ready.set(static_cast<int64_t>(ready_.size()));
+  metrics_.in_flight.set(static_cast<int64_t>(in_flight_));
   if (fetching_ || stopping_ || ready_.size() > kWindow / 2) return;
   if (more_on_disk_ || (next_due_ms_ != 0 && now_ms >= next_due_ms_)) fetch(now_ms);
 }
@@ -128,11 +135,13 @@ void Lane::on_result(store::Delivery d, const http::Result& result) {
   out.attempt.latency_ms = result.latency.count();
   out.attempt.response = result.response.body.substr(0, 1024);
 
+  metrics_.attempt(out.attempt.status, std::chrono::duration<double>(result.latency).count());
   const auto verdict = destination::classify(result);
   const std::string status = std::to_string(out.attempt.status);
   const event::Event& e = *d.event;
   if (verdict == destination::Verdict::success) {
     out.kind = store::Outcome::Kind::delivered;
+    metrics_.delivered.inc();
     log::debug(
         "delivered",
         {{"lane", spec_.id}, {"event_id", e.id}, {"correlation_id", e.correlation_id}, {"status", status}});
@@ -147,6 +156,7 @@ void Lane::on_result(store::Delivery d, const http::Result& result) {
     const bool too_old = now + delay - d.created_ms > spec_.retry.max_age.count();
     if (verdict == destination::Verdict::fail || too_many || too_old) {
       out.kind = store::Outcome::Kind::dead;
+      metrics_.dead.inc();
       if (verdict != destination::Verdict::fail) {
         out.attempt.error += too_many ? " (max attempts reached)" : " (max age reached)";
       }
@@ -157,6 +167,7 @@ void Lane::on_result(store::Delivery d, const http::Result& result) {
                                   {"error", out.attempt.error}});
     } else {
       out.kind = store::Outcome::Kind::retry;
+      metrics_.retried.inc();
       out.next_attempt_ms = now + delay;
       next_due_ms_ = next_due_ms_ ? std::min(next_due_ms_, out.next_attempt_ms) : out.next_attempt_ms;
       log::info("delivery will retry", {{"lane", spec_.id},
@@ -178,6 +189,7 @@ void Lane::reject(store::Delivery d, std::string error) {
                               {"correlation_id", e.correlation_id},
                               {"attempts", std::to_string(d.attempts + 1)},
                               {"error", error}});
+  metrics_.dead.inc();
   store::Outcome out;
   out.delivery_id = d.id;
   out.kind = store::Outcome::Kind::dead;

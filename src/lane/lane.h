@@ -14,6 +14,7 @@
 #include "evrouter/http/client.h"
 #include "evrouter/mapping/mapping.h"
 #include "evrouter/store/store.h"
+#include "lane/lane_metrics.h"
 
 namespace evr::connection {
 class Connection;
@@ -83,6 +84,7 @@ class Lane {
   bool more_on_disk_ = true;  // unknown at start: look
   int64_t next_due_ms_ = 0;   // earliest retry known to wait on disk (0 = none known)
   bool fetching_ = false;
+  LaneMetrics metrics_;
   bool deferred_during_fetch_ = false;  // offer() left a delivery on disk while a fetch was under way
   uint64_t fetches_ = 0;
   std::mt19937_64 rng_{std::random_device{}()};

@@ -11,6 +11,7 @@ using namespace std::chrono_literals;
 TEST_F(PipelineTest, AdminApiServesHealthMetricsAndFlows) {
   ::setenv("EVR_TEST_ADMIN_TOKEN", "admin-token-for-tests", 1);
   auto cfg = make_config();
+  cfg.flows[0].name = "admin-orders";  // series of its own in the process-wide metrics registry
   cfg.admin.enabled = true;
   cfg.admin.port = 0;
   cfg.admin.token = config::SecretRef{config::SecretRef::Kind::env, "EVR_TEST_ADMIN_TOKEN", {}};
@@ -33,10 +34,10 @@ TEST_F(PipelineTest, AdminApiServesHealthMetricsAndFlows) {
   ASSERT_EQ(flows.status, 200) << flows.body;
   const auto j = nlohmann::json::parse(flows.body);
   ASSERT_EQ(j["flows"].size(), 1U);
-  EXPECT_EQ(j["flows"][0]["name"], "orders");
+  EXPECT_EQ(j["flows"][0]["name"], "admin-orders");
   EXPECT_EQ(j["flows"][0]["listener_url"],
             "http://127.0.0.1:" + std::to_string(daemon_->port()) + "/hooks/" + kListener);
-  EXPECT_EQ(j["flows"][0]["branches"][0]["lanes"][0], "orders/priority/sink");
+  EXPECT_EQ(j["flows"][0]["branches"][0]["lanes"][0], "admin-orders/priority/sink");
   EXPECT_EQ(http_request(admin, "GET", "/v1/flows/nope", auth, "").status, 404);
 
   // The delivery's outcome is recorded asynchronously after the sink answers.
@@ -56,4 +57,18 @@ TEST_F(PipelineTest, AdminApiServesHealthMetricsAndFlows) {
             std::string::npos)
       << metrics.body;
   EXPECT_NE(metrics.body.find("evrouter_store_deliveries{state=\"delivered\"} 1\n"), std::string::npos);
+  // Delivery metrics per lane.
+  EXPECT_NE(
+      metrics.body.find("evrouter_deliveries_total{flow=\"admin-orders\",lane=\"admin-orders/priority/sink\","
+                        "outcome=\"delivered\"} 1\n"),
+      std::string::npos)
+      << metrics.body;
+  EXPECT_NE(metrics.body.find(
+                "evrouter_delivery_attempts_total{flow=\"admin-orders\",lane=\"admin-orders/priority/sink\","
+                "class=\"2xx\"} 1\n"),
+            std::string::npos);
+  EXPECT_NE(
+      metrics.body.find("evrouter_delivery_attempt_seconds_count{flow=\"admin-orders\",lane=\"admin-orders/"
+                        "priority/sink\"} 1\n"),
+      std::string::npos);
 }
