@@ -5,7 +5,7 @@
 #   scripts/bootstrap.sh --runtime  only what the built binary needs at run time
 set -euo pipefail
 
-runtime=(libssl3 libsqlite3-0 libspdlog1.10 libyaml-cpp0.7 libfmt9 ca-certificates)
+runtime=(libssl3 libsqlite3-0 libspdlog1.10 libyaml-cpp0.7 libfmt9 ca-certificates curl)
 build=(build-essential cmake ninja-build pkg-config git ccache
   libboost-dev libboost-system-dev libssl-dev libsqlite3-dev
   nlohmann-json3-dev libspdlog-dev libfmt-dev libyaml-cpp-dev
