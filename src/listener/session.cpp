@@ -9,6 +9,7 @@
 
 #include "evrouter/common/log.h"
 #include "evrouter/event/event.h"
+#include "evrouter/pattern/selection.h"
 #include "evrouter/source/source.h"
 #include "listener/worker.h"
 
@@ -201,11 +202,12 @@ void Session::handle_webhook(const flow::Flow& flow) {
     reply_error(refused->status, refused->code.c_str(), refused->message);
     return;
   }
-  nlohmann::json detail = nlohmann::json::parse(req.body(), nullptr, false);
-  if (detail.is_discarded() || !detail.is_object()) {
+  // The whole body is validated, but only what the flow's patterns and source read is materialised.
+  nlohmann::json detail;
+  const bool valid = pattern::parse_selected(req.body(), flow.detail_fields, detail);
+  if (!valid || !detail.is_object()) {
     log::info("webhook rejected", {{"flow", flow.name}, {"reason", "malformed_json"}});
-    reply_error(400, "malformed_json",
-                detail.is_discarded() ? "body is not valid JSON" : "body must be a JSON object");
+    reply_error(400, "malformed_json", !valid ? "body is not valid JSON" : "body must be a JSON object");
     return;
   }
   auto ev = std::make_shared<event::Event>();
