@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "evrouter/pattern/pattern.h"
 #include "support/harness.h"
@@ -79,7 +80,7 @@ TEST(PatternSelection, DottedKeysAndOrAlternativesAreKept) {
 TEST(PatternSelection, NothingSelectedStillValidatesAndKeepsTheRootType) {
   const Selection none;
   EXPECT_EQ(parsed(R"({"a": [1, 2, {"b": "c"}], "d": null})", none), json::object());
-  EXPECT_EQ(parsed(R"([1, 2])", none), json::array());
+  EXPECT_EQ(parsed(R"([1, {"b": 2}])", none), json::parse(R"([1, {}])"));  // arrays: element by element
   EXPECT_EQ(parsed(R"("text")", none), json("text"));
   json out;
   EXPECT_FALSE(parse_selected(R"({"a": [1, 2})", none, out));
@@ -98,4 +99,116 @@ TEST(PatternSelection, AllKeepsTheWholeDocument) {
   merged.merge(all);
   EXPECT_TRUE(merged.all);
   EXPECT_EQ(parsed(text, merged), json::parse(text));
+}
+
+// The scanner must accept exactly what nlohmann's parser accepts (the listener answers 400 for the rest)
+// and, for what it keeps whole, produce the same values.
+TEST(PatternSelection, ValidatesExactlyLikeNlohmann) {
+  const std::vector<std::string> texts = {
+      R"({"a":1})",
+      R"( {"a" : [1, -2.5e3, 0, -0, 1E+2, 1e-2, true, false, null, "x"]} )",
+      "{}",
+      "[]",
+      "0",
+      "-",
+      "01",
+      "1.",
+      ".5",
+      "1e",
+      "1e+",
+      "-01",
+      "1.5e400",
+      "-1e400",
+      "1e-400",
+      "123456789012345678901234567890",
+      R"({"a":1,})",
+      R"([1,])",
+      R"({"a" 1})",
+      R"({a:1})",
+      R"({"a":1}})",
+      R"([1 2])",
+      R"(["\u00e9\n\t\"\\\/"])",
+      R"(["\ud83d\ude00"])",
+      R"(["\ud83d"])",
+      R"(["\ude00"])",
+      R"(["\ud83dx"])",
+      R"(["\u12G4"])",
+      R"(["\x"])",
+      "[\"\x01\"]",
+      "[\"\xc3\xa9\"]",
+      "[\"\xc3\"]",
+      "[\"\xe2\x82\xac\"]",
+      "[\"\xed\xa0\x80\"]",
+      "[\"\xf0\x9f\x98\x80\"]",
+      "[\"\xf4\x90\x80\x80\"]",
+      "[\"\xc0\xaf\"]",
+      "[\"\xff\"]",
+      "\xef\xbb\xbf{}",
+      "\xef\xbb{}",
+      "[tru]",
+      "[nul]",
+      "[true false]",
+      R"({"a":{"b":[{"c":{}}]}})",
+      "[[[[[[[[[[]]]]]]]]]]",
+      "[[[[[[[[[[]]]]]]]]]",
+      R"({"k\u0041y": 1, "k.y": 2})",
+      "",
+      " ",
+      R"("a")",
+      R"({"a":1} 2)"};
+  Selection none;
+  Selection all;
+  all.all = true;
+  Selection some;
+  some.keep("a");
+  some.fields["k"].keep("y");
+  for (const auto& text : texts) {
+    const bool expected = json::accept(text);
+    for (const Selection* s : {&none, &all, &some}) {
+      json out;
+      EXPECT_EQ(parse_selected(text, *s, out), expected) << "[" << text << "]";
+    }
+    if (expected) {
+      json out;
+      ASSERT_TRUE(parse_selected(text, all, out));
+      EXPECT_EQ(out, json::parse(text)) << text;
+    }
+  }
+  // Every truncation and single-byte change of a real payload.
+  const std::string order = evr::test::test_data("shopify/orders-create.json");
+  ASSERT_TRUE(json::accept(order));
+  const Selection pattern_fields = selection_of(R"({"total_price": [{"numeric-string": [">", 1]}],
+                                                   "line_items": {"sku": [{"prefix": "A"}]}})");
+  std::size_t checked = 0;
+  for (std::size_t i = 0; i < order.size(); i += 7) {
+    for (const char c : {'"', '{', ']', ',', '1', '\\', 'x', ' '}) {
+      std::string mutated = order;
+      mutated[i] = c;
+      json out;
+      EXPECT_EQ(parse_selected(mutated, pattern_fields, out), json::accept(mutated))
+          << "byte " << i << " " << c;
+      ++checked;
+    }
+    json out;
+    EXPECT_FALSE(parse_selected(std::string_view(order).substr(0, i), pattern_fields, out)) << "prefix " << i;
+  }
+  EXPECT_GT(checked, 1000U);
+  json full;
+  json reduced;
+  ASSERT_TRUE(parse_selected(order, pattern_fields, reduced));
+  full = json::parse(order);
+  EXPECT_EQ(reduced.at("total_price"), full.at("total_price"));
+  EXPECT_EQ(reduced.at("line_items").size(), full.at("line_items").size());
+  EXPECT_FALSE(reduced.contains("customer"));
+}
+
+TEST(PatternSelection, DeepNestingDoesNotExhaustTheStack) {
+  Selection s;
+  s.fields["a"];  // a path whose arrays recurse
+  const std::string deep = R"({"a":)" + std::string(200000, '[') + std::string(200000, ']') + "}";
+  json out;
+  EXPECT_TRUE(parse_selected(deep, s, out));
+  const std::string broken = R"({"a":)" + std::string(200000, '[') + "}";
+  EXPECT_FALSE(parse_selected(broken, s, out));
+  EXPECT_FALSE(parse_selected(std::string(200000, '{'), Selection{}, out));
 }
