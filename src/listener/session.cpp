@@ -26,6 +26,18 @@ std::string error_body(const char* code, const std::string& message) {
   return j.dump();
 }
 
+// {"status":"<status>","event_id":"<id>"}, without a JSON DOM when the id is plain (ULIDs are base32).
+std::string status_body(std::string_view status, const std::string& event_id) {
+  const bool plain = std::all_of(event_id.begin(), event_id.end(), [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '-' || c == '_';
+  });
+  if (!plain) return nlohmann::json{{"status", status}, {"event_id", event_id}}.dump();
+  std::string body;
+  body.reserve(36 + status.size() + event_id.size());
+  body.append(R"({"status":")").append(status).append(R"(","event_id":")").append(event_id).append("\"}");
+  return body;
+}
+
 }  // namespace
 
 Session::Session(net::ip::tcp::socket socket, Shared& shared, Worker& worker)
@@ -244,11 +256,11 @@ void Session::on_committed(store::CommitResult r) {
     case Status::accepted:
       log::debug("webhook accepted",
                  {{"flow", flow}, {"event_id", r.event_id}, {"lanes", std::to_string(r.deliveries.size())}});
-      reply(200, nlohmann::json{{"status", "accepted"}, {"event_id", r.event_id}}.dump());
+      reply(200, status_body("accepted", r.event_id));
       return;
     case Status::duplicate:
       log::info("webhook duplicate", {{"flow", flow}, {"event_id", r.event_id}});
-      reply(200, nlohmann::json{{"status", "duplicate"}, {"event_id", r.event_id}}.dump());
+      reply(200, status_body("duplicate", r.event_id));
       return;
     case Status::failed:
       log::error("webhook not stored", {{"flow", flow}, {"error", r.error}});
