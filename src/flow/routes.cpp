@@ -73,6 +73,18 @@ std::shared_ptr<const Routes> Routes::build(
       for (const auto& d : b.destinations) branch.lanes.push_back(lane_id(f.name, b.name, d.name));
       flow.branches.push_back(std::move(branch));
     }
+    pattern::Selection envelope_fields;
+    for (const auto& b : flow.branches) {
+      if (b.match) b.match->select(envelope_fields);
+    }
+    if (envelope_fields.all) {
+      flow.detail_fields.all = true;
+    } else if (const auto it = envelope_fields.fields.find("detail"); it != envelope_fields.fields.end()) {
+      flow.detail_fields = it->second;
+    }
+    if (flow.source) {
+      for (const auto& field : flow.source->body_fields()) flow.detail_fields.keep(field);
+    }
     if (!flow.is_bus()) routes->by_listener_.emplace(flow.listener_id, routes->flows_.size());
     routes->flows_.push_back(std::move(flow));
   }

@@ -9,6 +9,7 @@
 
 #include "evrouter/common/log.h"
 #include "evrouter/event/event.h"
+#include "evrouter/pattern/selection.h"
 #include "evrouter/source/source.h"
 #include "listener/worker.h"
 
@@ -23,6 +24,18 @@ namespace {
 std::string error_body(const char* code, const std::string& message) {
   nlohmann::json j{{"error", code}, {"message", message}};
   return j.dump();
+}
+
+// {"status":"<status>","event_id":"<id>"}, without a JSON DOM when the id is plain (ULIDs are base32).
+std::string status_body(std::string_view status, const std::string& event_id) {
+  const bool plain = std::all_of(event_id.begin(), event_id.end(), [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '-' || c == '_';
+  });
+  if (!plain) return nlohmann::json{{"status", status}, {"event_id", event_id}}.dump();
+  std::string body;
+  body.reserve(36 + status.size() + event_id.size());
+  body.append(R"({"status":")").append(status).append(R"(","event_id":")").append(event_id).append("\"}");
+  return body;
 }
 
 }  // namespace
@@ -201,11 +214,12 @@ void Session::handle_webhook(const flow::Flow& flow) {
     reply_error(refused->status, refused->code.c_str(), refused->message);
     return;
   }
-  nlohmann::json detail = nlohmann::json::parse(req.body(), nullptr, false);
-  if (detail.is_discarded() || !detail.is_object()) {
+  // The whole body is validated, but only what the flow's patterns and source read is materialised.
+  nlohmann::json detail;
+  const bool valid = pattern::parse_selected(req.body(), flow.detail_fields, detail);
+  if (!valid || !detail.is_object()) {
     log::info("webhook rejected", {{"flow", flow.name}, {"reason", "malformed_json"}});
-    reply_error(400, "malformed_json",
-                detail.is_discarded() ? "body is not valid JSON" : "body must be a JSON object");
+    reply_error(400, "malformed_json", !valid ? "body is not valid JSON" : "body must be a JSON object");
     return;
   }
   auto ev = std::make_shared<event::Event>();
@@ -242,11 +256,11 @@ void Session::on_committed(store::CommitResult r) {
     case Status::accepted:
       log::debug("webhook accepted",
                  {{"flow", flow}, {"event_id", r.event_id}, {"lanes", std::to_string(r.deliveries.size())}});
-      reply(200, nlohmann::json{{"status", "accepted"}, {"event_id", r.event_id}}.dump());
+      reply(200, status_body("accepted", r.event_id));
       return;
     case Status::duplicate:
       log::info("webhook duplicate", {{"flow", flow}, {"event_id", r.event_id}});
-      reply(200, nlohmann::json{{"status", "duplicate"}, {"event_id", r.event_id}}.dump());
+      reply(200, status_body("duplicate", r.event_id));
       return;
     case Status::failed:
       log::error("webhook not stored", {{"flow", flow}, {"error", r.error}});

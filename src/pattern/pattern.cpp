@@ -667,6 +667,22 @@ bool match_node(const Node& node, const json* obj) {
   return true;
 }
 
+void select_node(const Node& node, Selection& into) {
+  if (into.all) return;
+  for (const auto& f : node.fields) {
+    Selection& s = into.fields[f.key];
+    if (f.has_leaf) {
+      s.all = true;
+      s.fields.clear();
+    } else if (f.child) {
+      select_node(*f.child, s);
+    }
+  }
+  for (const auto& group : node.ors) {
+    for (const auto& alt : group) select_node(alt, into);
+  }
+}
+
 }  // namespace
 }  // namespace detail
 
@@ -677,6 +693,10 @@ Pattern Pattern::compile(const nlohmann::json& pattern) {
   auto c = std::make_shared<detail::Compiled>();
   detail::compile_object(pattern, c->root, "");
   return Pattern(std::move(c));
+}
+
+void Pattern::select(Selection& into) const {
+  detail::select_node(compiled_->root, into);
 }
 
 bool Pattern::matches(const nlohmann::json& event) const {

@@ -69,6 +69,11 @@ class WebhookSource final : public Source {
     return std::nullopt;
   }
 
+  std::vector<std::string> body_fields() const override {
+    if (options_.type_header.empty() && !options_.type_field.empty()) return {options_.type_field};
+    return {};
+  }
+
  private:
   std::unique_ptr<Verifier> verifier_;
   WebhookOptions options_;

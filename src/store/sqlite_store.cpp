@@ -67,6 +67,15 @@ CREATE TABLE IF NOT EXISTS listeners(
 // Commits queued at most before new ones are refused (each holds a request body in memory).
 constexpr std::size_t kMaxQueuedCommits = 20000;
 
+// WAL checkpoints run on their own thread and connection, off the commit path. The writer asks for a
+// (PASSIVE: never blocks the writer) checkpoint once the WAL holds kCheckpointPages pages since it last
+// restarted; past kWalHardLimitPages (the checkpointer could not catch up, e.g. starved by a steady
+// stream of commits) the writer checkpoints itself (RESTART: copies the few frames left and makes the next
+// commit start the WAL over), which bounds the WAL on disk. journal_size_limit truncates the file back.
+constexpr int kCheckpointPages = 4096;     // 16 MiB with 4 KiB pages
+constexpr int kWalHardLimitPages = 16384;  // 64 MiB
+constexpr const char* kJournalSizeLimit = "PRAGMA journal_size_limit=67108864";
+
 // Delivery states.
 constexpr int64_t kPending = 0;
 constexpr int64_t kDelivered = 1;
@@ -134,8 +143,14 @@ class SqliteStore final : public Store {
     configure(reader_db_);
     admin_db_ = sqlite::Db(path_);
     configure(admin_db_);
+    checkpoint_db_ = sqlite::Db(path_);
+    configure(checkpoint_db_);
+    // Replaces SQLite's automatic checkpoint (itself a WAL hook) on the writer: report the WAL's size.
+    sqlite3_wal_hook(writer_db_.get(), &SqliteStore::on_wal_commit, this);
     prepare_writer();
     open_ = true;
+    cstop_ = false;
+    checkpointer_ = std::thread([this] { checkpointer_loop(); });
     writer_ = std::thread([this] { writer_loop(); });
     reader_ = std::thread([this] { reader_loop(); });
   }
@@ -155,6 +170,12 @@ class SqliteStore final : public Store {
     rcv_.notify_all();
     if (writer_.joinable()) writer_.join();
     if (reader_.joinable()) reader_.join();
+    {
+      std::lock_guard lk(cmu_);
+      cstop_ = true;
+    }
+    ccv_.notify_all();
+    if (checkpointer_.joinable()) checkpointer_.join();
     sel_due_.reset();
     sel_next_.reset();
     sel_event_.reset();
@@ -166,9 +187,10 @@ class SqliteStore final : public Store {
     upd_retry_ = {};
     upd_dead_ = {};
     ins_attempt_ = {};
-    writer_db_ = sqlite::Db();
+    checkpoint_db_ = sqlite::Db();
     reader_db_ = sqlite::Db();
     admin_db_ = sqlite::Db();
+    writer_db_ = sqlite::Db();  // last: the last connection to close checkpoints the WAL into the database
   }
 
   std::string listener_id(const std::string& flow, const std::optional<std::string>& pinned) override {
@@ -300,7 +322,56 @@ class SqliteStore final : public Store {
     db.exec(synchronous_pragma(options_.durability));
     db.exec("PRAGMA busy_timeout=10000");
     db.exec("PRAGMA temp_store=MEMORY");
-    db.exec("PRAGMA cache_size=-16000");  // 16 MB per connection
+    db.exec("PRAGMA cache_size=-16000");     // 16 MB per connection
+    db.exec("PRAGMA wal_autocheckpoint=0");  // checkpoints: see kCheckpointPages
+    db.exec(kJournalSizeLimit);
+  }
+
+  // SQLite calls this on the writer thread after each commit with the WAL's size in pages.
+  static int on_wal_commit(void* self, sqlite3*, const char*, int pages) {
+    static_cast<SqliteStore*>(self)->wal_pages_ = pages;
+    return SQLITE_OK;
+  }
+
+  // After a commit, on the writer thread: wake the checkpointer, or checkpoint here past the hard limit.
+  void after_commit() {
+    const int pages = wal_pages_;
+    if (pages >= kWalHardLimitPages) {
+      int frames = 0, done = 0;
+      const int rc =
+          sqlite3_wal_checkpoint_v2(writer_db_.get(), nullptr, SQLITE_CHECKPOINT_RESTART, &frames, &done);
+      if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+        log::warn("store checkpoint failed", {{"error", sqlite3_errmsg(writer_db_.get())}});
+      }
+      wal_pages_ = 0;
+      return;
+    }
+    if (pages >= kCheckpointPages) {
+      {
+        std::lock_guard lk(cmu_);
+        if (cwanted_) return;
+        cwanted_ = true;
+      }
+      ccv_.notify_one();
+    }
+  }
+
+  void checkpointer_loop() {
+    for (;;) {
+      {
+        std::unique_lock lk(cmu_);
+        ccv_.wait(lk, [this] { return cstop_ || cwanted_; });
+        if (cstop_) return;
+      }
+      int frames = 0, done = 0;
+      const int rc =
+          sqlite3_wal_checkpoint_v2(checkpoint_db_.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &frames, &done);
+      if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+        log::warn("store checkpoint failed", {{"error", sqlite3_errmsg(checkpoint_db_.get())}});
+      }
+      std::lock_guard lk(cmu_);
+      cwanted_ = false;
+    }
   }
 
   void prepare_writer() {
@@ -381,6 +452,7 @@ class SqliteStore final : public Store {
         }
       }
       write_batch(batch, results);
+      after_commit();
       const int64_t now = event::now_ms();
       if (now - last_prune > 5 * 60 * 1000) {
         last_prune = now;
@@ -650,6 +722,14 @@ class SqliteStore final : public Store {
 
   std::mutex admin_mu_;
   sqlite::Db admin_db_;
+
+  int wal_pages_ = 0;  // writer thread only: the WAL's size after the last commit
+  sqlite::Db checkpoint_db_;
+  std::mutex cmu_;
+  std::condition_variable ccv_;
+  bool cwanted_ = false;
+  bool cstop_ = false;
+  std::thread checkpointer_;
 };
 
 }  // namespace

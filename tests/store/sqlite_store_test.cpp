@@ -2,7 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <filesystem>
 #include <future>
+#include <thread>
 
 #include "support/harness.h"
 
@@ -231,4 +234,45 @@ TEST(SqliteStore, BatchOnAClosedStoreFailsEveryEntry) {
   ASSERT_EQ(results.size(), 2u);
   EXPECT_EQ(results[0].status, Status::failed);
   EXPECT_EQ(results[1].status, Status::failed);
+}
+
+// Checkpoints run on their own thread: once the WAL passes its threshold the database file receives the
+// pages without the writer doing it, the WAL stays bounded, and everything is there after a reopen.
+TEST(SqliteStore, CheckpointerCopiesTheWalIntoTheDatabase) {
+  test::TempDir dir;
+  auto o = options(dir);
+  o.durability = config::Store::Durability::none;  // the test is about checkpoints, not fsync
+  const auto db = dir / "state" / "evrouter.db";
+  const auto wal = dir / "state" / "evrouter.db-wal";
+  const std::string payload(3500, 'x');
+  constexpr int kBatches = 30, kPerBatch = 200;  // ~6,000 pages of 4 KiB: past the 4,096-page threshold
+  {
+    auto s = store::make_sqlite_store(o);
+    s->open();
+    const auto db_before = std::filesystem::file_size(db);
+    for (int b = 0; b < kBatches; ++b) {
+      std::vector<store::Ingest> batch;
+      for (int i = 0; i < kPerBatch; ++i) {
+        batch.push_back({make_event("w" + std::to_string(b) + "-" + std::to_string(i), payload), {"f/a/x"}});
+      }
+      std::promise<std::vector<store::CommitResult>> p;
+      s->commit_batch(std::move(batch),
+                      [&p](std::vector<store::CommitResult> r) { p.set_value(std::move(r)); });
+      for (const auto& r : p.get_future().get()) ASSERT_EQ(r.status, Status::accepted);
+    }
+    // The checkpointer copies the WAL's pages into the database file (asynchronously).
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (std::filesystem::file_size(db) < db_before + 8 * 1024 * 1024 &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    EXPECT_GE(std::filesystem::file_size(db), db_before + 8 * 1024 * 1024);
+    EXPECT_LE(std::filesystem::file_size(wal), 80U * 1024 * 1024);
+    EXPECT_EQ(s->counts().events, kBatches * kPerBatch);
+    s->close();
+  }
+  auto s = store::make_sqlite_store(o);
+  s->open();
+  EXPECT_EQ(s->counts().events, kBatches * kPerBatch);
+  EXPECT_EQ(commit(*s, make_event("w0-0"), {"f/a/x"}).status, Status::duplicate);
 }

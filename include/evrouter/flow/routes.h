@@ -38,6 +38,9 @@ struct Flow {
   std::vector<std::string> topics;               // empty = all
   config::Flow::Mode mode = config::Flow::Mode::first;
   std::vector<Branch> branches;
+  // What of a webhook's body the branches' patterns and the source read (the envelope's "detail"): the
+  // listener parses only that (pattern::parse_selected).
+  pattern::Selection detail_fields;
 
   bool is_bus() const { return source_type == "bus"; }
   bool subscribed(std::string_view topic) const;

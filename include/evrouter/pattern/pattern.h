@@ -7,6 +7,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "evrouter/pattern/selection.h"
+
 namespace evr::pattern {
 
 class PatternError : public std::invalid_argument {
@@ -25,6 +27,10 @@ class Pattern {
 
   // True when `event` (the whole event document) matches.
   bool matches(const nlohmann::json& event) const;
+
+  // Adds the fields of the event this pattern reads to `into`: matching an event reduced to them (see
+  // parse_selected) gives the same answer as matching the whole event.
+  void select(Selection& into) const;
 
  private:
   explicit Pattern(std::shared_ptr<const detail::Compiled> c) : compiled_(std::move(c)) {}

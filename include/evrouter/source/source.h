@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "evrouter/config/config.h"
 #include "evrouter/event/event.h"
@@ -51,6 +52,8 @@ class Source {
   // kept headers) once the body parsed as `body`. A refusal (400) when a required field is missing.
   virtual std::optional<Refusal> describe(event::Event& e, const Request& request,
                                           const nlohmann::json& body) const = 0;
+  // The top-level members of the body describe() reads (the listener may parse only what is needed).
+  virtual std::vector<std::string> body_fields() const { return {}; }
 };
 
 // The source of a flow, with its secrets resolved. Throws config::ConfigError when a secret is not set or
