@@ -11,6 +11,7 @@
 #include "evrouter/event/event.h"
 #include "evrouter/pattern/selection.h"
 #include "evrouter/source/source.h"
+#include "listener/ingest_metrics.h"
 #include "listener/worker.h"
 
 namespace evr::listener {
@@ -74,11 +75,11 @@ void Session::linger() {
 }
 
 void Session::read_discard(std::size_t total) {
-  stream_.async_read_some(net::buffer(discard_), [self = shared_from_this(), total](beast::error_code ec,
-                                                                                   std::size_t n) {
-    if (ec || total + n > 4 * 1024 * 1024) return self->close();
-    self->read_discard(total + n);
-  });
+  stream_.async_read_some(net::buffer(discard_),
+                          [self = shared_from_this(), total](beast::error_code ec, std::size_t n) {
+                            if (ec || total + n > 4 * 1024 * 1024) return self->close();
+                            self->read_discard(total + n);
+                          });
 }
 
 void Session::read_header() {
@@ -98,13 +99,15 @@ void Session::read_header() {
 }
 
 void Session::on_header(beast::error_code ec) {
+  flow_ = nullptr;  // a keep-alive connection's previous request must not be counted against this one
   if (ec) {
     if (ec == http::error::header_limit) {
       reply_error(431, "headers_too_large", "request headers exceed 16 KiB", true);
     } else if (ec == http::error::body_limit) {
       // Beast checks Content-Length against the body limit while parsing the header.
       reply_error(413, "payload_too_large",
-                  "body exceeds the limit of " + std::to_string(shared_.config.max_body_bytes) + " bytes", true);
+                  "body exceeds the limit of " + std::to_string(shared_.config.max_body_bytes) + " bytes",
+                  true);
     } else if (ec.category() == http::make_error_code(http::error::bad_target).category() &&
                ec != http::error::end_of_stream && ec != http::error::partial_message) {
       reply_error(400, "bad_request", "malformed HTTP request: " + ec.message(), true);
@@ -230,6 +233,7 @@ void Session::handle_webhook(const flow::Flow& flow) {
   }
   if (!flow.subscribed(ev->type)) {
     log::debug("webhook ignored", {{"flow", flow.name}, {"topic", ev->type}});
+    count_answer(flow.name, "ignored");
     reply(200, R"({"status":"ignored","reason":"topic_not_subscribed"})");
     return;
   }
@@ -256,10 +260,12 @@ void Session::on_committed(store::CommitResult r) {
     case Status::accepted:
       log::debug("webhook accepted",
                  {{"flow", flow}, {"event_id", r.event_id}, {"lanes", std::to_string(r.deliveries.size())}});
+      count_answer(flow, "accepted");
       reply(200, status_body("accepted", r.event_id));
       return;
     case Status::duplicate:
       log::info("webhook duplicate", {{"flow", flow}, {"event_id", r.event_id}});
+      count_answer(flow, "duplicate");
       reply(200, status_body("duplicate", r.event_id));
       return;
     case Status::failed:
@@ -340,6 +346,7 @@ void Session::on_published(std::vector<store::CommitResult> results) {
 }
 
 void Session::reply_error(unsigned status, const char* code, const std::string& message, bool close_after) {
+  count_answer(flow_ != nullptr ? std::string_view(flow_->name) : std::string_view(), code);
   reply(status, error_body(code, message), close_after);
 }
 

@@ -28,6 +28,7 @@ TEST_F(PipelineTest, AdminApiServesHealthMetricsAndFlows) {
   EXPECT_EQ(http_request(admin, "GET", "/v1/flows", {{"Authorization", "Bearer nope"}}, "").status, 401);
 
   ASSERT_EQ(post(order("150.00")).status, 200);
+  ASSERT_EQ(post(order("150.00"), {}, "orders/create", "wrong-secret").status, 401);
   ASSERT_TRUE(sink_.wait_for(1, 10s));
 
   auto flows = http_request(admin, "GET", "/v1/flows", auth, "");
@@ -57,6 +58,12 @@ TEST_F(PipelineTest, AdminApiServesHealthMetricsAndFlows) {
             std::string::npos)
       << metrics.body;
   EXPECT_NE(metrics.body.find("evrouter_store_deliveries{state=\"delivered\"} 1\n"), std::string::npos);
+  // Ingest answers per flow and result.
+  EXPECT_NE(metrics.body.find("evrouter_webhooks_total{flow=\"admin-orders\",result=\"accepted\"} 1\n"),
+            std::string::npos);
+  EXPECT_NE(
+      metrics.body.find("evrouter_webhooks_total{flow=\"admin-orders\",result=\"invalid_signature\"} 1\n"),
+      std::string::npos);
   // Delivery metrics per lane.
   EXPECT_NE(
       metrics.body.find("evrouter_deliveries_total{flow=\"admin-orders\",lane=\"admin-orders/priority/sink\","
