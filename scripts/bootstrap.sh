@@ -11,7 +11,8 @@ build=(build-essential cmake ninja-build pkg-config git ccache
   nlohmann-json3-dev libspdlog-dev libfmt-dev libyaml-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libnats-dev nats-server
-  python3 curl wrk nginx-light)
+  python3 curl wrk nginx-light
+  clang libclang-rt-14-dev)
 
 want=("${build[@]}")
 [[ "${1:-}" == "--runtime" ]] && want=("${runtime[@]}")
