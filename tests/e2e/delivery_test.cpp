@@ -52,10 +52,11 @@ TEST_F(PipelineTest, RateLimitHoldsAtTheSink) {
   auto reqs = sink_.requests();
   // 30 requests at 20/s with a burst of 2 need at least (30 - 2) / 20 = 1.4 s.
   EXPECT_GE(ms_between(reqs.front(), reqs.back()), 1300);
-  // No one-second window holds more than rate + burst.
+  // No one-second window holds more than rate + burst. Arrival times carry scheduling jitter (a loaded CI
+  // machine, sanitizer builds) that can pull two sends a few ms closer, so windows are 980 ms long.
   for (std::size_t i = 0; i < reqs.size(); ++i) {
     std::size_t in_window = 0;
-    for (std::size_t j = i; j < reqs.size() && ms_between(reqs[i], reqs[j]) < 1000; ++j) ++in_window;
+    for (std::size_t j = i; j < reqs.size() && ms_between(reqs[i], reqs[j]) < 980; ++j) ++in_window;
     EXPECT_LE(in_window, 22u);
   }
 }
