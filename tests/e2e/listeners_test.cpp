@@ -19,24 +19,10 @@ struct ListenerRig {
   std::string config_path = (dir / "evrouter.yaml").string();
 
   explicit ListenerRig(const std::string& pinned = "") {
-    write_file(config_path,
-               "server:\n"
-               "  listen: 127.0.0.1\n"
-               "  port: " +
-                   std::to_string(port) +
-                   "\n"
-                   "  public_base_url: https://hooks.example.com/\n"
-                   "store:\n"
-                   "  state_dir: " +
-                   (dir / "state").string() +
-                   "\n"
-                   "flows:\n"
-                   "  - " +
-                   (dir / "flows").string() +
-                   "\n"
-                   "connections:\n"
-                   "  sink:\n"
-                   "    base_uri: http://127.0.0.1:9\n");
+    DaemonConfig c;
+    c.port = port;
+    c.server_extra = "  public_base_url: https://hooks.example.com/\n";
+    write_daemon_config(dir, c);
     write_file(dir / "flows" / "orders.yaml",
                "name: orders\n"
                "source:\n"

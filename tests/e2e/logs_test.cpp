@@ -24,28 +24,14 @@ TEST(Logs, JsonLinesCarryIdsAndNoSecretsOrPayload) {
     r.body = "{\"oops\":true}";
     return r;
   });
-  write_file(dir / "evrouter.yaml",
-             "server:\n"
-             "  listen: 127.0.0.1\n"
-             "  port: " +
-                 std::to_string(port) +
-                 "\n"
-                 "store:\n"
-                 "  state_dir: " +
-                 (dir / "state").string() +
-                 "\n"
-                 "log: {level: info, format: text}\n"
-                 "flows:\n"
-                 "  - " +
-                 (dir / "flows").string() +
-                 "\n"
-                 "connections:\n"
-                 "  sink:\n"
-                 "    base_uri: http://127.0.0.1:" +
-                 std::to_string(sink.port()) +
-                 "\n"
-                 "    auth: {type: bearer, token: {env: EVR_LOGS_TEST_TOKEN}}\n"
-                 "    retry: {max_attempts: 2, backoff_base: 10ms, backoff_cap: 20ms}\n");
+  DaemonConfig c;
+  c.port = port;
+  c.sink_base_uri = "http://127.0.0.1:" + std::to_string(sink.port());
+  c.sink_extra =
+      "    auth: {type: bearer, token: {env: EVR_LOGS_TEST_TOKEN}}\n"
+      "    retry: {max_attempts: 2, backoff_base: 10ms, backoff_cap: 20ms}\n";
+  c.top_extra = "log: {level: info, format: text}\n";
+  write_daemon_config(dir, c);
   write_file(dir / "flows" / "orders.yaml",
              "name: orders\n"
              "source:\n"

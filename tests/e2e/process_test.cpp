@@ -25,25 +25,17 @@ struct ProcessRig {
   std::string config_path;
 
   ProcessRig() {
-    config_path = (dir / "evrouter.yaml").string();
-    write_file(config_path, "server:\n"
-                            "  listen: 127.0.0.1\n"
-                            "  port: " + std::to_string(port) + "\n"
-                            "  workers: 2\n"
-                            "  shutdown_grace: 3s\n"
-                            "store:\n"
-                            "  state_dir: " + (dir / "state").string() + "\n"
-                            "  durability: fsync\n"
-                            "log:\n"
-                            "  level: info\n"
-                            "flows:\n"
-                            "  - " + (dir / "flows").string() + "\n"
-                            "connections:\n"
-                            "  sink:\n"
-                            "    base_uri: http://127.0.0.1:" + std::to_string(sink_port) + "\n"
-                            "    concurrency: 4\n"
-                            "    connect_timeout: 1s\n"
-                            "    retry: {max_attempts: 1000, backoff_base: 50ms, backoff_cap: 300ms}\n");
+    DaemonConfig c;
+    c.port = port;
+    c.sink_base_uri = "http://127.0.0.1:" + std::to_string(sink_port);
+    c.server_extra = "  workers: 2\n  shutdown_grace: 3s\n";
+    c.store_extra = "  durability: fsync\n";
+    c.sink_extra =
+        "    concurrency: 4\n"
+        "    connect_timeout: 1s\n"
+        "    retry: {max_attempts: 1000, backoff_base: 50ms, backoff_cap: 300ms}\n";
+    c.top_extra = "log:\n  level: info\n";
+    config_path = write_daemon_config(dir, c);
     write_file(dir / "flows" / "orders.yaml", std::string("name: orders\n"
                                                           "source:\n"
                                                           "  type: shopify\n"

@@ -120,30 +120,15 @@ struct ReloadRig {
   std::string flow_path = (dir / "flows" / "orders.yaml").string();
 
   ReloadRig() {
-    write_file(config_path,
-               "server:\n"
-               "  listen: 127.0.0.1\n"
-               "  port: " +
-                   std::to_string(port) +
-                   "\n"
-                   "  workers: 2\n"
-                   "  shutdown_grace: 3s\n"
-                   "store:\n"
-                   "  state_dir: " +
-                   (dir / "state").string() +
-                   "\n"
-                   "  durability: none\n"
-                   "flows:\n"
-                   "  - " +
-                   (dir / "flows").string() +
-                   "\n"
-                   "connections:\n"
-                   "  sink:\n"
-                   "    base_uri: " +
-                   sink.url() +
-                   "\n"
-                   "    concurrency: 4\n"
-                   "    retry: {max_attempts: 1000, backoff_base: 50ms, backoff_cap: 300ms}\n");
+    DaemonConfig c;
+    c.port = port;
+    c.sink_base_uri = sink.url();
+    c.server_extra = "  workers: 2\n  shutdown_grace: 3s\n";
+    c.store_extra = "  durability: none\n";
+    c.sink_extra =
+        "    concurrency: 4\n"
+        "    retry: {max_attempts: 1000, backoff_base: 50ms, backoff_cap: 300ms}\n";
+    write_daemon_config(dir, c);
     write_flow("/orders");
   }
 

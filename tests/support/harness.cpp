@@ -59,6 +59,27 @@ std::string shopify_hmac(const std::string& secret, const std::string& body) {
   return crypto::base64_encode(crypto::hmac_sha256(secret, body));
 }
 
+std::string write_daemon_config(const TempDir& dir, const DaemonConfig& c) {
+  const std::string path = (dir / "evrouter.yaml").string();
+  write_file(path,
+             "server:\n"
+             "  listen: 127.0.0.1\n"
+             "  port: " +
+                 std::to_string(c.port) + "\n" + c.server_extra +
+                 "store:\n"
+                 "  state_dir: " +
+                 (dir / "state").string() + "\n" + c.store_extra +
+                 "flows:\n"
+                 "  - " +
+                 (dir / "flows").string() +
+                 "\n"
+                 "connections:\n"
+                 "  sink:\n"
+                 "    base_uri: " +
+                 c.sink_base_uri + "\n" + c.sink_extra + c.top_extra);
+  return path;
+}
+
 uint16_t free_port() {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};

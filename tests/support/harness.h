@@ -35,6 +35,20 @@ std::string shopify_hmac(const std::string& secret, const std::string& body);
 // A free TCP port on 127.0.0.1 (bound and released; small race accepted in tests).
 uint16_t free_port();
 
+// The main config file of a daemon under test: the listener on 127.0.0.1:<port>, state in <dir>/state, flows
+// from <dir>/flows, one connection "sink" at `sink_base_uri`. The `*_extra` strings add YAML lines to their
+// section (indented two spaces, each ending in "\n"); `top_extra` adds top-level sections.
+struct DaemonConfig {
+  uint16_t port = 0;
+  std::string sink_base_uri = "http://127.0.0.1:9";
+  std::string server_extra;
+  std::string store_extra;
+  std::string sink_extra;  // indented four spaces: keys of the sink connection
+  std::string top_extra;
+};
+// Writes <dir>/evrouter.yaml and returns its path.
+std::string write_daemon_config(const TempDir& dir, const DaemonConfig& config);
+
 // The evrouter binary run as a child process.
 class DaemonProcess {
  public:
