@@ -17,6 +17,8 @@ void usage() {
       "  validate [--config FILE] [FILE...]\n"
       "                               check config, connections and flows; exit 0 when valid\n"
       "  test-pattern PATTERN EVENT   match an EventBridge pattern against an event (files or -)\n"
+      "  test-connection NAME [--probe PATH]\n"
+      "                               check a connection: DNS, TCP, TLS, probe request\n"
       "  version                      print the version\n",
       stderr);
 }
@@ -34,6 +36,7 @@ int main(int argc, char** argv) {
   if (cmd == "listeners") return evr::cli::listeners(args);
   if (cmd == "validate") return evr::cli::validate(args);
   if (cmd == "test-pattern") return evr::cli::test_pattern(args);
+  if (cmd == "test-connection") return evr::cli::test_connection(args);
   if (cmd == "version" || cmd == "--version") return evr::cli::version(args);
   if (cmd == "help" || cmd == "--help" || cmd == "-h") {
     usage();
