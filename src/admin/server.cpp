@@ -3,6 +3,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/parser.hpp>
@@ -79,8 +81,89 @@ class Session : public std::enable_shared_from_this<Session> {
     r.body = std::move(req.body());
     const bool head = req.method() == http::verb::head;
     Response resp = router_.route(r);
+    if (resp.stream && !head) return start_stream(std::move(resp));
     if (head) resp.body.clear();
     write(std::move(resp), req.keep_alive());
+  }
+
+  // Server-sent events: headers, then frames as the stream has them, until it ends or the client goes.
+  // No Content-Length and Connection: close, so the body runs until the connection closes. A write that
+  // does not finish within request_timeout (a client that stopped reading) ends the stream.
+  void start_stream(Response r) {
+    stream_body_ = std::move(r.stream);
+    std::string head =
+        "HTTP/1.1 200 OK\r\nServer: evrouter\r\nContent-Type: text/event-stream\r\n"
+        "Cache-Control: no-store\r\nConnection: close\r\nX-Accel-Buffering: no\r\n";
+    for (const auto& [k, v] : r.headers) head += k + ": " + v + "\r\n";
+    head += "\r\n: evrouter live tail\n\n";
+    stream_.expires_never();
+    heartbeat_.emplace(stream_.get_executor());
+    write_deadline_.emplace(stream_.get_executor());
+    std::weak_ptr<Session> weak = weak_from_this();
+    auto ex = stream_.get_executor();
+    stream_body_->start([weak, ex] {
+      net::post(ex, [weak] {
+        if (auto self = weak.lock()) self->pump();
+      });
+    });
+    watch_client();
+    send_frames(std::move(head), true);
+  }
+
+  // Anything the client sends now, or its closing, ends the stream.
+  void watch_client() {
+    discard_.resize(1024);
+    stream_.socket().async_read_some(net::buffer(discard_),
+                                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                                       if (ec) return self->end_stream();
+                                       self->watch_client();
+                                     });
+  }
+
+  void pump() {
+    if (writing_ || ended_) return;
+    std::string out;
+    const bool more = stream_body_->next(out);
+    if (out.empty()) {
+      if (!more) return end_stream();
+      return arm_heartbeat();
+    }
+    send_frames(std::move(out), more);
+  }
+
+  void send_frames(std::string frames, bool more) {
+    writing_ = true;
+    heartbeat_->cancel();
+    auto buf = std::make_shared<std::string>(std::move(frames));
+    write_deadline_->expires_after(options_.request_timeout);
+    write_deadline_->async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (!ec) self->end_stream();  // the client stopped reading
+    });
+    net::async_write(stream_.socket(), net::buffer(*buf),
+                     [self = shared_from_this(), buf, more](beast::error_code ec, std::size_t) {
+                       self->writing_ = false;
+                       self->write_deadline_->cancel();
+                       if (ec || !more) return self->end_stream();
+                       self->pump();
+                     });
+  }
+
+  // A comment line now and then keeps proxies from timing the stream out and finds dead clients.
+  void arm_heartbeat() {
+    heartbeat_->expires_after(std::chrono::seconds(15));
+    heartbeat_->async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (ec || self->writing_ || self->ended_) return;
+      self->send_frames(": keep-alive\n\n", true);
+    });
+  }
+
+  void end_stream() {
+    if (ended_) return;
+    ended_ = true;
+    if (heartbeat_) heartbeat_->cancel();
+    if (write_deadline_) write_deadline_->cancel();
+    stream_body_.reset();
+    close();
   }
 
   void write(Response r, bool keep_alive) {
@@ -135,6 +218,11 @@ class Session : public std::enable_shared_from_this<Session> {
   bool first_ = true;
   bool linger_ = false;
   std::vector<char> discard_;
+  // streaming
+  std::shared_ptr<EventStream> stream_body_;
+  std::optional<net::steady_timer> heartbeat_, write_deadline_;
+  bool writing_ = false;
+  bool ended_ = false;
 };
 
 class ServerImpl final : public Server {

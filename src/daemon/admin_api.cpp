@@ -4,6 +4,7 @@
 
 #include "evrouter/daemon/daemon.h"
 #include "evrouter/metrics/metrics.h"
+#include "evrouter/tail/stream.h"
 
 namespace evr::daemon {
 namespace {
@@ -24,6 +25,55 @@ json flow_json(const flow::Routes& routes, const flow::Flow& f) {
           {"topics", f.topics},
           {"mode", f.mode == config::Flow::Mode::first ? "first" : "all"},
           {"branches", std::move(branches)}};
+}
+
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start <= s.size()) {
+    const auto comma = s.find(',', start);
+    const auto end = comma == std::string::npos ? s.size() : comma;
+    if (end > start) out.push_back(s.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+// GET /v1/tail?flow=a,b&kinds=event,delivery&pattern={...}&payload=false
+Response tail_response(const Request& q) {
+  tail::Filter filter;
+  filter.flows = split_list(q.q("flow"));
+  if (const auto kinds = q.q("kinds"); !kinds.empty()) {
+    filter.events = filter.deliveries = false;
+    for (const auto& k : split_list(kinds)) {
+      if (k == "event") {
+        filter.events = true;
+      } else if (k == "delivery") {
+        filter.deliveries = true;
+      } else {
+        return Response::error(400, "bad_request", "kinds: '" + k + "' is not event or delivery");
+      }
+    }
+  }
+  if (const auto p = q.q("payload", "true"); p == "false" || p == "0") {
+    filter.payload = false;
+  } else if (p != "true" && p != "1") {
+    return Response::error(400, "bad_request", "payload: true or false");
+  }
+  if (const auto text = q.q("pattern"); !text.empty()) {
+    try {
+      filter.pattern = pattern::Pattern::compile(json::parse(text));
+    } catch (const json::exception& e) {
+      return Response::error(400, "bad_pattern", std::string("pattern: not JSON: ") + e.what());
+    } catch (const pattern::PatternError& e) {
+      return Response::error(400, "bad_pattern", std::string("pattern: ") + e.what());
+    }
+  }
+  auto stream = tail::make_stream(tail::Hub::global(), std::move(filter));
+  if (!stream) return Response::error(429, "too_many_watchers", "too many live-tail watchers; try later");
+  Response resp;
+  resp.stream = std::move(stream);
+  return resp;
 }
 
 }  // namespace
@@ -71,6 +121,7 @@ admin::Router make_admin_router(Daemon& daemon) {
                   {"deliveries", {{"pending", c.pending}, {"delivered", c.delivered}, {"dead", c.dead}}}}
                  .dump());
   });
+  r.add("GET", "/v1/tail", [](const Request& q) { return tail_response(q); });
   return r;
 }
 

@@ -1,6 +1,7 @@
 #include "evrouter/daemon/daemon.h"
 
 #include <map>
+#include <optional>
 
 #include "daemon/admin_api.h"
 #include "evrouter/common/log.h"
@@ -8,6 +9,7 @@
 #include "evrouter/config/loader.h"
 #include "evrouter/daemon/watcher.h"
 #include "evrouter/store/sqlite_store.h"
+#include "evrouter/tail/hub.h"
 
 namespace evr::daemon {
 namespace {
@@ -270,29 +272,56 @@ std::shared_ptr<const flow::Routes> Daemon::routes() const {
   return std::atomic_load(&routes_);
 }
 
+namespace {
+
+// An accepted event for the live tail (only built while someone watches).
+void tail_accepted(const event::EventPtr& event, const std::vector<std::string>& lanes) {
+  auto r = std::make_shared<tail::Record>();
+  r->kind = tail::Record::Kind::event;
+  r->event = event;
+  r->at_ms = event->time_ms;
+  r->lanes = lanes;
+  tail::Hub::global().publish(std::move(r));
+}
+
+}  // namespace
+
 void Daemon::commit(store::Ingest ingest, std::function<void(store::CommitResult)> done) {
-  store_->commit(std::move(ingest), [this, done = std::move(done)](store::CommitResult r) mutable {
-    if (r.status == store::CommitResult::Status::accepted && !r.deliveries.empty()) {
-      dispatcher_->offer(r.deliveries);
-    }
-    done(std::move(r));
-  });
+  // Kept only while someone tails: the ingest moves into the store.
+  std::optional<store::Ingest> watched;
+  if (tail::Hub::global().active()) watched = store::Ingest{ingest.event, ingest.lanes};
+  store_->commit(std::move(ingest),
+                 [this, done = std::move(done), watched = std::move(watched)](store::CommitResult r) mutable {
+                   if (r.status == store::CommitResult::Status::accepted && !r.deliveries.empty()) {
+                     dispatcher_->offer(r.deliveries);
+                   }
+                   if (watched && r.status == store::CommitResult::Status::accepted) {
+                     tail_accepted(watched->event, watched->lanes);
+                   }
+                   done(std::move(r));
+                 });
 }
 
 void Daemon::commit_batch(std::vector<store::Ingest> ingests,
                           std::function<void(std::vector<store::CommitResult>)> done) {
-  store_->commit_batch(std::move(ingests),
-                       [this, done = std::move(done)](std::vector<store::CommitResult> results) mutable {
-                         std::vector<store::Delivery> deliveries;
-                         for (auto& r : results) {
-                           if (r.status != store::CommitResult::Status::accepted) continue;
-                           deliveries.insert(deliveries.end(), std::make_move_iterator(r.deliveries.begin()),
-                                             std::make_move_iterator(r.deliveries.end()));
-                           r.deliveries.clear();
-                         }
-                         if (!deliveries.empty()) dispatcher_->offer(std::move(deliveries));
-                         done(std::move(results));
-                       });
+  std::vector<store::Ingest> watched;
+  if (tail::Hub::global().active()) {
+    for (const auto& i : ingests) watched.push_back({i.event, i.lanes});
+  }
+  store_->commit_batch(std::move(ingests), [this, done = std::move(done), watched = std::move(watched)](
+                                               std::vector<store::CommitResult> results) mutable {
+    std::vector<store::Delivery> deliveries;
+    for (std::size_t i = 0; i < results.size(); ++i) {
+      auto& r = results[i];
+      if (r.status != store::CommitResult::Status::accepted) continue;
+      if (i < watched.size()) tail_accepted(watched[i].event, watched[i].lanes);
+      deliveries.insert(deliveries.end(), std::make_move_iterator(r.deliveries.begin()),
+                        std::make_move_iterator(r.deliveries.end()));
+      r.deliveries.clear();
+    }
+    if (!deliveries.empty()) dispatcher_->offer(std::move(deliveries));
+    done(std::move(results));
+  });
 }
 
 }  // namespace evr::daemon

@@ -7,6 +7,7 @@
 #include "evrouter/destination/retry.h"
 #include "evrouter/event/event.h"
 #include "evrouter/http/client.h"
+#include "evrouter/tail/hub.h"
 
 namespace evr::lane {
 
@@ -36,6 +37,18 @@ bool build_request(const Spec& spec, const connection::Connection& conn, const s
   }
   req.body = mapped.body ? std::move(*mapped.body) : e.payload;
   return true;
+}
+
+const char* kind_name(store::Outcome::Kind k) {
+  switch (k) {
+    case store::Outcome::Kind::delivered:
+      return "delivered";
+    case store::Outcome::Kind::retry:
+      return "retry";
+    case store::Outcome::Kind::dead:
+      return "dead";
+  }
+  return "retry";
 }
 
 }  // namespace
@@ -178,6 +191,8 @@ void Lane::on_result(store::Delivery d, const http::Result& result) {
                                         {"retry_in_ms", std::to_string(delay)}});
     }
   }
+  tail::publish_delivery(d.event, spec_.id, kind_name(out.kind), out.attempts, out.attempt.status,
+                         out.attempt.latency_ms, out.attempt.error);
   const int64_t id = d.id;
   store_.record(std::move(out), [this, id] { boost::asio::post(ioc_, [this, id] { finish(id); }); });
 }
@@ -197,6 +212,7 @@ void Lane::reject(store::Delivery d, std::string error) {
   out.attempt.number = out.attempts;
   out.attempt.at_ms = event::now_ms();
   out.attempt.error = std::move(error);
+  tail::publish_delivery(d.event, spec_.id, "dead", out.attempts, 0, 0, out.attempt.error);
   const int64_t id = d.id;
   store_.record(std::move(out), [this, id] { boost::asio::post(ioc_, [this, id] { finish(id); }); });
 }

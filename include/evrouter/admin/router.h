@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -22,11 +23,24 @@ struct Request {
   std::string q(const std::string& name, const std::string& fallback = "") const;
 };
 
+// The body of a response that goes on until either side ends it: server-sent events (text/event-stream).
+// Its calls run on the admin server's loop.
+class EventStream {
+ public:
+  virtual ~EventStream() = default;
+  // Once the headers are sent. `wake` (callable from any thread) asks the server to call next() soon.
+  virtual void start(std::function<void()> wake) = 0;
+  // Appends the frames ready to send to `out`; false when the stream is over (what `out` holds is still
+  // sent first).
+  virtual bool next(std::string& out) = 0;
+};
+
 struct Response {
   unsigned status = 200;
   std::string content_type = "application/json";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
+  std::shared_ptr<EventStream> stream;  // set: a 200 event stream instead of `body`
 
   static Response json(unsigned status, std::string body);
   // {"error": code, "message": message}
