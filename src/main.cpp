@@ -19,6 +19,7 @@ void usage() {
       "  test-pattern PATTERN EVENT   match an EventBridge pattern against an event (files or -)\n"
       "  test-connection NAME [--probe PATH]\n"
       "                               check a connection: DNS, TCP, TLS, probe request\n"
+      "  tail [--flow F] [--pattern P] print events and delivery outcomes as they happen\n"
       "  version                      print the version\n",
       stderr);
 }
@@ -37,6 +38,7 @@ int main(int argc, char** argv) {
   if (cmd == "validate") return evr::cli::validate(args);
   if (cmd == "test-pattern") return evr::cli::test_pattern(args);
   if (cmd == "test-connection") return evr::cli::test_connection(args);
+  if (cmd == "tail") return evr::cli::tail(args);
   if (cmd == "version" || cmd == "--version") return evr::cli::version(args);
   if (cmd == "help" || cmd == "--help" || cmd == "-h") {
     usage();

@@ -8,11 +8,12 @@ namespace evr::cli {
 
 using Args = std::vector<std::string>;
 
-int serve(const Args& args);         // evrouter serve --config FILE
-int listeners(const Args& args);     // evrouter listeners --config FILE
-int validate(const Args& args);      // evrouter validate [--config FILE] [paths...]
-int test_pattern(const Args& args);  // evrouter test-pattern PATTERN EVENT
+int serve(const Args& args);            // evrouter serve --config FILE
+int listeners(const Args& args);        // evrouter listeners --config FILE
+int validate(const Args& args);         // evrouter validate [--config FILE] [paths...]
+int test_pattern(const Args& args);     // evrouter test-pattern PATTERN EVENT
 int test_connection(const Args& args);  // evrouter test-connection NAME
+int tail(const Args& args);             // evrouter tail [--flow F] [--pattern P]
 int version(const Args& args);
 
 }  // namespace evr::cli

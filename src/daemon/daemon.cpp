@@ -292,11 +292,12 @@ void Daemon::commit(store::Ingest ingest, std::function<void(store::CommitResult
   if (tail::Hub::global().active()) watched = store::Ingest{ingest.event, ingest.lanes};
   store_->commit(std::move(ingest),
                  [this, done = std::move(done), watched = std::move(watched)](store::CommitResult r) mutable {
-                   if (r.status == store::CommitResult::Status::accepted && !r.deliveries.empty()) {
-                     dispatcher_->offer(r.deliveries);
-                   }
+                   // The tail shows the event before any outcome of its deliveries.
                    if (watched && r.status == store::CommitResult::Status::accepted) {
                      tail_accepted(watched->event, watched->lanes);
+                   }
+                   if (r.status == store::CommitResult::Status::accepted && !r.deliveries.empty()) {
+                     dispatcher_->offer(r.deliveries);
                    }
                    done(std::move(r));
                  });

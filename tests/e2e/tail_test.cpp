@@ -184,3 +184,74 @@ TEST(TailHub, WatchersAreCapped) {
 
 }  // namespace
 }  // namespace evr::test
+
+namespace evr::test {
+namespace {
+
+// `evrouter tail` (the built binary) against a daemon whose admin API wants a token.
+class TailCliTest : public TailTest {
+ protected:
+  uint16_t start_with_token() {
+    ::setenv("EVR_TEST_TAIL_TOKEN", "tail-token-for-tests", 1);
+    auto cfg = make_config();
+    cfg.admin.enabled = true;
+    cfg.admin.port = 0;
+    cfg.admin.token = config::SecretRef{config::SecretRef::Kind::env, "EVR_TEST_TAIL_TOKEN", {}};
+    start(std::move(cfg));
+    return daemon_->admin_port();
+  }
+  static bool wait_log(const DaemonProcess& p, const std::string& needle, std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (read_file(p.log_path()).find(needle) != std::string::npos) return true;
+      std::this_thread::sleep_for(20ms);
+    }
+    return false;
+  }
+};
+
+TEST_F(TailCliTest, PrintsEventsAndOutcomesAsJsonLines) {
+  const uint16_t admin = start_with_token();
+  const std::string url = "http://127.0.0.1:" + std::to_string(admin);
+  DaemonProcess tail({"tail", "--output", "json", "--flow", "orders"},
+                     {"EVROUTER_ADMIN_URL=" + url, "EVROUTER_ADMIN_TOKEN=tail-token-for-tests"});
+  // The stream is open once the hub has a watcher.
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!tail::Hub::global().active() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(20ms);
+  ASSERT_TRUE(tail::Hub::global().active()) << read_file(tail.log_path());
+  ASSERT_EQ(post(order("250.00")).status, 200);
+  ASSERT_TRUE(wait_log(tail, R"("outcome":"delivered")", 10s)) << read_file(tail.log_path());
+  const std::string out = read_file(tail.log_path());
+  const auto first = out.substr(0, out.find('\n'));
+  const auto j = nlohmann::json::parse(first);  // each line is one JSON object
+  EXPECT_EQ(j["kind"], "event");
+  EXPECT_EQ(j["event"]["detail"]["total_price"], "250.00");
+}
+
+TEST_F(TailCliTest, TextOutputAndHelpfulErrors) {
+  const uint16_t admin = start_with_token();
+  const std::string url = "http://127.0.0.1:" + std::to_string(admin);
+
+  DaemonProcess wrong({"tail", "--admin-url", url, "--token", "nope"});
+  EXPECT_EQ(wrong.wait(10s), 1);
+  EXPECT_NE(read_file(wrong.log_path()).find("refused the token"), std::string::npos)
+      << read_file(wrong.log_path());
+
+  DaemonProcess nowhere({"tail", "--admin-url", "http://127.0.0.1:" + std::to_string(free_port())});
+  EXPECT_EQ(nowhere.wait(10s), 1);
+  EXPECT_NE(read_file(nowhere.log_path()).find("cannot reach the admin API at http://127.0.0.1:"),
+            std::string::npos)
+      << read_file(nowhere.log_path());
+
+  DaemonProcess text({"tail", "--admin-url", url, "--token", "tail-token-for-tests"});
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!tail::Hub::global().active() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(20ms);
+  ASSERT_EQ(post(order("250.00")).status, 200);
+  EXPECT_TRUE(wait_log(text, "orders -> orders/priority/sink", 10s)) << read_file(text.log_path());
+  ASSERT_TRUE(wait_log(text, "delivered orders/create", 10s)) << read_file(text.log_path());
+}
+
+}  // namespace
+}  // namespace evr::test
