@@ -66,6 +66,8 @@ int serve(const Args& args) {
   sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  // A file-size limit reached (RLIMIT_FSIZE) is a failed write, answered 503 like a full disk, not a crash.
+  signal(SIGXFSZ, SIG_IGN);
 
   daemon::Daemon d(std::move(*cfg));
   try {

@@ -1,0 +1,152 @@
+// Fault injection against the real binary: SIGKILL under concurrent load (repeated), and a disk that fills
+// up (the daemon's file-size limit lowered under it, then raised again).
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/resource.h>
+
+#include <atomic>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "support/process_rig.h"
+
+using namespace evr::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Delivered ids at the sink, and how many times each arrived.
+std::map<int, int> arrivals(const Sink& sink) {
+  std::map<int, int> out;
+  for (const auto& r : sink.requests()) ++out[nlohmann::json::parse(r.body)["id"].get<int>()];
+  return out;
+}
+
+bool all_arrived(const Sink& sink, const std::set<int>& acked, std::chrono::seconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    const auto got = arrivals(sink);
+    bool all = true;
+    for (int id : acked) all = all && got.count(id);
+    if (all) return true;
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    sink.wait_for(sink.count() + 1, 200ms);
+  }
+}
+
+}  // namespace
+
+// Three rounds: four clients post webhooks as fast as they can while the sink answers slowly, and the
+// daemon is killed with SIGKILL mid-stream. Every webhook answered 200 must reach the sink in the end;
+// repeats are bounded by what can be in flight at a kill (at-least-once).
+TEST(Faults, SigkillUnderLoadRepeatedlyLosesNothingAcked) {
+  ProcessRig s;
+  Sink sink(SinkOptions::on_port(s.sink_port));
+  sink.set_handler([](const Recorded&) { return Reply{200, {}, "{}", 5ms}; });
+  std::set<int> acked;
+  std::mutex mu;
+  std::atomic<int> next{0};
+  constexpr int kRounds = 3;
+  for (int round = 0; round < kRounds; ++round) {
+    DaemonProcess d({"serve", "--config", s.config_path}, s.env());
+    ASSERT_TRUE(wait_port(s.port, 10s)) << log_tail(d.log_path());
+    std::atomic<bool> stop{false};
+    std::vector<std::thread> clients;
+    for (int c = 0; c < 4; ++c) {
+      clients.emplace_back([&] {
+        while (!stop) {
+          const int id = next++;
+          auto r = s.post(id);
+          if (r.status == 200) {
+            std::lock_guard lk(mu);
+            acked.insert(id);
+          }
+        }
+      });
+    }
+    std::this_thread::sleep_for(400ms);
+    d.kill(SIGKILL);
+    stop = true;
+    for (auto& t : clients) t.join();
+    EXPECT_EQ(d.wait(5s), 128 + SIGKILL);
+  }
+  ASSERT_GT(acked.size(), 20u) << "the load was too light to mean anything";
+  DaemonProcess d({"serve", "--config", s.config_path}, s.env());
+  ASSERT_TRUE(wait_port(s.port, 10s)) << log_tail(d.log_path());
+  EXPECT_TRUE(all_arrived(sink, acked, 60s)) << log_tail(d.log_path());
+  int repeats = 0;
+  for (const auto& [id, n] : arrivals(sink)) repeats += n - 1;
+  // Sent again after a kill: requests in flight (at most the connection's concurrency, 4) and answered
+  // ones whose outcome was not yet committed (a group commit, about as many).
+  EXPECT_LE(repeats, 2 * 4 * kRounds) << "more redeliveries than can be in flight at a kill";
+}
+
+// The disk "fills up": the daemon's file-size limit is lowered to just above its files' sizes. Ingest must
+// answer 503 (not 2xx) while writes fail, stay up, and accept again once there is room; nothing answered
+// 200 is lost.
+TEST(Faults, FullDiskAnswers503AndRecovers) {
+  ProcessRig s;
+  Sink sink(SinkOptions::on_port(s.sink_port));
+  DaemonProcess d({"serve", "--config", s.config_path}, s.env());
+  ASSERT_TRUE(wait_port(s.port, 10s)) << log_tail(d.log_path());
+  std::set<int> acked;
+  int id = 0;
+  for (; id < 20; ++id) {
+    ASSERT_EQ(s.post(id).status, 200);
+    acked.insert(id);
+  }
+  // Room for a little more, then none.
+  uintmax_t largest = 0;
+  for (const auto& f : std::filesystem::directory_iterator(s.dir / "state")) {
+    if (f.is_regular_file()) largest = std::max(largest, f.file_size());
+  }
+  // The soft limit only: raising it again needs no privilege.
+  rlimit tight{static_cast<rlim_t>(largest + 64 * 1024), RLIM_INFINITY};
+  ASSERT_EQ(::prlimit(d.pid(), RLIMIT_FSIZE, &tight, nullptr), 0);
+  rlimit raised{RLIM_INFINITY, RLIM_INFINITY};
+
+  int refused = 0;
+  const std::string big(16 * 1024, 'x');  // pads the body so the files grow quickly
+  for (int i = 0; i < 400 && refused < 5; ++i, ++id) {
+    const std::string body =
+        R"({"id":)" + std::to_string(id) + R"(,"total_price":"10.00","pad":")" + big + "\"}";
+    auto r = http_request(s.port, "POST", std::string("/hooks/") + kProcessListener,
+                          {{"X-Shopify-Topic", "orders/create"},
+                           {"X-Shopify-Hmac-Sha256", shopify_hmac(kProcessSecret, body)},
+                           {"X-Shopify-Webhook-Id", "wh-" + std::to_string(id)},
+                           {"Content-Type", "application/json"}},
+                          body);
+    if (r.status == 200) {
+      acked.insert(id);
+    } else {
+      ASSERT_EQ(r.status, 503) << r.body;
+      EXPECT_NE(r.body.find("store_unavailable"), std::string::npos) << r.body;
+      ++refused;
+    }
+  }
+  ASSERT_GE(refused, 5) << "writes never failed under the file-size limit";
+  EXPECT_TRUE(d.running()) << log_tail(d.log_path());
+
+  // Space returns: ingest works again, and everything acknowledged is delivered.
+  ASSERT_EQ(::prlimit(d.pid(), RLIMIT_FSIZE, &raised, nullptr), 0);
+  bool recovered = false;
+  for (int i = 0; i < 50 && !recovered; ++i, ++id) {
+    auto r = s.post(id);
+    if (r.status == 200) {
+      acked.insert(id);
+      recovered = true;
+    } else {
+      std::this_thread::sleep_for(100ms);
+    }
+  }
+  EXPECT_TRUE(recovered) << log_tail(d.log_path());
+  EXPECT_TRUE(all_arrived(sink, acked, 30s)) << log_tail(d.log_path());
+
+  // And after a restart nothing acknowledged is missing from the store either.
+  d.kill(SIGTERM);
+  EXPECT_EQ(d.wait(10s), 0) << log_tail(d.log_path());
+}
