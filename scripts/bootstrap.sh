@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs every Debian package evrouter needs to build, test and benchmark.
 # Used by README.md, .ci/run and docker/Dockerfile. Idempotent.
-#   scripts/bootstrap.sh            build + test dependencies
+#   scripts/bootstrap.sh            build + test dependencies (the dashboard test's headless browser too)
+#   scripts/bootstrap.sh --build    only what building needs (the Docker build stage)
 #   scripts/bootstrap.sh --runtime  only what the built binary needs at run time
 set -euo pipefail
 
@@ -13,8 +14,10 @@ build=(build-essential cmake ninja-build pkg-config git ccache
   libnats-dev nats-server
   python3 curl wrk nginx-light
   clang libclang-rt-14-dev)
+test_only=(chromium python3-websocket)
 
-want=("${build[@]}")
+want=("${build[@]}" "${test_only[@]}")
+[[ "${1:-}" == "--build" ]] && want=("${build[@]}")
 [[ "${1:-}" == "--runtime" ]] && want=("${runtime[@]}")
 
 missing=()

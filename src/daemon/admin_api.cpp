@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "evrouter/admin/dashboard.h"
 #include "evrouter/daemon/daemon.h"
 #include "evrouter/metrics/metrics.h"
 #include "evrouter/tail/stream.h"
@@ -120,6 +121,24 @@ admin::Router make_admin_router(Daemon& daemon) {
         200, json{{"events", c.events},
                   {"deliveries", {{"pending", c.pending}, {"delivered", c.delivered}, {"dead", c.dead}}}}
                  .dump());
+  });
+  r.add("GET", "/", [](const Request&) {
+    Response resp;
+    resp.status = 302;
+    resp.headers.emplace_back("Location", "/dashboard");
+    resp.body = R"({"location":"/dashboard"})";
+    return resp;
+  });
+  r.add("GET", "/dashboard", [](const Request&) {
+    Response resp;
+    resp.content_type = "text/html; charset=utf-8";
+    resp.body = std::string(admin::dashboard_html());
+    resp.headers.emplace_back("Content-Security-Policy",
+                              "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+                              "connect-src 'self'; img-src 'self' data:; form-action 'self'; "
+                              "frame-ancestors 'none'");
+    resp.headers.emplace_back("X-Content-Type-Options", "nosniff");
+    return resp;
   });
   r.add("GET", "/v1/tail", [](const Request& q) { return tail_response(q); });
   return r;
