@@ -100,6 +100,15 @@ class DispatcherImpl final : public Dispatcher {
     });
   }
 
+  void wake(std::vector<std::string> lanes) override {
+    net::post(ioc_, [this, lanes = std::move(lanes)] {
+      for (const auto& id : lanes) {
+        auto it = lanes_.find(id);
+        if (it != lanes_.end()) it->second->look_on_disk();
+      }
+    });
+  }
+
   Changes reconfigure(const config::Config& config, std::weak_ptr<const void> previous) override {
     std::lock_guard lk(reconfigure_mu_);
     if (!thread_.joinable() || stopped_) throw std::runtime_error("the dispatcher is not running");
