@@ -17,6 +17,10 @@ void usage() {
       "  validate [--config FILE] [FILE...]\n"
       "                               check config, connections and flows; exit 0 when valid\n"
       "  test-pattern PATTERN EVENT   match an EventBridge pattern against an event (files or -)\n"
+      "  flows list|enable|disable|reset|rotate-listener [NAME]\n"
+      "                               a running daemon's flows (admin API: --admin-url, --token)\n"
+      "  events list|get              look up events received by a running daemon\n"
+      "  dlq list|get|replay|discard  dead letters of a running daemon\n"
       "  version                      print the version\n",
       stderr);
 }
@@ -34,6 +38,9 @@ int main(int argc, char** argv) {
   if (cmd == "listeners") return evr::cli::listeners(args);
   if (cmd == "validate") return evr::cli::validate(args);
   if (cmd == "test-pattern") return evr::cli::test_pattern(args);
+  if (cmd == "flows") return evr::cli::flows(args);
+  if (cmd == "events") return evr::cli::events(args);
+  if (cmd == "dlq") return evr::cli::dlq(args);
   if (cmd == "version" || cmd == "--version") return evr::cli::version(args);
   if (cmd == "help" || cmd == "--help" || cmd == "-h") {
     usage();

@@ -13,5 +13,9 @@ int listeners(const Args& args);     // evrouter listeners --config FILE
 int validate(const Args& args);      // evrouter validate [--config FILE] [paths...]
 int test_pattern(const Args& args);  // evrouter test-pattern PATTERN EVENT
 int version(const Args& args);
+// Against a running daemon's admin API (operations.cpp).
+int flows(const Args& args);   // evrouter flows list|enable|disable|reset|rotate-listener
+int events(const Args& args);  // evrouter events list|get
+int dlq(const Args& args);     // evrouter dlq list|get|replay|discard
 
 }  // namespace evr::cli
