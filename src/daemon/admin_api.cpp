@@ -78,10 +78,13 @@ admin::Router make_admin_router(Daemon& daemon) {
   });
   r.add("GET", "/v1/stats", [&daemon](const Request&) {
     const auto c = daemon.store().counts();
-    return Response::json(
-        200, json{{"events", c.events},
-                  {"deliveries", {{"pending", c.pending}, {"delivered", c.delivered}, {"dead", c.dead}}}}
-                 .dump());
+    return Response::json(200, json{{"events", c.events},
+                                    {"deliveries",
+                                     {{"pending", c.pending},
+                                      {"delivered", c.delivered},
+                                      {"dead", c.dead},
+                                      {"discarded", c.discarded}}}}
+                                   .dump());
   });
   add_operations_routes(r, daemon);
   return r;

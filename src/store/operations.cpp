@@ -242,7 +242,8 @@ void migrate(sqlite::Db& db) {
 std::optional<EventRecord> find_event(sqlite::Db& db, const std::string& key) {
   if (key.empty()) return std::nullopt;
   const std::string cols = kEventColumns;
-  for (const char* where : {"e.id = ?1", "e.webhook_id = ?1 ORDER BY e.seq DESC LIMIT 1"}) {
+  for (const char* where :
+       {"e.id = ?1", "e.webhook_id = ?1 AND e.webhook_id <> '' ORDER BY e.seq DESC LIMIT 1"}) {
     sqlite::Stmt st(db, ("SELECT " + cols + " FROM events e WHERE " + where).c_str());
     st.bind(1, key);
     if (!st.step()) continue;

@@ -116,6 +116,28 @@ TEST_F(Operations, DeadLetterHistoryReplayById) {
   EXPECT_EQ(admin("POST", "/v1/dlq/" + std::to_string(id) + "/replay").status, 409);
 }
 
+TEST_F(Operations, ReplayStartsTheRetryPolicyOver) {
+  auto cfg = ops_config("ops-budget");
+  cfg.connections["sink"].retry.max_attempts = 2;
+  start(cfg);
+  sink_.set_handler([](const Recorded&) {
+    Reply r;
+    r.status = 503;
+    return r;
+  });
+  ASSERT_EQ(post(order("150.00")).status, 200);
+  auto page = wait_json("/v1/dlq", [](const json& j) { return j["dead_letters"].size() == 1; });
+  const std::string id = std::to_string(page["dead_letters"][0]["id"].get<int64_t>());
+  EXPECT_EQ(sink_.count(), 2U);
+  ASSERT_EQ(admin("POST", "/v1/dlq/" + id + "/replay").status, 200);
+  // Two more attempts (numbered 3 and 4), not one: max_attempts counts from the replay.
+  auto again = wait_json("/v1/dlq/" + id, [](const json& j) { return j["state"] == "dead"; });
+  EXPECT_EQ(sink_.count(), 4U);
+  ASSERT_EQ(again["history"].size(), 4U) << again.dump();
+  EXPECT_EQ(again["history"][3]["number"], 4);
+  EXPECT_EQ(again["replays"], 1);
+}
+
 TEST_F(Operations, BulkReplayByLaneAndTimeRangeThenDiscard) {
   start(ops_config("ops-bulk"));
   sink_.set_handler([](const Recorded&) {
