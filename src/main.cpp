@@ -20,6 +20,10 @@ void usage() {
       "  test-connection NAME [--probe PATH]\n"
       "                               check a connection: DNS, TCP, TLS, probe request\n"
       "  tail [--flow F] [--pattern P] print events and delivery outcomes as they happen\n"
+      "  flows list|enable|disable|reset|rotate-listener [NAME]\n"
+      "                               a running daemon's flows (admin API: --admin-url, --token)\n"
+      "  events list|get              look up events received by a running daemon\n"
+      "  dlq list|get|replay|discard  dead letters of a running daemon\n"
       "  version                      print the version\n",
       stderr);
 }
@@ -39,6 +43,9 @@ int main(int argc, char** argv) {
   if (cmd == "test-pattern") return evr::cli::test_pattern(args);
   if (cmd == "test-connection") return evr::cli::test_connection(args);
   if (cmd == "tail") return evr::cli::tail(args);
+  if (cmd == "flows") return evr::cli::flows(args);
+  if (cmd == "events") return evr::cli::events(args);
+  if (cmd == "dlq") return evr::cli::dlq(args);
   if (cmd == "version" || cmd == "--version") return evr::cli::version(args);
   if (cmd == "help" || cmd == "--help" || cmd == "-h") {
     usage();

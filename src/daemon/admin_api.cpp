@@ -79,6 +79,15 @@ Response tail_response(const Request& q) {
 
 }  // namespace
 
+json flow_summary(const flow::Routes& routes, const flow::Flow& f,
+                  const std::map<std::string, store::FlowState>& states) {
+  json j = flow_json(routes, f);
+  const auto it = states.find(f.name);
+  j["enabled_override"] =
+      it != states.end() && it->second.enabled ? json(*it->second.enabled) : json(nullptr);
+  return j;
+}
+
 admin::Router make_admin_router(Daemon& daemon) {
   admin::Router r;
   r.add("GET", "/healthz", [](const Request&) { return Response::json(200, R"({"status":"ok"})"); });
@@ -104,23 +113,29 @@ admin::Router make_admin_router(Daemon& daemon) {
   });
   r.add("GET", "/v1/flows", [&daemon](const Request&) {
     const auto routes = daemon.routes();
+    const auto states = daemon.store().flow_states();
     json flows = json::array();
-    for (const auto& f : routes->flows()) flows.push_back(flow_json(*routes, f));
+    for (const auto& f : routes->flows()) flows.push_back(flow_summary(*routes, f, states));
     return Response::json(200, json{{"flows", std::move(flows)}}.dump());
   });
   r.add("GET", "/v1/flows/{name}", [&daemon](const Request& q) {
     const auto routes = daemon.routes();
     for (const auto& f : routes->flows()) {
-      if (f.name == q.params.at("name")) return Response::json(200, flow_json(*routes, f).dump());
+      if (f.name == q.params.at("name")) {
+        return Response::json(200, flow_summary(*routes, f, daemon.store().flow_states()).dump());
+      }
     }
     return Response::error(404, "unknown_flow", "no flow named " + q.params.at("name"));
   });
   r.add("GET", "/v1/stats", [&daemon](const Request&) {
     const auto c = daemon.store().counts();
-    return Response::json(
-        200, json{{"events", c.events},
-                  {"deliveries", {{"pending", c.pending}, {"delivered", c.delivered}, {"dead", c.dead}}}}
-                 .dump());
+    return Response::json(200, json{{"events", c.events},
+                                    {"deliveries",
+                                     {{"pending", c.pending},
+                                      {"delivered", c.delivered},
+                                      {"dead", c.dead},
+                                      {"discarded", c.discarded}}}}
+                                   .dump());
   });
   r.add("GET", "/", [](const Request&) {
     Response resp;
@@ -141,6 +156,7 @@ admin::Router make_admin_router(Daemon& daemon) {
     return resp;
   });
   r.add("GET", "/v1/tail", [](const Request& q) { return tail_response(q); });
+  add_operations_routes(r, daemon);
   return r;
 }
 

@@ -3,12 +3,25 @@
 // Handlers run on the admin server's own thread; the store calls they make are the blocking read-side ones
 // (SQLite WAL readers do not wait for the writer), so ingest and delivery never wait for an operator.
 
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+
 #include "evrouter/admin/router.h"
+#include "evrouter/flow/routes.h"
+#include "evrouter/store/store.h"
 
 namespace evr::daemon {
 
 class Daemon;
 
 admin::Router make_admin_router(Daemon& daemon);
+
+// Operators' routes (operations_api.cpp): events, dead letters, runtime flow state.
+void add_operations_routes(admin::Router& router, Daemon& daemon);
+
+// A flow as GET /v1/flows shows it; "enabled_override" is the runtime override (null: the files decide).
+nlohmann::json flow_summary(const flow::Routes& routes, const flow::Flow& f,
+                            const std::map<std::string, store::FlowState>& states);
 
 }  // namespace evr::daemon

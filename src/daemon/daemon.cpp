@@ -1,5 +1,6 @@
 #include "evrouter/daemon/daemon.h"
 
+#include <algorithm>
 #include <map>
 #include <optional>
 
@@ -37,8 +38,22 @@ void log_diagnostics(const std::vector<config::Diagnostic>& diagnostics) {
 }  // namespace
 
 std::shared_ptr<const flow::Routes> resolve_routes(const config::Config& config, store::Store& store) {
-  return flow::Routes::build(
-      config, [&store](const config::Flow& f) { return store.listener_id(f.name, f.source.listener_id); });
+  auto listener_id = [&store](const config::Flow& f) {
+    return store.listener_id(f.name, f.source.listener_id);
+  };
+  // Runtime enable/disable (admin API) overrides the files' `enabled` until cleared.
+  const auto states = store.flow_states();
+  const bool overridden = std::any_of(config.flows.begin(), config.flows.end(), [&](const config::Flow& f) {
+    auto it = states.find(f.name);
+    return it != states.end() && it->second.enabled && *it->second.enabled != f.enabled;
+  });
+  if (!overridden) return flow::Routes::build(config, listener_id);
+  config::Config effective = config;
+  for (auto& f : effective.flows) {
+    auto it = states.find(f.name);
+    if (it != states.end() && it->second.enabled) f.enabled = *it->second.enabled;
+  }
+  return flow::Routes::build(effective, listener_id);
 }
 
 Daemon::Daemon(config::Config config) : config_(std::move(config)) {
@@ -197,6 +212,7 @@ std::vector<std::string> Daemon::keep_restart_settings(config::Config& next) con
 
 ReloadResult Daemon::apply(config::Config next) {
   std::lock_guard lk(reload_mu_);
+  std::lock_guard routes_lk(routes_mu_);
   ReloadResult result;
   if (stopped_ || !ready_) {
     result.error = "the daemon is not running";
@@ -262,6 +278,43 @@ ReloadResult Daemon::apply(config::Config next) {
                                        {"connections_removed", names(c.connections_removed)},
                                        {"connections_changed", names(c.connections_changed)}});
   return result;
+}
+
+FlowChange Daemon::set_flow_enabled(const std::string& name, std::optional<bool> enabled) {
+  std::lock_guard lk(routes_mu_);
+  const auto* f = configured_flow(name);
+  if (f == nullptr) return FlowChange::unknown_flow;
+  store_->set_flow_enabled(name, enabled);
+  std::atomic_store(&routes_, resolve_routes(config_, *store_));
+  log::info("flow state changed",
+            {{"flow", name}, {"enabled", enabled ? (*enabled ? "true" : "false") : "from the files"}});
+  return FlowChange::done;
+}
+
+FlowChange Daemon::rotate_listener_id(const std::string& name) {
+  std::lock_guard lk(routes_mu_);
+  const auto* f = configured_flow(name);
+  if (f == nullptr) return FlowChange::unknown_flow;
+  if (f->source.type == "bus" || f->source.listener_id) return FlowChange::not_rotatable;
+  store_->rotate_listener_id(name);
+  auto routes = resolve_routes(config_, *store_);
+  for (const auto& rf : routes->flows()) {
+    if (rf.name == name)
+      log::info("listener id rotated", {{"flow", name}, {"url", routes->listener_url(rf)}});
+  }
+  std::atomic_store(&routes_, std::move(routes));
+  return FlowChange::done;
+}
+
+void Daemon::wake_lanes(std::vector<std::string> lanes) {
+  if (dispatcher_ && !lanes.empty()) dispatcher_->wake(std::move(lanes));
+}
+
+const config::Flow* Daemon::configured_flow(const std::string& name) const {
+  for (const auto& f : config_.flows) {
+    if (f.name == name) return &f;
+  }
+  return nullptr;
 }
 
 uint16_t Daemon::port() const {

@@ -100,6 +100,18 @@ class DispatcherImpl final : public Dispatcher {
     });
   }
 
+  void wake(std::vector<std::string> lanes) override {
+    net::post(ioc_, [this, lanes = std::move(lanes)]() mutable {
+      look(lanes);
+      // A delivery that died just before the replay may still be held by its lane (its outcome's commit
+      // not yet reported back), so the read above skips it: look once more after that has settled.
+      auto again = std::make_shared<net::steady_timer>(ioc_, std::chrono::seconds(1));
+      again->async_wait([this, again, lanes = std::move(lanes)](const boost::system::error_code& ec) {
+        if (!ec && !stopping_) look(lanes);
+      });
+    });
+  }
+
   Changes reconfigure(const config::Config& config, std::weak_ptr<const void> previous) override {
     std::lock_guard lk(reconfigure_mu_);
     if (!thread_.joinable() || stopped_) throw std::runtime_error("the dispatcher is not running");
@@ -217,6 +229,13 @@ class DispatcherImpl final : public Dispatcher {
       sweep();
       schedule_tick();
     });
+  }
+
+  void look(const std::vector<std::string>& lanes) {
+    for (const auto& id : lanes) {
+      auto it = lanes_.find(id);
+      if (it != lanes_.end()) it->second->look_on_disk();
+    }
   }
 
   // Drops retired lanes that have nothing left, then connections that no lane uses any more.

@@ -160,13 +160,16 @@ void Lane::on_result(store::Delivery d, const http::Result& result) {
         {{"lane", spec_.id}, {"event_id", e.id}, {"correlation_id", e.correlation_id}, {"status", status}});
   } else {
     out.attempt.error = result.ok() ? "HTTP " + status : result.error;
-    int64_t delay = destination::backoff_ms(spec_.retry, out.attempts,
-                                            std::uniform_real_distribution<double>(0, 1)(rng_));
+    // After a dead-letter replay the retry policy starts over (attempts and age count from the replay).
+    const int tries = out.attempts - d.attempts_before_replay;
+    const int64_t since_ms = d.replayed_ms != 0 ? d.replayed_ms : d.created_ms;
+    int64_t delay =
+        destination::backoff_ms(spec_.retry, tries, std::uniform_real_distribution<double>(0, 1)(rng_));
     if (result.ok()) {
       if (auto ra = destination::parse_retry_after(result.response.header("Retry-After"), now)) delay = *ra;
     }
-    const bool too_many = out.attempts >= spec_.retry.max_attempts;
-    const bool too_old = now + delay - d.created_ms > spec_.retry.max_age.count();
+    const bool too_many = tries >= spec_.retry.max_attempts;
+    const bool too_old = now + delay - since_ms > spec_.retry.max_age.count();
     if (verdict == destination::Verdict::fail || too_many || too_old) {
       out.kind = store::Outcome::Kind::dead;
       metrics_.dead.inc();

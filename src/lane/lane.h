@@ -54,7 +54,10 @@ class Lane {
   bool more_on_disk() const { return more_on_disk_; }
 
   // Makes the next tick read the store again, even if the lane believes nothing waits there.
-  void look_on_disk() { more_on_disk_ = true; }
+  void look_on_disk() {
+    more_on_disk_ = true;
+    if (fetching_) deferred_during_fetch_ = true;  // that fetch may have read the store too early
+  }
   // Fetches started so far (to know whether one started after some moment).
   uint64_t fetches() const { return fetches_; }
   // Nothing in memory, in flight or awaiting an outcome's commit, and nothing known to wait on disk.

@@ -11,6 +11,7 @@
 
 #include "evrouter/common/crypto.h"
 #include "evrouter/common/log.h"
+#include "store/operations.h"
 #include "store/sqlite.h"
 
 namespace evr::store {
@@ -139,6 +140,7 @@ class SqliteStore final : public Store {
     configure(writer_db_);
     writer_db_.exec(kSchema);
     migrate();
+    ops::migrate(writer_db_);
     reader_db_ = sqlite::Db(path_);
     configure(reader_db_);
     admin_db_ = sqlite::Db(path_);
@@ -275,6 +277,7 @@ class SqliteStore final : public Store {
       if (s == kPending) c.pending = n;
       if (s == kDelivered) c.delivered = n;
       if (s == kDead) c.dead = n;
+      if (s == ops::kDiscarded) c.discarded = n;
     }
     return c;
   }
@@ -291,6 +294,66 @@ class SqliteStore final : public Store {
                             st.int64(3), st.text(4), st.text(5)});
     }
     return out;
+  }
+
+  std::optional<EventRecord> event(const std::string& id_or_webhook_id) override {
+    std::lock_guard lk(admin_mu_);
+    return ops::find_event(admin_db_, id_or_webhook_id);
+  }
+
+  EventPage events(const EventQuery& query) override {
+    std::lock_guard lk(admin_mu_);
+    return ops::list_events(admin_db_, query);
+  }
+
+  DeadLetterPage dead_letters(const DeadLetterQuery& query) override {
+    std::lock_guard lk(admin_mu_);
+    return ops::list_dead_letters(admin_db_, query);
+  }
+
+  std::optional<DeadLetter> dead_letter(int64_t delivery_id) override {
+    std::lock_guard lk(admin_mu_);
+    return ops::find_dead_letter(admin_db_, delivery_id);
+  }
+
+  Bulk replay(int64_t delivery_id) override {
+    std::lock_guard lk(admin_mu_);
+    return ops::replay(admin_db_, nullptr, delivery_id, event::now_ms());
+  }
+
+  Bulk replay(const DeadLetterFilter& filter) override {
+    std::lock_guard lk(admin_mu_);
+    return ops::replay(admin_db_, &filter, std::nullopt, event::now_ms());
+  }
+
+  Bulk discard(int64_t delivery_id) override {
+    std::lock_guard lk(admin_mu_);
+    return ops::discard(admin_db_, nullptr, delivery_id, event::now_ms());
+  }
+
+  Bulk discard(const DeadLetterFilter& filter) override {
+    std::lock_guard lk(admin_mu_);
+    return ops::discard(admin_db_, &filter, std::nullopt, event::now_ms());
+  }
+
+  std::map<std::string, FlowState> flow_states() override {
+    std::lock_guard lk(admin_mu_);
+    return ops::flow_states(admin_db_);
+  }
+
+  void set_flow_enabled(const std::string& flow, std::optional<bool> enabled) override {
+    std::lock_guard lk(admin_mu_);
+    ops::set_flow_enabled(admin_db_, flow, enabled);
+  }
+
+  std::string rotate_listener_id(const std::string& flow) override {
+    std::lock_guard lk(admin_mu_);
+    const std::string id = crypto::random_token(24);
+    sqlite::Stmt up(admin_db_,
+                    "INSERT INTO listeners(flow, id) VALUES(?1, ?2) "
+                    "ON CONFLICT(flow) DO UPDATE SET id = excluded.id");
+    up.bind(1, flow).bind(2, id).run();
+    return id;
   }
 
  private:
@@ -610,7 +673,7 @@ class SqliteStore final : public Store {
     if (!sel_due_) {
       sel_due_ = std::make_unique<sqlite::Stmt>(
           reader_db_,
-          "SELECT id, event_seq, attempts, created_ms, next_ms FROM deliveries "
+          "SELECT id, event_seq, attempts, created_ms, next_ms, attempts_base, replayed_ms FROM deliveries "
           "WHERE lane = ?1 AND state = 0 AND next_ms <= ?2 ORDER BY next_ms, id LIMIT ?3");
       sel_next_ = std::make_unique<sqlite::Stmt>(
           reader_db_, "SELECT min(next_ms) FROM deliveries WHERE lane = ?1 AND state = 0 AND next_ms > ?2");
@@ -638,6 +701,8 @@ class SqliteStore final : public Store {
         r.d.attempts = static_cast<int>(sel_due_->int64(2));
         r.d.created_ms = sel_due_->int64(3);
         r.d.next_attempt_ms = sel_due_->int64(4);
+        r.d.attempts_before_replay = static_cast<int>(sel_due_->int64(5));
+        r.d.replayed_ms = sel_due_->int64(6);
         rows.push_back(std::move(r));
       }
       sel_due_->reset();

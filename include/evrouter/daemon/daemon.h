@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,9 @@ struct ReloadResult {
   dispatcher::Changes changes;              // lanes and connections
   std::vector<std::string> restart_needed;  // settings that changed but apply at the next start
 };
+
+// What a runtime flow change did.
+enum class FlowChange { done, unknown_flow, not_rotatable };
 
 class Daemon final : public listener::Pipeline {
  public:
@@ -62,6 +66,16 @@ class Daemon final : public listener::Pipeline {
   const config::Config& config() const { return config_; }
   store::Store& store() { return *store_; }
 
+  // Operations (admin API). Blocking: call them from the admin thread, never from an event loop.
+  // Enables or disables a flow at run time (none: the files' `enabled` applies again). Kept in the store,
+  // so it survives restarts and reloads; takes effect for the next request.
+  FlowChange set_flow_enabled(const std::string& name, std::optional<bool> enabled);
+  // Gives a flow a new random listener id; the old URL stops working at once. Not for flows whose id is
+  // pinned in the files (source.listener_id) or bus flows.
+  FlowChange rotate_listener_id(const std::string& name);
+  // Makes lanes read the store again (after a dead-letter replay).
+  void wake_lanes(std::vector<std::string> lanes);
+
   // listener::Pipeline
   std::shared_ptr<const flow::Routes> routes() const override;
   void commit(store::Ingest ingest, std::function<void(store::CommitResult)> done) override;
@@ -72,6 +86,7 @@ class Daemon final : public listener::Pipeline {
  private:
   void start_admin();
   std::vector<std::string> keep_restart_settings(config::Config& next) const;
+  const config::Flow* configured_flow(const std::string& name) const;
 
   config::Config config_;
   config::Config baseline_;  // as given at start: what restart-only settings are compared against
@@ -83,6 +98,7 @@ class Daemon final : public listener::Pipeline {
   std::unique_ptr<admin::Server> admin_;
   std::unique_ptr<Watcher> watcher_;
   std::mutex reload_mu_;  // one reload at a time, and none during stop
+  std::mutex routes_mu_;  // routes rebuilt by one reload or flow change at a time (after reload_mu_)
   std::atomic<bool> ready_ = false;
   bool stopped_ = false;
 };

@@ -37,6 +37,9 @@ class Dispatcher {
   virtual void start() = 0;
   // Hands newly committed deliveries over (thread-safe). Deliveries of lanes it does not know stay on disk.
   virtual void offer(std::vector<store::Delivery> deliveries) = 0;
+  // Makes these lanes read the store again soon (thread-safe): deliveries were put back to pending
+  // there (dead-letter replay). Unknown lanes are ignored.
+  virtual void wake(std::vector<std::string> lanes) = 0;
   // Applies a new configuration while running (configuration reload). Blocking: call it off the event
   // loops. What it needs is built first, off the dispatcher's loop; when something cannot be built it
   // throws std::runtime_error and nothing changes. Then, on the loop:

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <unordered_set>
@@ -28,6 +29,10 @@ struct Delivery {
   int64_t created_ms = 0;
   int64_t next_attempt_ms = 0;
   event::EventPtr event;
+  // After a dead-letter replay the retry policy starts over: attempts and age count from the replay
+  // (the attempt history keeps numbering on).
+  int attempts_before_replay = 0;
+  int64_t replayed_ms = 0;  // 0: never replayed
 };
 
 struct CommitResult {
@@ -67,6 +72,89 @@ struct Counts {
   int64_t pending = 0;
   int64_t delivered = 0;
   int64_t dead = 0;
+  int64_t discarded = 0;
+};
+
+// ---- Operations: event lookup, dead letters, runtime flow state (all blocking; admin thread / CLI) ----
+
+enum class DeliveryState { pending, delivered, dead, discarded };
+const char* to_string(DeliveryState s);
+std::optional<DeliveryState> parse_delivery_state(const std::string& s);
+
+// A delivery as operators see it.
+struct DeliveryInfo {
+  int64_t id = 0;
+  std::string lane;
+  DeliveryState state = DeliveryState::pending;
+  int attempts = 0;
+  int64_t created_ms = 0;
+  int64_t next_attempt_ms = 0;  // pending only
+  int64_t updated_ms = 0;       // last change (for a dead letter: when it died)
+  std::string last_error;
+  int replays = 0;  // times replayed from the dead letters
+  int64_t replayed_ms = 0;
+  std::vector<Attempt> history;  // filled by event()/dead_letter() lookups, not by lists
+};
+
+// An event's envelope (payload included when asked) and its deliveries.
+struct EventRecord {
+  int64_t seq = 0;  // store order (keyset cursor)
+  event::EventPtr event;
+  std::vector<DeliveryInfo> deliveries;
+};
+
+// Half-open time range [since, until) in epoch milliseconds; either end may be open.
+struct TimeRange {
+  std::optional<int64_t> since_ms;
+  std::optional<int64_t> until_ms;
+};
+
+struct EventQuery {
+  std::optional<std::string> flow;
+  std::optional<std::string> type;
+  std::optional<DeliveryState> status;  // events with at least one delivery in this state
+  TimeRange time;                       // on the event's receive time
+  std::size_t limit = 50;
+  std::optional<std::string> cursor;  // opaque, from EventPage::next_cursor
+};
+
+struct EventPage {
+  std::vector<EventRecord> events;  // newest first; payloads not loaded; deliveries without history
+  std::optional<std::string> next_cursor;
+};
+
+// Dead letters are deliveries in state dead.
+struct DeadLetterFilter {
+  std::optional<std::string> lane;
+  std::optional<std::string> flow;
+  TimeRange time;  // on when the delivery died
+};
+
+struct DeadLetterQuery {
+  DeadLetterFilter filter;
+  std::size_t limit = 50;
+  std::optional<std::string> cursor;  // opaque, from DeadLetterPage::next_cursor
+};
+
+struct DeadLetter {
+  DeliveryInfo delivery;  // with history when looked up by id
+  event::EventPtr event;  // envelope; payload only when looked up by id
+};
+
+struct DeadLetterPage {
+  std::vector<DeadLetter> dead_letters;  // most recently dead first
+  std::optional<std::string> next_cursor;
+};
+
+// What a replay or discard changed.
+struct Bulk {
+  int64_t count = 0;
+  std::vector<std::string> lanes;  // lanes that got deliveries back (replay: wake them)
+};
+
+// Runtime overrides of a flow, kept across restarts and reloads.
+struct FlowState {
+  std::optional<bool> enabled;  // none: the YAML `enabled` applies
 };
 
 class Store {
@@ -106,6 +194,33 @@ class Store {
   virtual Counts counts() = 0;
   // Attempt history of a delivery. Blocking.
   virtual std::vector<Attempt> attempts(int64_t delivery_id) = 0;
+
+  // Operations. All blocking: call them from the admin thread or the CLI, never from an event loop.
+
+  // An event by its id, or else by its webhook id (the most recent with that webhook id), with payload
+  // and every delivery with its attempt history.
+  virtual std::optional<EventRecord> event(const std::string& id_or_webhook_id) = 0;
+  // Recent events, newest first (keyset pagination on the store order). Throws std::invalid_argument on
+  // a malformed cursor.
+  virtual EventPage events(const EventQuery& query) = 0;
+  // Dead letters, most recently dead first. Throws std::invalid_argument on a malformed cursor.
+  virtual DeadLetterPage dead_letters(const DeadLetterQuery& query) = 0;
+  // A delivery by id with its event (payload included) and attempt history, in whatever state it is
+  // (none when no delivery has that id).
+  virtual std::optional<DeadLetter> dead_letter(int64_t delivery_id) = 0;
+  // Puts dead letters back to pending, due now: the retry policy starts over, the attempt history is
+  // kept, `replays` counts up. The caller wakes the lanes (Dispatcher::wake).
+  virtual Bulk replay(int64_t delivery_id) = 0;
+  virtual Bulk replay(const DeadLetterFilter& filter) = 0;
+  // Marks dead letters discarded (kept with their history, never sent again, not listed as dead).
+  virtual Bulk discard(int64_t delivery_id) = 0;
+  virtual Bulk discard(const DeadLetterFilter& filter) = 0;
+
+  // Runtime flow state (enable/disable overrides).
+  virtual std::map<std::string, FlowState> flow_states() = 0;
+  virtual void set_flow_enabled(const std::string& flow, std::optional<bool> enabled) = 0;
+  // A new random listener id for the flow, kept from now on; the old one stops being known.
+  virtual std::string rotate_listener_id(const std::string& flow) = 0;
 };
 
 }  // namespace evr::store

@@ -1,0 +1,116 @@
+#include "cli/admin_client.h"
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <memory>
+
+#include "evrouter/http/client.h"
+
+namespace evr::cli {
+namespace {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+using tcp = net::ip::tcp;
+
+// One exchange driven by an io_context on the calling thread, bounded by the stream's timer.
+struct Exchange {
+  explicit Exchange(net::io_context& ioc) : resolver(ioc), stream(ioc) {}
+  tcp::resolver resolver;
+  beast::tcp_stream stream;
+  beast::flat_buffer buffer;
+  bhttp::request<bhttp::string_body> req;
+  bhttp::response_parser<bhttp::string_body> parser;
+  beast::error_code ec;
+  std::string stage;
+};
+
+}  // namespace
+
+std::string url_encode(const std::string& text) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string out;
+  for (const unsigned char c : text) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(hex[c >> 4]);
+      out.push_back(hex[c & 15]);
+    }
+  }
+  return out;
+}
+
+std::optional<AdminReply> admin_request(const AdminTarget& target, const std::string& method,
+                                        const std::string& path, const std::string& body,
+                                        std::string& error) {
+  const auto endpoint = http::Endpoint::parse(target.url);
+  if (!endpoint) {
+    error = "the admin URL " + target.url + " is not an http:// URL (--admin-url, EVROUTER_ADMIN_URL)";
+    return std::nullopt;
+  }
+  if (endpoint->tls) {
+    error = "https admin URLs are not supported by the CLI (" + target.url +
+            "); reach the admin port over http on loopback or a tunnel";
+    return std::nullopt;
+  }
+  net::io_context ioc{1};
+  auto x = std::make_shared<Exchange>(ioc);
+  x->req.method_string(method);
+  x->req.target(endpoint->base_path + path);
+  x->req.version(11);
+  x->req.set(bhttp::field::host, endpoint->host + ":" + std::to_string(endpoint->port));
+  x->req.set(bhttp::field::user_agent, "evrouter-cli");
+  x->req.set(bhttp::field::accept, "application/json");
+  if (!target.token.empty()) x->req.set(bhttp::field::authorization, "Bearer " + target.token);
+  if (!body.empty() || method == "POST") {
+    x->req.set(bhttp::field::content_type, "application/json");
+    x->req.body() = body;
+  }
+  x->req.prepare_payload();
+  x->parser.body_limit(64 * 1024 * 1024);
+
+  auto fail = [x](const char* stage, beast::error_code ec) {
+    x->ec = ec;
+    x->stage = stage;
+  };
+  x->stage = "resolve";
+  x->resolver.async_resolve(
+      endpoint->host, std::to_string(endpoint->port),
+      [x, fail, timeout = target.timeout](beast::error_code ec, tcp::resolver::results_type results) {
+        if (ec) return fail("resolve", ec);
+        x->stream.expires_after(timeout);
+        x->stream.async_connect(results, [x, fail](beast::error_code ec2, const tcp::endpoint&) {
+          if (ec2) return fail("connect", ec2);
+          bhttp::async_write(x->stream, x->req, [x, fail](beast::error_code ec3, std::size_t) {
+            if (ec3) return fail("send", ec3);
+            bhttp::async_read(x->stream, x->buffer, x->parser, [x, fail](beast::error_code ec4, std::size_t) {
+              if (ec4) return fail("read", ec4);
+              x->stage.clear();
+              beast::error_code ignored;
+              x->stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+            });
+          });
+        });
+      });
+  ioc.run();
+  if (!x->stage.empty()) {
+    const std::string what = x->ec == beast::error::timeout
+                                 ? "timed out after " + std::to_string(target.timeout.count()) + " ms"
+                                 : x->ec.message();
+    error = "cannot reach the admin API at " + target.url + " (" + x->stage + ": " + what +
+            "); is the daemon running? Set --admin-url or EVROUTER_ADMIN_URL";
+    return std::nullopt;
+  }
+  AdminReply reply;
+  reply.status = static_cast<int>(x->parser.get().result_int());
+  reply.body = std::move(x->parser.get().body());
+  return reply;
+}
+
+}  // namespace evr::cli

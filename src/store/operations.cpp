@@ -1,0 +1,389 @@
+#include "store/operations.h"
+
+#include <charconv>
+#include <set>
+#include <stdexcept>
+#include <variant>
+#include <vector>
+
+namespace evr::store {
+
+const char* to_string(DeliveryState s) {
+  switch (s) {
+    case DeliveryState::pending:
+      return "pending";
+    case DeliveryState::delivered:
+      return "delivered";
+    case DeliveryState::dead:
+      return "dead";
+    case DeliveryState::discarded:
+      return "discarded";
+  }
+  return "pending";
+}
+
+std::optional<DeliveryState> parse_delivery_state(const std::string& s) {
+  if (s == "pending") return DeliveryState::pending;
+  if (s == "delivered") return DeliveryState::delivered;
+  if (s == "dead") return DeliveryState::dead;
+  if (s == "discarded") return DeliveryState::discarded;
+  return std::nullopt;
+}
+
+namespace ops {
+namespace {
+
+// Deliveries replayed or discarded per transaction.
+constexpr int64_t kBulkChunk = 500;
+// Rows a page holds at most.
+constexpr std::size_t kMaxLimit = 1000;
+
+constexpr const char* kEventColumns =
+    "e.seq, e.id, e.flow, e.listener_id, e.source, e.type, e.time_ms, e.shop, e.webhook_id, e.dedup_key, "
+    "e.correlation_id, e.headers, e.resources, e.occurred_ms";
+constexpr int kEventColumnCount = 14;
+
+constexpr const char* kDeliveryColumns =
+    "d.id, d.lane, d.state, d.attempts, d.created_ms, d.next_ms, d.updated_ms, d.last_error, d.replays, "
+    "d.replayed_ms";
+constexpr int kDeliveryColumnCount = 10;
+
+using Value = std::variant<int64_t, std::string>;
+
+// A WHERE clause built from optional filters, with its bound values.
+struct Where {
+  std::string sql;
+  std::vector<Value> values;
+  void add(const std::string& condition, std::vector<Value> vs = {}) {
+    sql += sql.empty() ? " WHERE " : " AND ";
+    sql += condition;
+    for (auto& v : vs) values.push_back(std::move(v));
+  }
+  // "?N" for the next value.
+  std::string next() const { return "?" + std::to_string(values.size() + 1); }
+  void bind(sqlite::Stmt& st) const {
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      const int n = static_cast<int>(i + 1);
+      if (const auto* v = std::get_if<int64_t>(&values[i])) {
+        st.bind(n, *v);
+      } else {
+        st.bind(n, std::get<std::string>(values[i]));
+      }
+    }
+  }
+};
+
+// Event columns from kEventColumns starting at `col`; the payload is not among them.
+std::shared_ptr<event::Event> read_event(const sqlite::Stmt& st, int col, int64_t& seq) {
+  auto e = std::make_shared<event::Event>();
+  seq = st.int64(col);
+  e->id = st.text(col + 1);
+  e->flow = st.text(col + 2);
+  e->listener_id = st.text(col + 3);
+  e->source = st.text(col + 4);
+  e->type = st.text(col + 5);
+  e->time_ms = st.int64(col + 6);
+  e->shop_domain = st.text(col + 7);
+  e->webhook_id = st.text(col + 8);
+  e->dedup_key = st.text(col + 9);
+  e->correlation_id = st.text(col + 10);
+  auto headers = nlohmann::json::parse(st.text(col + 11), nullptr, false);
+  if (headers.is_object()) {
+    for (auto it = headers.begin(); it != headers.end(); ++it) {
+      if (it.value().is_string()) e->headers.emplace_back(it.key(), it.value().get<std::string>());
+    }
+  }
+  auto resources = nlohmann::json::parse(st.text(col + 12), nullptr, false);
+  if (resources.is_array()) {
+    for (const auto& r : resources) {
+      if (r.is_string()) e->resources.push_back(r.get<std::string>());
+    }
+  }
+  e->occurred_ms = st.int64(col + 13);
+  return e;
+}
+
+DeliveryInfo read_delivery(const sqlite::Stmt& st, int col) {
+  DeliveryInfo d;
+  d.id = st.int64(col);
+  d.lane = st.text(col + 1);
+  const int64_t state = st.int64(col + 2);
+  d.state = state == kDelivered   ? DeliveryState::delivered
+            : state == kDead      ? DeliveryState::dead
+            : state == kDiscarded ? DeliveryState::discarded
+                                  : DeliveryState::pending;
+  d.attempts = static_cast<int>(st.int64(col + 3));
+  d.created_ms = st.int64(col + 4);
+  if (d.state == DeliveryState::pending) d.next_attempt_ms = st.int64(col + 5);
+  d.updated_ms = st.int64(col + 6);
+  if (!st.is_null(col + 7)) d.last_error = st.text(col + 7);
+  d.replays = static_cast<int>(st.int64(col + 8));
+  d.replayed_ms = st.int64(col + 9);
+  return d;
+}
+
+std::vector<Attempt> history(sqlite::Db& db, int64_t delivery_id) {
+  sqlite::Stmt st(db,
+                  "SELECT number, at_ms, status, latency_ms, error, response FROM attempts "
+                  "WHERE delivery_id = ?1 ORDER BY number");
+  st.bind(1, delivery_id);
+  std::vector<Attempt> out;
+  while (st.step()) {
+    out.push_back(Attempt{static_cast<int>(st.int64(0)), st.int64(1), static_cast<int>(st.int64(2)),
+                          st.int64(3), st.text(4), st.text(5)});
+  }
+  return out;
+}
+
+std::vector<DeliveryInfo> deliveries_of(sqlite::Db& db, int64_t seq, bool with_history) {
+  sqlite::Stmt st(db, (std::string("SELECT ") + kDeliveryColumns +
+                       " FROM deliveries d WHERE d.event_seq = ?1 ORDER BY d.id")
+                          .c_str());
+  st.bind(1, seq);
+  std::vector<DeliveryInfo> out;
+  while (st.step()) out.push_back(read_delivery(st, 0));
+  if (with_history) {
+    for (auto& d : out) d.history = history(db, d.id);
+  }
+  return out;
+}
+
+std::string payload_of(sqlite::Db& db, int64_t seq) {
+  sqlite::Stmt st(db, "SELECT payload FROM events WHERE seq = ?1");
+  st.bind(1, seq);
+  return st.step() ? st.text(0) : std::string();
+}
+
+bool parse_int(std::string_view s, int64_t& out) {
+  if (s.empty()) return false;
+  const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && p == s.data() + s.size();
+}
+
+std::size_t clamp_limit(std::size_t limit) {
+  return limit == 0 ? 50 : std::min(limit, kMaxLimit);
+}
+
+void add_dead_filter(Where& w, const DeadLetterFilter& f) {
+  w.add("d.state = " + std::to_string(kDead));
+  if (f.lane) w.add("d.lane = " + w.next(), {*f.lane});
+  if (f.flow) w.add("e.flow = " + w.next(), {*f.flow});
+  if (f.time.since_ms) w.add("d.updated_ms >= " + w.next(), {*f.time.since_ms});
+  if (f.time.until_ms) w.add("d.updated_ms < " + w.next(), {*f.time.until_ms});
+}
+
+// Applies `set` (an UPDATE's SET list) to the dead letters chosen, a chunk per transaction.
+Bulk change_dead(sqlite::Db& db, const DeadLetterFilter* filter, std::optional<int64_t> delivery_id,
+                 int64_t now_ms, const std::string& set) {
+  Where w;
+  if (filter) add_dead_filter(w, *filter);
+  if (!filter) w.add("d.state = " + std::to_string(kDead));
+  if (delivery_id) w.add("d.id = " + w.next(), {*delivery_id});
+  // Never a delivery that died after the call began (it may have been replayed by this very call).
+  w.add("d.updated_ms <= " + w.next(), {now_ms});
+  const std::string select = "SELECT d.id, d.lane FROM deliveries d JOIN events e ON e.seq = d.event_seq" +
+                             w.sql + " LIMIT " + std::to_string(kBulkChunk);
+  const std::string update =
+      "UPDATE deliveries SET " + set + " WHERE id = ?1 AND state = " + std::to_string(kDead);
+  Bulk out;
+  std::set<std::string> lanes;
+  for (;;) {
+    int64_t n = 0;
+    db.exec("BEGIN IMMEDIATE");
+    try {
+      sqlite::Stmt sel(db, select.c_str());
+      w.bind(sel);
+      std::vector<std::pair<int64_t, std::string>> rows;
+      while (sel.step()) rows.emplace_back(sel.int64(0), sel.text(1));
+      sqlite::Stmt upd(db, update.c_str());
+      for (const auto& [id, lane] : rows) {
+        upd.bind(1, id).bind(2, now_ms).run();
+        if (sqlite3_changes(db.get()) > 0) {
+          ++n;
+          lanes.insert(lane);
+        }
+      }
+      db.exec("COMMIT");
+      out.count += n;
+      if (static_cast<int64_t>(rows.size()) < kBulkChunk || delivery_id) break;
+    } catch (...) {
+      db.exec("ROLLBACK");
+      throw;
+    }
+  }
+  out.lanes.assign(lanes.begin(), lanes.end());
+  return out;
+}
+
+}  // namespace
+
+void migrate(sqlite::Db& db) {
+  std::set<std::string> columns;
+  sqlite::Stmt info(db, "PRAGMA table_info(deliveries)");
+  while (info.step()) columns.insert(info.text(1));
+  info.reset();
+  if (!columns.count("replays")) {
+    db.exec("ALTER TABLE deliveries ADD COLUMN replays INTEGER NOT NULL DEFAULT 0");
+  }
+  if (!columns.count("replayed_ms")) {
+    db.exec("ALTER TABLE deliveries ADD COLUMN replayed_ms INTEGER NOT NULL DEFAULT 0");
+  }
+  if (!columns.count("attempts_base")) {
+    db.exec("ALTER TABLE deliveries ADD COLUMN attempts_base INTEGER NOT NULL DEFAULT 0");
+  }
+  db.exec(
+      "CREATE INDEX IF NOT EXISTS deliveries_event ON deliveries(event_seq);"
+      "CREATE INDEX IF NOT EXISTS deliveries_dead ON deliveries(updated_ms, id) WHERE state = 2;"
+      "CREATE INDEX IF NOT EXISTS events_webhook ON events(webhook_id) WHERE webhook_id <> '';"
+      "CREATE TABLE IF NOT EXISTS flow_state(flow TEXT PRIMARY KEY, enabled INTEGER, updated_ms INTEGER "
+      "NOT NULL);");
+}
+
+std::optional<EventRecord> find_event(sqlite::Db& db, const std::string& key) {
+  if (key.empty()) return std::nullopt;
+  const std::string cols = kEventColumns;
+  for (const char* where :
+       {"e.id = ?1", "e.webhook_id = ?1 AND e.webhook_id <> '' ORDER BY e.seq DESC LIMIT 1"}) {
+    sqlite::Stmt st(db, ("SELECT " + cols + " FROM events e WHERE " + where).c_str());
+    st.bind(1, key);
+    if (!st.step()) continue;
+    EventRecord r;
+    auto e = read_event(st, 0, r.seq);
+    e->payload = payload_of(db, r.seq);
+    r.event = std::move(e);
+    r.deliveries = deliveries_of(db, r.seq, true);
+    return r;
+  }
+  return std::nullopt;
+}
+
+EventPage list_events(sqlite::Db& db, const EventQuery& q) {
+  Where w;
+  if (q.flow) w.add("e.flow = " + w.next(), {*q.flow});
+  if (q.type) w.add("e.type = " + w.next(), {*q.type});
+  if (q.time.since_ms) w.add("e.time_ms >= " + w.next(), {*q.time.since_ms});
+  if (q.time.until_ms) w.add("e.time_ms < " + w.next(), {*q.time.until_ms});
+  if (q.status) {
+    const int64_t state = static_cast<int64_t>(*q.status);
+    w.add("EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq AND d.state = " + w.next() + ")",
+          {state});
+  }
+  if (q.cursor) {
+    int64_t seq = 0;
+    if (!parse_int(*q.cursor, seq)) throw std::invalid_argument("malformed cursor");
+    w.add("e.seq < " + w.next(), {seq});
+  }
+  const std::size_t limit = clamp_limit(q.limit);
+  sqlite::Stmt st(db, (std::string("SELECT ") + kEventColumns + " FROM events e" + w.sql +
+                       " ORDER BY e.seq DESC LIMIT " + std::to_string(limit + 1))
+                          .c_str());
+  w.bind(st);
+  EventPage page;
+  while (st.step()) {
+    if (page.events.size() == limit) {
+      page.next_cursor = std::to_string(page.events.back().seq);
+      break;
+    }
+    EventRecord r;
+    r.event = read_event(st, 0, r.seq);
+    page.events.push_back(std::move(r));
+  }
+  for (auto& r : page.events) r.deliveries = deliveries_of(db, r.seq, false);
+  return page;
+}
+
+DeadLetterPage list_dead_letters(sqlite::Db& db, const DeadLetterQuery& q) {
+  Where w;
+  add_dead_filter(w, q.filter);
+  if (q.cursor) {
+    const auto sep = q.cursor->find('_');
+    int64_t at = 0, id = 0;
+    if (sep == std::string::npos || !parse_int(std::string_view(*q.cursor).substr(0, sep), at) ||
+        !parse_int(std::string_view(*q.cursor).substr(sep + 1), id)) {
+      throw std::invalid_argument("malformed cursor");
+    }
+    const std::string a = w.next();
+    w.values.emplace_back(at);
+    const std::string b = w.next();
+    w.values.emplace_back(id);
+    w.add("(d.updated_ms < " + a + " OR (d.updated_ms = " + a + " AND d.id < " + b + "))");
+  }
+  const std::size_t limit = clamp_limit(q.limit);
+  sqlite::Stmt st(db, (std::string("SELECT ") + kDeliveryColumns + ", " + kEventColumns +
+                       " FROM deliveries d JOIN events e ON e.seq = d.event_seq" + w.sql +
+                       " ORDER BY d.updated_ms DESC, d.id DESC LIMIT " + std::to_string(limit + 1))
+                          .c_str());
+  w.bind(st);
+  DeadLetterPage page;
+  while (st.step()) {
+    if (page.dead_letters.size() == limit) {
+      const auto& last = page.dead_letters.back().delivery;
+      page.next_cursor = std::to_string(last.updated_ms) + "_" + std::to_string(last.id);
+      break;
+    }
+    DeadLetter dl;
+    dl.delivery = read_delivery(st, 0);
+    int64_t seq = 0;
+    dl.event = read_event(st, kDeliveryColumnCount, seq);
+    page.dead_letters.push_back(std::move(dl));
+  }
+  return page;
+}
+
+std::optional<DeadLetter> find_dead_letter(sqlite::Db& db, int64_t delivery_id) {
+  sqlite::Stmt st(db, (std::string("SELECT ") + kDeliveryColumns + ", " + kEventColumns +
+                       " FROM deliveries d JOIN events e ON e.seq = d.event_seq WHERE d.id = ?1")
+                          .c_str());
+  st.bind(1, delivery_id);
+  if (!st.step()) return std::nullopt;
+  DeadLetter dl;
+  dl.delivery = read_delivery(st, 0);
+  int64_t seq = 0;
+  auto e = read_event(st, kDeliveryColumnCount, seq);
+  e->payload = payload_of(db, seq);
+  dl.event = std::move(e);
+  dl.delivery.history = history(db, dl.delivery.id);
+  static_assert(kEventColumnCount == 14);
+  return dl;
+}
+
+Bulk replay(sqlite::Db& db, const DeadLetterFilter* filter, std::optional<int64_t> delivery_id,
+            int64_t now_ms) {
+  return change_dead(db, filter, delivery_id, now_ms,
+                     "state = 0, next_ms = ?2, updated_ms = ?2, replays = replays + 1, replayed_ms = ?2, "
+                     "attempts_base = attempts");
+}
+
+Bulk discard(sqlite::Db& db, const DeadLetterFilter* filter, std::optional<int64_t> delivery_id,
+             int64_t now_ms) {
+  auto out = change_dead(db, filter, delivery_id, now_ms, "state = 3, updated_ms = ?2");
+  out.lanes.clear();
+  return out;
+}
+
+std::map<std::string, FlowState> flow_states(sqlite::Db& db) {
+  sqlite::Stmt st(db, "SELECT flow, enabled FROM flow_state");
+  std::map<std::string, FlowState> out;
+  while (st.step()) {
+    FlowState s;
+    if (!st.is_null(1)) s.enabled = st.int64(1) != 0;
+    out.emplace(st.text(0), s);
+  }
+  return out;
+}
+
+void set_flow_enabled(sqlite::Db& db, const std::string& flow, std::optional<bool> enabled) {
+  if (!enabled) {
+    sqlite::Stmt del(db, "DELETE FROM flow_state WHERE flow = ?1");
+    del.bind(1, flow).run();
+    return;
+  }
+  sqlite::Stmt up(
+      db,
+      "INSERT INTO flow_state(flow, enabled, updated_ms) VALUES(?1, ?2, ?3) "
+      "ON CONFLICT(flow) DO UPDATE SET enabled = excluded.enabled, updated_ms = excluded.updated_ms");
+  up.bind(1, flow).bind(2, int64_t{*enabled ? 1 : 0}).bind(3, event::now_ms()).run();
+}
+
+}  // namespace ops
+}  // namespace evr::store
