@@ -2,6 +2,7 @@
 // bodies; max_wait flushes a partial batch; a failed batch is retried whole; max_bytes bounds a request.
 #include <gtest/gtest.h>
 
+#include <map>
 #include <set>
 #include <thread>
 
@@ -133,6 +134,36 @@ TEST_F(BatchTest, MaxBytesBoundsARequest) {
     events += batch.size();
   }
   EXPECT_EQ(events, 9u);
+}
+
+TEST_F(BatchTest, WithAnOrderingKeyABatchCarriesAKeyOnceAndKeysStayInOrder) {
+  auto cfg = batched({100, 1024 * 1024, 50ms});
+  cfg.flows[0].branches[0].destinations[0].ordering_key = "$.detail.customer.id";
+  start(cfg);
+  constexpr int kPerKey = 8;
+  for (int seq = 1; seq <= kPerKey; ++seq) {
+    for (int64_t customer : {1, 2, 3}) {
+      auto j = nlohmann::json::parse(order_);
+      j["id"] = customer * 100 + seq;
+      j["customer"]["id"] = customer;
+      ASSERT_EQ(post(j.dump()).status, 200);
+    }
+  }
+  auto reqs = wait_events(3 * kPerKey);
+  std::map<int64_t, std::vector<int64_t>> arrived;  // customer -> order ids, in arrival order
+  for (const auto& r : reqs) {
+    std::set<int64_t> customers;
+    for (const auto& e : nlohmann::json::parse(r.body)) {
+      const int64_t customer = e.at("customer").at("id").get<int64_t>();
+      EXPECT_TRUE(customers.insert(customer).second) << "customer " << customer << " twice in one batch";
+      arrived[customer].push_back(e.at("id").get<int64_t>());
+    }
+  }
+  for (int64_t customer : {1, 2, 3}) {
+    std::vector<int64_t> expected;
+    for (int seq = 1; seq <= kPerKey; ++seq) expected.push_back(customer * 100 + seq);
+    EXPECT_EQ(arrived[customer], expected) << "customer " << customer;
+  }
 }
 
 }  // namespace
