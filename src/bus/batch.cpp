@@ -201,7 +201,7 @@ std::variant<Batch, Refusal> read_batch(std::string_view body, const Key& key, i
     for (const auto& f : routes.flows()) {
       if (!f.is_bus() || !f.enabled || !f.bus_sources.allows(ev->source)) continue;
       envelope["flow"] = f.name;
-      f.route(envelope, ingest.lanes);
+      f.route(envelope, ingest.lanes, &ingest.ordering_keys);
     }
     ingest.event = std::move(ev);
     slot.ingest = batch.ingests.size();

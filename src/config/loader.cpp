@@ -1165,12 +1165,73 @@ bool check_variables(Reader& r, const Node& n, const std::string& path, const st
   }
 }
 
+// ordering_key: a path into the envelope that selects one value (no wildcard).
+void parse_ordering_key(Reader& r, const Map& m, Destination& d) {
+  const Node* v = m.get("ordering_key");
+  if (!given(v)) return;
+  const std::string p = m.path("ordering_key");
+  auto text = get_string(r, *v, p, "a path into the event such as $.detail.id");
+  if (!text) return;
+  try {
+    if (mapping::Path::parse(*text).wildcard()) {
+      r.error(*v, p, "expected a path that selects one value, found a wildcard in '" + *text + "'");
+      return;
+    }
+  } catch (const mapping::MappingError& e) {
+    r.error(*v, p, e.what());
+    return;
+  }
+  d.ordering_key = *text;
+}
+
+// batch: {max_events, max_bytes, max_wait}. One request carries many events, so its path and headers must
+// be the same for all of them (no {name} variables).
+void parse_batch(Reader& r, const Map& m, Destination& d, mapping::Inputs& inputs) {
+  const Node* v = m.get("batch");
+  if (!given(v)) return;
+  Map bm(r, v, m.path("batch"));
+  if (!bm.valid()) return;
+  bm.allow({"max_events", "max_bytes", "max_wait"});
+  Batch b;
+  if (const Node* e = bm.get("max_events"); given(e)) {
+    if (auto i = get_int(r, *e, bm.path("max_events"), 1, 256)) b.max_events = static_cast<int>(*i);
+  }
+  if (const Node* e = bm.get("max_bytes"); given(e)) {
+    if (auto s = get_size(r, *e, bm.path("max_bytes"))) b.max_bytes = *s;
+  }
+  if (const Node* e = bm.get("max_wait"); given(e)) {
+    if (auto t = get_duration(r, *e, bm.path("max_wait"))) b.max_wait = *t;
+  }
+  auto varies = [&inputs](const std::string& text, mapping::Text::Encoding encoding) {
+    try {
+      return !mapping::Text::compile(text, inputs, encoding).constant();
+    } catch (const mapping::MappingError&) {
+      return false;  // reported where the text is read
+    }
+  };
+  if (varies(d.path, mapping::Text::Encoding::uri)) {
+    r.error(*v, m.path("batch"),
+            "a batched destination sends many events in one request: its path cannot use {variables} "
+            "(found '" +
+                d.path + "')");
+  }
+  for (const auto& [name, value] : d.headers) {
+    if (varies(value, mapping::Text::Encoding::header)) {
+      r.error(*v, m.path("batch"),
+              "a batched destination sends many events in one request: header " + name +
+                  " cannot use {variables}");
+    }
+  }
+  d.batch = b;
+}
+
 void parse_destination(Reader& r, const Node& n, const std::string& path, Destination& d,
                        const std::map<std::string, Connection>* connections, FlowResult& result) {
   d.where = r.where(n);
   Map m(r, &n, path);
   if (!m.valid()) return;
-  m.allow({"connection", "name", "method", "path", "headers", "retry", "input_paths", "input_template"});
+  m.allow({"connection", "name", "method", "path", "headers", "retry", "input_paths", "input_template",
+           "ordering_key", "batch"});
   // Variables first: the template, the path and the header values may use them.
   const std::size_t errors_before = r.errors();
   mapping::Inputs inputs;
@@ -1281,6 +1342,8 @@ void parse_destination(Reader& r, const Node& n, const std::string& path, Destin
     parse_retry(r, *v, m.path("retry"), policy);
     d.retry = policy;
   }
+  parse_ordering_key(r, m, d);
+  parse_batch(r, m, d, inputs);
   // After an error, a variable may look unused only because its user was rejected: stay quiet then.
   for (const auto& name : r.errors() == errors_before ? inputs.unused() : std::vector<std::string>{}) {
     auto it = input_keys.find(name);

@@ -16,7 +16,25 @@ bool Flow::subscribed(std::string_view topic) const {
   return std::binary_search(topics.begin(), topics.end(), topic);
 }
 
-void Flow::route(const nlohmann::json& envelope, std::vector<std::string>& lanes) const {
+std::optional<std::string> ordering_key(const mapping::Path& path, const nlohmann::json& envelope) {
+  const nlohmann::json* v = path.find(envelope);
+  if (v == nullptr || v->is_null()) return std::nullopt;
+  if (v->is_string()) return v->get<std::string>();
+  return v->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+void Flow::route(const nlohmann::json& envelope, std::vector<std::string>& lanes,
+                 std::vector<std::optional<std::string>>* keys) const {
+  auto take = [&](const Branch& b) {
+    if (keys != nullptr) {
+      // Lanes appended before without keys (another flow's route without `keys`): none.
+      keys->resize(lanes.size());
+      for (const auto& path : b.ordering) {
+        keys->push_back(path ? ordering_key(*path, envelope) : std::nullopt);
+      }
+    }
+    lanes.insert(lanes.end(), b.lanes.begin(), b.lanes.end());
+  };
   const Branch* fallback = nullptr;
   bool matched = false;
   for (const auto& b : branches) {
@@ -26,12 +44,34 @@ void Flow::route(const nlohmann::json& envelope, std::vector<std::string>& lanes
     }
     if (b.match && !b.match->matches(envelope)) continue;
     matched = true;
-    lanes.insert(lanes.end(), b.lanes.begin(), b.lanes.end());
+    take(b);
     if (mode == config::Flow::Mode::first) return;
   }
-  if (!matched && fallback != nullptr)
-    lanes.insert(lanes.end(), fallback->lanes.begin(), fallback->lanes.end());
+  if (!matched && fallback != nullptr) take(*fallback);
 }
+
+namespace {
+
+// Keeps, in what the listener parses of a webhook body, the value an ordering key path reads.
+void select_ordering_path(const mapping::Path& path, pattern::Selection& detail_fields) {
+  const auto members = path.leading_members();
+  if (members.empty()) {
+    detail_fields.all = true;  // "$": the whole envelope
+    return;
+  }
+  if (members.front() != "detail") return;  // an envelope field: always there
+  if (members.size() == 1) {
+    detail_fields.all = true;
+    return;
+  }
+  pattern::Selection wanted;
+  pattern::Selection* at = &wanted;
+  for (std::size_t i = 1; i + 1 < members.size(); ++i) at = &at->fields[members[i]];
+  at->keep(members.back());
+  detail_fields.merge(wanted);
+}
+
+}  // namespace
 
 std::shared_ptr<const Routes> Routes::build(
     const config::Config& config, const std::function<std::string(const config::Flow&)>& listener_id) {
@@ -70,7 +110,18 @@ std::shared_ptr<const Routes> Routes::build(
           problems.push_back({config::Diagnostic::Severity::error, b.match_where, "match", e.what()});
         }
       }
-      for (const auto& d : b.destinations) branch.lanes.push_back(lane_id(f.name, b.name, d.name));
+      for (const auto& d : b.destinations) {
+        branch.lanes.push_back(lane_id(f.name, b.name, d.name));
+        std::optional<mapping::Path> ordering;
+        if (!d.ordering_key.empty()) {
+          try {
+            ordering = mapping::Path::parse(d.ordering_key);
+          } catch (const mapping::MappingError& e) {
+            problems.push_back({config::Diagnostic::Severity::error, d.where, "ordering_key", e.what()});
+          }
+        }
+        branch.ordering.push_back(std::move(ordering));
+      }
       flow.branches.push_back(std::move(branch));
     }
     pattern::Selection envelope_fields;
@@ -84,6 +135,11 @@ std::shared_ptr<const Routes> Routes::build(
     }
     if (flow.source) {
       for (const auto& field : flow.source->body_fields()) flow.detail_fields.keep(field);
+    }
+    for (const auto& b : flow.branches) {
+      for (const auto& path : b.ordering) {
+        if (path && !flow.detail_fields.all) select_ordering_path(*path, flow.detail_fields);
+      }
     }
     if (!flow.is_bus()) routes->by_listener_.emplace(flow.listener_id, routes->flows_.size());
     routes->flows_.push_back(std::move(flow));

@@ -1,5 +1,6 @@
 #include "lane/lane.h"
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 
 #include "connection/connection.h"
@@ -8,6 +9,7 @@
 #include "evrouter/event/event.h"
 #include "evrouter/http/client.h"
 #include "evrouter/tail/hub.h"
+#include "lane/batch.h"
 
 namespace evr::lane {
 
@@ -60,7 +62,8 @@ Lane::Lane(Spec spec, connection::Connection& connection, store::Store& store, b
       store_(store),
       ioc_(ioc),
       stopping_(stopping),
-      metrics_(spec_.flow, spec_.id) {}
+      metrics_(spec_.flow, spec_.id),
+      flush_timer_(ioc) {}
 
 void Lane::reconfigure(Spec spec, connection::Connection& connection) {
   spec_ = std::move(spec);
@@ -71,6 +74,13 @@ void Lane::reconfigure(Spec spec, connection::Connection& connection) {
 }
 
 void Lane::offer(store::Delivery delivery) {
+  if (delivery.blocked) {
+    // An earlier delivery of its key is pending: the store unblocks this one when that one is final, and
+    // the lane fetches it then (look_again).
+    blocked_on_disk_ = true;
+    if (fetching_) blocked_during_fetch_ = true;
+    return;
+  }
   if (more_on_disk_ || ready_.size() >= kWindow) {
     more_on_disk_ = true;  // it waits on disk; the next fetch brings it in order
     // A fetch under way read the store before this delivery was committed: its answer must not clear
@@ -80,12 +90,14 @@ void Lane::offer(store::Delivery delivery) {
   }
   if (!held_.insert(delivery.id).second) return;
   ready_.push_back(std::move(delivery));
-  connection_->want(this);
+  on_ready();
 }
 
 void Lane::tick(int64_t now_ms) {
   metrics_.ready.set(static_cast<int64_t>(ready_.size()));
   metrics_.in_flight.set(static_cast<int64_t>(in_flight_));
+  // Batching: a batch whose max_wait ended while nothing else woke the lane.
+  if (spec_.destination.batch && !stopping_ && !queued && has_ready()) connection_->want(this);
   if (fetching_ || stopping_ || ready_.size() > kWindow / 2) return;
   if (more_on_disk_ || (next_due_ms_ != 0 && now_ms >= next_due_ms_)) fetch(now_ms);
 }
@@ -100,23 +112,78 @@ void Lane::fetch(int64_t now_ms) {
       fetching_ = false;
       more_on_disk_ = due.deliveries.size() >= limit || deferred_during_fetch_;
       deferred_during_fetch_ = false;
+      blocked_on_disk_ = due.blocked || blocked_during_fetch_;
+      blocked_during_fetch_ = false;
       if (due.next_due_ms)
         next_due_ms_ = next_due_ms_ ? std::min(next_due_ms_, *due.next_due_ms) : *due.next_due_ms;
       for (auto& d : due.deliveries) {
         if (held_.insert(d.id).second) ready_.push_back(std::move(d));
       }
-      if (!ready_.empty()) connection_->want(this);
+      if (!ready_.empty()) on_ready();
     });
   });
 }
 
+void Lane::on_ready() {
+  if (stopping_ || ready_.empty()) return;
+  if (spec_.destination.batch) {
+    int64_t deadline = 0;
+    const bool due = batch_due(
+        *spec_.destination.batch, ready_, event::now_ms(),
+        [this](const store::Delivery& d) { return keys_.open(d); }, deadline);
+    if (!due) {
+      if (deadline != 0) arm_flush(deadline);
+      return;
+    }
+  }
+  connection_->want(this);
+}
+
+bool Lane::has_ready() const {
+  if (ready_.empty()) return false;
+  auto open = [this](const store::Delivery& d) { return keys_.open(d); };
+  if (spec_.destination.batch) {
+    int64_t deadline = 0;
+    return batch_due(*spec_.destination.batch, ready_, event::now_ms(), open, deadline);
+  }
+  return keys_.empty() || std::any_of(ready_.begin(), ready_.end(), open);
+}
+
+void Lane::arm_flush(int64_t deadline_ms) {
+  if (flush_at_ms_ != 0 && flush_at_ms_ <= deadline_ms) return;
+  flush_at_ms_ = deadline_ms;
+  const int64_t wait = std::max<int64_t>(0, deadline_ms - event::now_ms()) + 1;
+  flush_timer_.expires_after(std::chrono::milliseconds(wait));
+  flush_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;  // re-armed, or the lane is going away: touch nothing
+    flush_at_ms_ = 0;
+    on_ready();
+  });
+}
+
+void Lane::look_again() {
+  more_on_disk_ = true;
+  if (fetching_) {
+    deferred_during_fetch_ = true;
+    return;
+  }
+  if (!stopping_ && ready_.size() <= kWindow / 2) fetch(event::now_ms());
+}
+
 bool Lane::send_one() {
+  if (spec_.destination.batch) return send_batch();
   http::Request req;
   store::Delivery d;
   for (;;) {
     if (ready_.empty() || stopping_) return false;
-    d = std::move(ready_.front());
-    ready_.pop_front();
+    // Ordered lanes: the first ready delivery whose key has nothing in flight.
+    auto it = keys_.empty() ? ready_.begin()
+                            : std::find_if(ready_.begin(), ready_.end(),
+                                           [this](const store::Delivery& r) { return keys_.open(r); });
+    if (it == ready_.end()) return false;
+    d = std::move(*it);
+    ready_.erase(it);
+    keys_.start(d);
     std::string error;
     if (build_request(spec_, *connection_, d, d.attempts + 1, req, error)) break;
     reject(std::move(d), std::move(error));
@@ -132,11 +199,65 @@ bool Lane::send_one() {
   return true;
 }
 
+bool Lane::send_batch() {
+  const config::Batch& b = *spec_.destination.batch;
+  const int64_t now = event::now_ms();
+  auto open = [this](const store::Delivery& d) { return keys_.open(d); };
+  int64_t deadline = 0;
+  if (stopping_) return false;
+  if (!batch_due(b, ready_, now, open, deadline)) {
+    if (deadline != 0) arm_flush(deadline);
+    return false;
+  }
+  // Members in window order, a key at most once (its first delivery starts the key), up to max_events
+  // and max_bytes (a first body larger than max_bytes goes alone).
+  std::vector<store::Delivery> members;
+  std::vector<std::string> bodies;
+  http::Request first;
+  uint64_t bytes = 2;
+  for (auto it = ready_.begin();
+       it != ready_.end() && members.size() < static_cast<std::size_t>(b.max_events);) {
+    if (!open(*it)) {
+      ++it;
+      continue;
+    }
+    http::Request req;
+    std::string error;
+    if (!build_request(spec_, *connection_, *it, it->attempts + 1, req, error)) {
+      store::Delivery d = std::move(*it);
+      it = ready_.erase(it);
+      keys_.start(d);
+      reject(std::move(d), std::move(error));
+      continue;
+    }
+    const uint64_t add = req.body.size() + (members.empty() ? 0 : 1);
+    if (!members.empty() && bytes + add > b.max_bytes) break;
+    bytes += add;
+    bodies.push_back(std::move(req.body));
+    if (members.empty()) first = std::move(req);
+    keys_.start(*it);
+    members.push_back(std::move(*it));
+    it = ready_.erase(it);
+  }
+  if (members.empty()) return false;
+  http::Request req = compose_batch(std::move(first), bodies, members);
+  ++in_flight_;
+  connection::Connection* sent_on = connection_;
+  sent_on->send(std::move(req), [this, sent_on, members = std::move(members)](http::Result result) mutable {
+    --in_flight_;
+    sent_on->release();
+    // The one outcome applies to every member, each recorded as its own attempt.
+    for (auto& d : members) on_result(std::move(d), result);
+  });
+  if (!ready_.empty()) on_ready();
+  return true;
+}
+
 void Lane::on_result(store::Delivery d, const http::Result& result) {
   const int64_t now = event::now_ms();
   if (stopping_ && !result.ok()) {
     // Cancelled by shutdown: no attempt is recorded and the delivery stays pending for the next start.
-    held_.erase(d.id);
+    finish(d.id);
     return;
   }
   store::Outcome out;
@@ -223,6 +344,11 @@ void Lane::reject(store::Delivery d, std::string error) {
 void Lane::finish(int64_t delivery_id) {
   // Only now, with the outcome durable, may a fetch see this delivery again.
   held_.erase(delivery_id);
+  if (keys_.finish(delivery_id)) {
+    // Its key is free: a ready delivery of it may go, and the key's next one on disk may be unblocked.
+    if (!ready_.empty()) on_ready();
+    if (blocked_on_disk_) look_again();
+  }
 }
 
 }  // namespace evr::lane

@@ -4,6 +4,7 @@
 // through its connection whenever the connection grants a slot.
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <cstdint>
 #include <deque>
 #include <random>
@@ -14,6 +15,7 @@
 #include "evrouter/http/client.h"
 #include "evrouter/mapping/mapping.h"
 #include "evrouter/store/store.h"
+#include "lane/key_gate.h"
 #include "lane/lane_metrics.h"
 
 namespace evr::connection {
@@ -46,9 +48,11 @@ class Lane {
   void offer(store::Delivery delivery);
   // Periodic: refill from disk when deliveries wait there or a retry has come due.
   void tick(int64_t now_ms);
-  // Called by the connection with a granted slot: sends the next ready delivery; false when none.
+  // Called by the connection with a granted slot: sends the next ready delivery (or, batching, the next
+  // batch); false when none may go now.
   bool send_one();
-  bool has_ready() const { return !ready_.empty(); }
+  // Whether send_one() would send: a delivery ready whose key is free, and for a batching lane a batch due.
+  bool has_ready() const;
   std::size_t ready() const { return ready_.size(); }
   std::size_t in_flight() const { return in_flight_; }
   bool more_on_disk() const { return more_on_disk_; }
@@ -74,6 +78,13 @@ class Lane {
   // The delivery cannot be sent as configured (its mapping failed): dead at once, no request.
   void reject(store::Delivery delivery, std::string error);
   void finish(int64_t delivery_id);
+  // Batching (lane/batch.cpp): sends the next batch when one is due; else arms the flush timer.
+  bool send_batch();
+  void arm_flush(int64_t deadline_ms);
+  // Work just entered the window: ask for a slot, or for a batching lane, for one when its batch is due.
+  void on_ready();
+  // Ordered lanes: a key's delivery finished, so its next one may have become fetchable.
+  void look_again();
 
   Spec spec_;
   connection::Connection* connection_;
@@ -88,7 +99,12 @@ class Lane {
   int64_t next_due_ms_ = 0;   // earliest retry known to wait on disk (0 = none known)
   bool fetching_ = false;
   LaneMetrics metrics_;
-  bool deferred_during_fetch_ = false;  // offer() left a delivery on disk while a fetch was under way
+  bool deferred_during_fetch_ = false;     // offer() left a delivery on disk while a fetch was under way
+  KeyGate keys_;                           // ordering keys of deliveries sent and not yet finished
+  bool blocked_on_disk_ = false;           // deliveries wait on disk behind their key's head
+  bool blocked_during_fetch_ = false;      // offer() saw a blocked delivery while a fetch was under way
+  boost::asio::steady_timer flush_timer_;  // batching: when the oldest ready delivery's max_wait ends
+  int64_t flush_at_ms_ = 0;                // 0 = not armed
   uint64_t fetches_ = 0;
   std::mt19937_64 rng_{std::random_device{}()};
 };

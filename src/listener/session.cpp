@@ -244,7 +244,7 @@ void Session::handle_webhook(const flow::Flow& flow) {
   if (ev->correlation_id.empty()) ev->correlation_id = ev->id;
 
   store::Ingest ingest;
-  flow.route(event::envelope(*ev, std::move(detail)), ingest.lanes);
+  flow.route(event::envelope(*ev, std::move(detail)), ingest.lanes, &ingest.ordering_keys);
   ev->payload = std::move(req.body());
   ingest.event = std::move(ev);
   shared_.pipeline.commit(std::move(ingest), [self = shared_from_this(),

@@ -187,4 +187,13 @@ void Path::collect(std::size_t step, const nlohmann::json& node, nlohmann::json&
   if (const nlohmann::json* next = child(node, s)) collect(step + 1, *next, out);
 }
 
+std::vector<std::string> Path::leading_members() const {
+  std::vector<std::string> out;
+  for (const auto& step : steps_) {
+    if (step.kind != Step::Kind::member) break;
+    out.push_back(step.name);
+  }
+  return out;
+}
+
 }  // namespace evr::mapping

@@ -43,7 +43,9 @@ CREATE TABLE IF NOT EXISTS deliveries(
   created_ms INTEGER NOT NULL,
   next_ms INTEGER NOT NULL,
   updated_ms INTEGER NOT NULL,
-  last_error TEXT);
+  last_error TEXT,
+  ordering_key TEXT,
+  blocked INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries(lane, next_ms, id) WHERE state = 0;
 CREATE TABLE IF NOT EXISTS attempts(
   delivery_id INTEGER NOT NULL,
@@ -63,6 +65,17 @@ CREATE TABLE IF NOT EXISTS dedup(
 CREATE TABLE IF NOT EXISTS listeners(
   flow TEXT PRIMARY KEY,
   id TEXT NOT NULL UNIQUE);
+)sql";
+
+// Indexes on columns added after the first release: created after migrate() has added the columns.
+// Ordered delivery: `blocked` marks a pending delivery whose lane and key have an earlier pending one (set at
+// commit, cleared for the key's next delivery when its head is delivered or dead), so a fetch reads only
+// unblocked rows (deliveries_ready) and the key's head is found without scanning the backlog.
+constexpr const char* kIndexes = R"sql(
+CREATE INDEX IF NOT EXISTS deliveries_ready ON deliveries(lane, next_ms, id) WHERE state = 0 AND blocked = 0;
+CREATE INDEX IF NOT EXISTS deliveries_key ON deliveries(lane, ordering_key, id)
+  WHERE state = 0 AND ordering_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS deliveries_blocked ON deliveries(lane, id) WHERE state = 0 AND blocked = 1;
 )sql";
 
 // Commits queued at most before new ones are refused (each holds a request body in memory).
@@ -141,6 +154,7 @@ class SqliteStore final : public Store {
     writer_db_.exec(kSchema);
     migrate();
     ops::migrate(writer_db_);
+    writer_db_.exec(kIndexes);
     reader_db_ = sqlite::Db(path_);
     configure(reader_db_);
     admin_db_ = sqlite::Db(path_);
@@ -180,9 +194,12 @@ class SqliteStore final : public Store {
     if (checkpointer_.joinable()) checkpointer_.join();
     sel_due_.reset();
     sel_next_.reset();
+    sel_blocked_.reset();
     sel_event_.reset();
     ins_event_ = {};
     ins_delivery_ = {};
+    sel_key_pending_ = {};
+    upd_unblock_ = {};
     ins_dedup_ = {};
     sel_dedup_ = {};
     upd_delivered_ = {};
@@ -378,6 +395,15 @@ class SqliteStore final : public Store {
     if (!columns.count("occurred_ms")) {
       writer_db_.exec("ALTER TABLE events ADD COLUMN occurred_ms INTEGER NOT NULL DEFAULT 0");
     }
+    columns.clear();
+    sqlite::Stmt dinfo(writer_db_, "PRAGMA table_info(deliveries)");
+    while (dinfo.step()) columns.insert(dinfo.text(1));
+    dinfo.reset();
+    if (!columns.count("ordering_key"))
+      writer_db_.exec("ALTER TABLE deliveries ADD COLUMN ordering_key TEXT");
+    if (!columns.count("blocked")) {
+      writer_db_.exec("ALTER TABLE deliveries ADD COLUMN blocked INTEGER NOT NULL DEFAULT 0");
+    }
   }
 
   void configure(sqlite::Db& db) {
@@ -446,7 +472,14 @@ class SqliteStore final : public Store {
     ins_delivery_ =
         sqlite::Stmt(writer_db_,
                      "INSERT INTO deliveries(event_seq, lane, state, attempts, created_ms, next_ms, "
-                     "updated_ms) VALUES(?1, ?2, 0, 0, ?3, ?3, ?3)");
+                     "updated_ms, ordering_key, blocked) VALUES(?1, ?2, 0, 0, ?3, ?3, ?3, ?4, ?5)");
+    sel_key_pending_ = sqlite::Stmt(
+        writer_db_, "SELECT 1 FROM deliveries WHERE lane = ?1 AND ordering_key = ?2 AND state = 0 LIMIT 1");
+    // The delivery ?1 is final: its key's earliest pending delivery (if blocked) becomes the head.
+    upd_unblock_ = sqlite::Stmt(writer_db_,
+                                "UPDATE deliveries SET blocked = 0 WHERE blocked = 1 AND id = ("
+                                "SELECT min(p.id) FROM deliveries d JOIN deliveries p ON p.lane = d.lane "
+                                "AND p.ordering_key = d.ordering_key WHERE d.id = ?1 AND p.state = 0)");
     ins_dedup_ = sqlite::Stmt(writer_db_,
                               "INSERT INTO dedup(listener, key, event_id, at_ms) VALUES(?1, ?2, ?3, ?4) "
                               "ON CONFLICT(listener, key) DO UPDATE SET event_id = excluded.event_id, "
@@ -607,9 +640,19 @@ class SqliteStore final : public Store {
         .run();
     const int64_t seq = sqlite3_last_insert_rowid(writer_db_.get());
     r.deliveries.reserve(ingest.lanes.size());
-    for (auto& lane : ingest.lanes) {
-      ins_delivery_.bind(1, seq).bind(2, lane).bind(3, e.time_ms).run();
+    for (std::size_t i = 0; i < ingest.lanes.size(); ++i) {
+      const std::string& lane = ingest.lanes[i];
       Delivery d;
+      if (i < ingest.ordering_keys.size() && ingest.ordering_keys[i]) {
+        d.ordering_key = std::move(ingest.ordering_keys[i]);
+        sel_key_pending_.bind(1, lane).bind(2, *d.ordering_key);
+        d.blocked = sel_key_pending_.step();
+        sel_key_pending_.reset();
+        ins_delivery_.bind(4, *d.ordering_key);
+      } else {
+        ins_delivery_.bind_null(4);
+      }
+      ins_delivery_.bind(1, seq).bind(2, lane).bind(3, e.time_ms).bind(5, int64_t{d.blocked ? 1 : 0}).run();
       d.id = sqlite3_last_insert_rowid(writer_db_.get());
       d.lane = lane;
       d.created_ms = e.time_ms;
@@ -625,6 +668,7 @@ class SqliteStore final : public Store {
     switch (o.kind) {
       case Outcome::Kind::delivered:
         upd_delivered_.bind(1, o.delivery_id).bind(2, o.attempts).bind(3, now).run();
+        upd_unblock_.bind(1, o.delivery_id).run();
         break;
       case Outcome::Kind::retry:
         upd_retry_.bind(1, o.delivery_id).bind(2, o.attempts).bind(3, now).bind(4, o.next_attempt_ms);
@@ -632,6 +676,7 @@ class SqliteStore final : public Store {
         break;
       case Outcome::Kind::dead:
         upd_dead_.bind(1, o.delivery_id).bind(2, o.attempts).bind(3, now).bind(4, o.attempt.error).run();
+        upd_unblock_.bind(1, o.delivery_id).run();
         break;
     }
     const Attempt& a = o.attempt;
@@ -673,10 +718,14 @@ class SqliteStore final : public Store {
     if (!sel_due_) {
       sel_due_ = std::make_unique<sqlite::Stmt>(
           reader_db_,
-          "SELECT id, event_seq, attempts, created_ms, next_ms, attempts_base, replayed_ms FROM deliveries "
-          "WHERE lane = ?1 AND state = 0 AND next_ms <= ?2 ORDER BY next_ms, id LIMIT ?3");
-      sel_next_ = std::make_unique<sqlite::Stmt>(
-          reader_db_, "SELECT min(next_ms) FROM deliveries WHERE lane = ?1 AND state = 0 AND next_ms > ?2");
+          "SELECT id, event_seq, attempts, created_ms, next_ms, ordering_key, attempts_base, replayed_ms "
+          "FROM deliveries "
+          "WHERE lane = ?1 AND state = 0 AND blocked = 0 AND next_ms <= ?2 ORDER BY next_ms, id LIMIT ?3");
+      sel_next_ = std::make_unique<sqlite::Stmt>(reader_db_,
+                                                 "SELECT min(next_ms) FROM deliveries WHERE lane = ?1 AND "
+                                                 "state = 0 AND blocked = 0 AND next_ms > ?2");
+      sel_blocked_ = std::make_unique<sqlite::Stmt>(
+          reader_db_, "SELECT 1 FROM deliveries WHERE lane = ?1 AND state = 0 AND blocked = 1 LIMIT 1");
       sel_event_ = std::make_unique<sqlite::Stmt>(
           reader_db_,
           "SELECT id, flow, listener_id, source, type, time_ms, shop, webhook_id, dedup_key, correlation_id, "
@@ -701,14 +750,18 @@ class SqliteStore final : public Store {
         r.d.attempts = static_cast<int>(sel_due_->int64(2));
         r.d.created_ms = sel_due_->int64(3);
         r.d.next_attempt_ms = sel_due_->int64(4);
-        r.d.attempts_before_replay = static_cast<int>(sel_due_->int64(5));
-        r.d.replayed_ms = sel_due_->int64(6);
+        if (!sel_due_->is_null(5)) r.d.ordering_key = sel_due_->text(5);
+        r.d.attempts_before_replay = static_cast<int>(sel_due_->int64(6));
+        r.d.replayed_ms = sel_due_->int64(7);
         rows.push_back(std::move(r));
       }
       sel_due_->reset();
       sel_next_->bind(1, lane).bind(2, now_ms);
       if (sel_next_->step() && !sel_next_->is_null(0)) due.next_due_ms = sel_next_->int64(0);
       sel_next_->reset();
+      sel_blocked_->bind(1, lane);
+      due.blocked = sel_blocked_->step();
+      sel_blocked_->reset();
       std::unordered_map<int64_t, event::EventPtr> cache;
       for (auto& r : rows) {
         auto it = cache.find(r.seq);
@@ -720,6 +773,7 @@ class SqliteStore final : public Store {
     } catch (...) {
       sel_due_->reset();
       sel_next_->reset();
+      sel_blocked_->reset();
       sel_event_->reset();
       reader_db_.exec("ROLLBACK");
       throw;
@@ -768,7 +822,7 @@ class SqliteStore final : public Store {
 
   sqlite::Db writer_db_;
   sqlite::Stmt ins_event_, ins_delivery_, ins_dedup_, sel_dedup_, upd_delivered_, upd_retry_, upd_dead_,
-      ins_attempt_;
+      ins_attempt_, sel_key_pending_, upd_unblock_;
   std::mutex wmu_;
   std::condition_variable wcv_;
   std::deque<WriteOp> wqueue_;
@@ -778,7 +832,7 @@ class SqliteStore final : public Store {
   std::thread writer_;
 
   sqlite::Db reader_db_;
-  std::unique_ptr<sqlite::Stmt> sel_due_, sel_next_, sel_event_;
+  std::unique_ptr<sqlite::Stmt> sel_due_, sel_next_, sel_blocked_, sel_event_;
   std::mutex rmu_;
   std::condition_variable rcv_;
   std::deque<std::function<void()>> rqueue_;

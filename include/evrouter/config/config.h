@@ -72,6 +72,16 @@ struct InputPath {
   bool operator==(const InputPath&) const = default;
 };
 
+// Batching on a destination (docs/configuration.md): up to max_events deliveries in one request whose body is
+// a JSON array of their bodies, sent when max_events or max_bytes is reached or the oldest waited max_wait.
+struct Batch {
+  int max_events = 100;              // 1..256 (the lane's in-memory window)
+  uint64_t max_bytes = 1024 * 1024;  // request body, brackets and commas included
+  Millis max_wait = std::chrono::milliseconds(200);
+
+  bool operator==(const Batch&) const = default;
+};
+
 struct Destination {
   std::string name;        // defaults to "<connection>" or "<connection>-<n>" when repeated
   std::string connection;  // name of a Connection
@@ -81,6 +91,8 @@ struct Destination {
   std::vector<InputPath> input_paths;  // variables for input_template, path and headers
   std::optional<nlohmann::ordered_json> input_template;  // the request body; none = the payload as received
   std::optional<RetryPolicy> retry;                      // overrides the connection's
+  std::string ordering_key;    // path into the envelope (e.g. $.detail.id): per-key FIFO; "" = unordered
+  std::optional<Batch> batch;  // none: one request per delivery
   SourceLocation where;
 
   bool operator==(const Destination&) const = default;

@@ -13,6 +13,7 @@
 #include "evrouter/bus/publisher.h"
 #include "evrouter/bus/source_filter.h"
 #include "evrouter/config/config.h"
+#include "evrouter/mapping/path.h"
 #include "evrouter/pattern/pattern.h"
 #include "evrouter/source/source.h"
 
@@ -26,7 +27,12 @@ struct Branch {
   std::optional<pattern::Pattern> match;  // none = every event
   bool is_default = false;                // taken only when no other branch matched
   std::vector<std::string> lanes;
+  std::vector<std::optional<mapping::Path>> ordering;  // per lane: its destination's ordering_key
 };
+
+// The ordering key `path` selects in `envelope`: a string as it is, another value as compact JSON;
+// nullopt when the path selects nothing or null (the delivery is then unordered).
+std::optional<std::string> ordering_key(const mapping::Path& path, const nlohmann::json& envelope);
 
 struct Flow {
   std::string name;
@@ -46,7 +52,9 @@ struct Flow {
   bool subscribed(std::string_view topic) const;
   // Appends the lanes `envelope` must be delivered to: the first matching branch (mode first) or every
   // matching branch (mode all); the default branch when no other branch matched.
-  void route(const nlohmann::json& envelope, std::vector<std::string>& lanes) const;
+  // With `keys`: appends, per lane appended, its ordering key (nullopt for unordered destinations).
+  void route(const nlohmann::json& envelope, std::vector<std::string>& lanes,
+             std::vector<std::optional<std::string>>* keys = nullptr) const;
 };
 
 struct StringHash {

@@ -30,6 +30,9 @@ class Path {
   const std::string& text() const { return text_; }
   bool wildcard() const { return wildcard_; }
 
+  // The member names the path starts with, up to its first index or wildcard step ($.detail.id: detail, id).
+  std::vector<std::string> leading_members() const;
+
   // Without a wildcard: the selected value inside `doc`, or nullptr when the path selects nothing.
   const nlohmann::json* find(const nlohmann::json& doc) const;
   // With or without a wildcard: an array of the values selected (copies).

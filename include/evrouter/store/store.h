@@ -19,6 +19,9 @@ namespace evr::store {
 struct Ingest {
   event::EventPtr event;
   std::vector<std::string> lanes;
+  // Per lane (same index; may be shorter: missing = none): the delivery's ordering key, when its
+  // destination has an `ordering_key` and the path selected a value.
+  std::vector<std::optional<std::string>> ordering_keys = {};
 };
 
 // A delivery of one event to one lane.
@@ -33,6 +36,11 @@ struct Delivery {
   // (the attempt history keeps numbering on).
   int attempts_before_replay = 0;
   int64_t replayed_ms = 0;  // 0: never replayed
+  // Ordered delivery (docs/architecture.md#ordered-delivery): the key, when it has one, and whether an
+  // earlier delivery of the same lane and key is still pending (then it waits on disk until that one is
+  // delivered or dead: the store clears `blocked` in the same transaction).
+  std::optional<std::string> ordering_key;
+  bool blocked = false;
 };
 
 struct CommitResult {
@@ -65,6 +73,7 @@ struct Outcome {
 struct Due {
   std::vector<Delivery> deliveries;
   std::optional<int64_t> next_due_ms;  // earliest pending delivery of the lane not yet due
+  bool blocked = false;                // the lane has pending deliveries blocked behind their key's head
 };
 
 struct Counts {
@@ -181,6 +190,7 @@ class Store {
                             std::function<void(std::vector<CommitResult>)> done) = 0;
 
   // Up to `limit` pending deliveries of `lane` due at `now_ms`, oldest first, skipping ids in `exclude`.
+  // Never a blocked one (a delivery whose key has an earlier pending delivery in the lane).
   virtual void fetch_due(std::string lane, int64_t now_ms, std::size_t limit,
                          std::unordered_set<int64_t> exclude, std::function<void(Due)> done) = 0;
 
