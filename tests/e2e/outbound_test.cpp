@@ -95,10 +95,11 @@ class OutboundTest : public PipelineTest {
     return cfg;
   }
 
-  // Token endpoint answers: tok-1, tok-2, ... each valid `expires_in` seconds.
-  void serve_tokens(int expires_in) {
-    token_sink_.set_handler([this, expires_in](const Recorded&) {
+  // Token endpoint answers: tok-1, tok-2, ... each valid `expires_in` seconds, after `delay`.
+  void serve_tokens(int expires_in, std::chrono::milliseconds delay = 0ms) {
+    token_sink_.set_handler([this, expires_in, delay](const Recorded&) {
       Reply r;
+      r.delay = delay;
       r.headers = {{"Content-Type", "application/json"}};
       r.body = R"({"access_token":"tok-)" + std::to_string(++tokens_issued_) +
                R"(","token_type":"Bearer","expires_in":)" + std::to_string(expires_in) + "}";
@@ -235,7 +236,7 @@ TEST_F(OutboundTest, CloudEventsStructuredModeSignedOverTheEnvelope) {
 }
 
 TEST_F(OutboundTest, OAuth2TokenFetchedOnceForManyDeliveries) {
-  serve_tokens(3600);
+  serve_tokens(3600, 300ms);  // a slow token endpoint: the first deliveries wait for it together
   start(oauth2_config(token_sink_.url() + "/oauth/token"));
   constexpr int kN = 12;
   for (int i = 0; i < kN; ++i) ASSERT_EQ(post(order("10.00", i)).status, 200);
@@ -359,4 +360,27 @@ TEST_F(OutboundTest, OAuth2TokenEndpointRefusesRetriesWithTheStatusAndThenRecove
   ASSERT_TRUE(sink_.wait_for(1, 10s));
   EXPECT_EQ(sink_.requests()[0].header("authorization"), "Bearer good");
   ASSERT_TRUE(eventually([&] { return daemon_->store().counts().delivered == 1; }));
+}
+
+TEST_F(OutboundTest, OAuth2TokenKeptAcrossAReloadThatLeavesItsSettings) {
+  serve_tokens(3600);
+  auto cfg = oauth2_config(token_sink_.url() + "/token");
+  start(cfg);
+  ASSERT_EQ(post(order("10.00", 1)).status, 200);
+  ASSERT_TRUE(sink_.wait_for(1, 10s));
+  auto next = cfg;
+  next.connections["sink"].concurrency = 2;  // the connection changes, its token settings do not
+  auto result = daemon_->apply(next);
+  ASSERT_TRUE(result.ok) << result.error;
+  ASSERT_EQ(post(order("10.00", 2)).status, 200);
+  ASSERT_TRUE(sink_.wait_for(2, 10s));
+  EXPECT_EQ(sink_.requests()[1].header("authorization"), "Bearer tok-1");
+  EXPECT_EQ(token_sink_.count(), 1u);
+  next.connections["sink"].auth.scope = "orders:read";  // now they do: a new token
+  result = daemon_->apply(next);
+  ASSERT_TRUE(result.ok) << result.error;
+  ASSERT_EQ(post(order("10.00", 3)).status, 200);
+  ASSERT_TRUE(sink_.wait_for(3, 10s));
+  EXPECT_EQ(sink_.requests()[2].header("authorization"), "Bearer tok-2");
+  EXPECT_EQ(token_sink_.requests()[1].body, "grant_type=client_credentials&scope=orders%3Aread");
 }
