@@ -10,12 +10,18 @@ void clear(SecretRef& s) {
 Connection positionless(Connection c) {
   c.where = {};
   if (c.auth.secret) clear(*c.auth.secret);
+  c.signing.where = {};
+  for (auto& s : c.signing.secrets) clear(s);
   return c;
 }
 
 Destination positionless(Destination d) {
   d.where = {};
   for (auto& i : d.input_paths) i.where = {};
+  if (d.signing) {
+    d.signing->where = {};
+    for (auto& s : d.signing->secrets) clear(s);
+  }
   return d;
 }
 

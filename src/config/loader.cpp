@@ -607,6 +607,48 @@ void parse_retry(Reader& r, const Node& n, const std::string& path, RetryPolicy&
   }
 }
 
+// The keys of `auth: {type: oauth2, ...}` besides client_secret (client credentials grant).
+void parse_oauth2(Reader& r, Map& m, const Node& n, Auth& auth) {
+  m.allow({"type", "token_url", "client_id", "client_secret", "scope", "audience", "client_auth"});
+  if (const Node* v = m.get("token_url"); given(v)) {
+    if (auto s = get_string(r, *v, m.path("token_url"), "an http:// or https:// URI")) {
+      if (valid_http_url(*s) && http::Endpoint::parse(*s)) {
+        auth.token_url = *s;
+      } else {
+        r.error(
+            *v, m.path("token_url"),
+            "expected an http:// or https:// URI without query, e.g. https://auth.example.com/oauth/token, "
+            "found " +
+                found(*v));
+      }
+    }
+  } else {
+    m.missing("token_url", n, "the token endpoint, e.g. https://auth.example.com/oauth/token");
+  }
+  if (const Node* v = m.get("client_id"); given(v)) {
+    if (auto s = get_string(r, *v, m.path("client_id"), "a client id")) {
+      if (s->empty()) {
+        r.error(*v, m.path("client_id"), "expected a client id, found an empty string");
+      } else {
+        auth.client_id = *s;
+      }
+    }
+  } else {
+    m.missing("client_id", n, "the OAuth2 client id");
+  }
+  for (const char* key : {"scope", "audience"}) {
+    if (const Node* v = m.get(key); given(v)) {
+      if (auto s = get_string(r, *v, m.path(key)))
+        (std::string_view(key) == "scope" ? auth.scope : auth.audience) = *s;
+    }
+  }
+  if (const Node* v = m.get("client_auth"); given(v)) {
+    if (auto s = get_choice(r, *v, m.path("client_auth"), {"basic", "form"})) {
+      auth.client_auth = *s == "form" ? Auth::ClientAuth::form : Auth::ClientAuth::basic;
+    }
+  }
+}
+
 void parse_auth(Reader& r, const Node& n, const std::string& path, Auth& auth, bool require_secrets) {
   if (n.bad) return;
   if (n.kind == Node::Kind::scalar && n.text == "none") {
@@ -617,12 +659,13 @@ void parse_auth(Reader& r, const Node& n, const std::string& path, Auth& auth, b
   if (!m.valid()) return;
   const Node* type = m.get("type");
   if (!given(type)) {
-    m.missing("type", n, "none, basic, bearer or api_key");
+    m.missing("type", n, "none, basic, bearer, api_key or oauth2");
     return;
   }
-  auto t = get_choice(r, *type, m.path("type"), {"none", "basic", "bearer", "api_key"});
+  auto t = get_choice(r, *type, m.path("type"), {"none", "basic", "bearer", "api_key", "oauth2"});
   if (!t) {
-    m.allow({"type", "username", "password", "token", "header", "key"});
+    m.allow({"type", "username", "password", "token", "header", "key", "token_url", "client_id",
+             "client_secret", "scope", "audience", "client_auth"});
     return;
   }
   // The secret each type needs, and the keys it accepts.
@@ -645,6 +688,10 @@ void parse_auth(Reader& r, const Node& n, const std::string& path, Auth& auth, b
     auth.type = Auth::Type::bearer;
     secret_key = "token";
     m.allow({"type", "token"});
+  } else if (*t == "oauth2") {
+    auth.type = Auth::Type::oauth2;
+    secret_key = "client_secret";
+    parse_oauth2(r, m, n, auth);
   } else {
     auth.type = Auth::Type::api_key;
     secret_key = "key";
@@ -666,13 +713,55 @@ void parse_auth(Reader& r, const Node& n, const std::string& path, Auth& auth, b
   }
 }
 
+void parse_secret_list(Reader& r, Map& m, const Node& n, std::vector<SecretRef>& out, bool require_secrets,
+                       const std::string& expected);
+
+// `signing: {type: standard-webhooks, secret | secrets}` or `signing: none`.
+void parse_signing(Reader& r, const Node& n, const std::string& path, Signing& signing,
+                   bool require_secrets) {
+  signing.where = r.where(n);
+  if (n.bad) return;
+  if (n.kind == Node::Kind::scalar && n.text == "none") {
+    signing.type = Signing::Type::none;
+    return;
+  }
+  Map m(r, &n, path);
+  if (!m.valid()) return;
+  const Node* type = m.get("type");
+  if (!given(type)) {
+    m.missing("type", n, "standard-webhooks or none");
+    return;
+  }
+  auto t = get_choice(r, *type, m.path("type"), {"standard-webhooks", "none"});
+  if (!t) return;
+  if (*t == "none") {
+    signing.type = Signing::Type::none;
+    m.allow({"type"});
+    return;
+  }
+  signing.type = Signing::Type::standard_webhooks;
+  m.allow({"type", "secret", "secrets"});
+  parse_secret_list(r, m, n, signing.secrets, require_secrets,
+                    "the signing secret (whsec_...), e.g. {env: WEBHOOK_SIGNING_SECRET}");
+  const bool many = signing.secrets.size() > 1;
+  for (const SecretRef& ref : signing.secrets) {
+    if (auto value = ref.resolve(); value && !source::standard_webhooks_key(*value)) {
+      Node at;
+      at.line = ref.where.line;
+      at.column = ref.where.column;
+      r.error(at, m.path(many ? "secrets" : "secret"),
+              ref.describe() + " is not a Standard Webhooks secret (whsec_ followed by base64)");
+    }
+  }
+}
+
 void parse_connection(Reader& r, const Node& n, const std::string& path, Connection& c,
                       bool require_secrets) {
   c.where = r.where(n);
   Map m(r, &n, path);
   if (!m.valid()) return;
   m.allow({"base_uri", "auth", "media_type", "connect_timeout", "request_timeout", "rate_limit",
-           "concurrency", "retry", "ca_file", "tls_verify"});
+           "concurrency", "retry", "ca_file", "tls_verify", "signing"});
   if (const Node* v = m.get("base_uri"); given(v)) {
     if (auto s = get_string(r, *v, m.path("base_uri"), "an http:// or https:// URI")) {
       // The client's own parser too: what validate accepts, the daemon can use.
@@ -730,6 +819,8 @@ void parse_connection(Reader& r, const Node& n, const std::string& path, Connect
   if (const Node* v = m.get("tls_verify"); given(v)) {
     if (auto b = get_bool(r, *v, m.path("tls_verify"))) c.tls_verify = *b;
   }
+  if (const Node* v = m.get("signing"); given(v))
+    parse_signing(r, *v, m.path("signing"), c.signing, require_secrets);
 }
 
 void parse_server(Reader& r, const Node* n, Server& s) {
@@ -1011,6 +1102,7 @@ struct FlowResult {
   SourceLocation name_where;
   SourceLocation listener_id_where;
   std::set<std::string> connections_used;
+  bool require_secrets = true;  // an unset secret is an error (else a warning)
 };
 
 bool any_bad(const Node& n);
@@ -1231,7 +1323,7 @@ void parse_destination(Reader& r, const Node& n, const std::string& path, Destin
   Map m(r, &n, path);
   if (!m.valid()) return;
   m.allow({"connection", "name", "method", "path", "headers", "retry", "input_paths", "input_template",
-           "ordering_key", "batch"});
+           "ordering_key", "batch", "signing", "cloudevents"});
   // Variables first: the template, the path and the header values may use them.
   const std::size_t errors_before = r.errors();
   mapping::Inputs inputs;
@@ -1344,6 +1436,19 @@ void parse_destination(Reader& r, const Node& n, const std::string& path, Destin
   }
   parse_ordering_key(r, m, d);
   parse_batch(r, m, d, inputs);
+  d.signing.reset();
+  if (const Node* v = m.get("signing"); given(v)) {
+    Signing signing;
+    parse_signing(r, *v, m.path("signing"), signing, result.require_secrets);
+    d.signing = std::move(signing);
+  }
+  if (const Node* v = m.get("cloudevents"); given(v)) {
+    if (auto s = get_choice(r, *v, m.path("cloudevents"), {"none", "binary", "structured"})) {
+      d.cloudevents = *s == "binary"       ? Destination::CloudEvents::binary
+                      : *s == "structured" ? Destination::CloudEvents::structured
+                                           : Destination::CloudEvents::none;
+    }
+  }
   // After an error, a variable may look unused only because its user was rejected: stay quiet then.
   for (const auto& name : r.errors() == errors_before ? inputs.unused() : std::vector<std::string>{}) {
     auto it = input_keys.find(name);
@@ -1749,6 +1854,7 @@ FlowResult parse_flow_file(const fs::path& file, std::vector<Diagnostic>& diagno
     if (const Node* v = m.get("enabled"); given(v)) {
       if (auto b = get_bool(r, *v, "enabled")) flow.enabled = *b;
     }
+    result.require_secrets = options.require_secrets;
     parse_source(r, m.get("source"), *root, flow.source, options.require_secrets, result);
     if (const Node* v = m.get("mode"); given(v)) {
       if (auto s = get_choice(r, *v, "mode", {"first", "all"})) {

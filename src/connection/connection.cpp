@@ -28,6 +28,7 @@ http::Headers resolve_auth(const config::Connection& c) {
     case config::Auth::Type::api_key:
       return {{a.header, secret}};
     case config::Auth::Type::none:
+    case config::Auth::Type::oauth2:  // a token source, not a fixed header (connection/oauth2.h)
       break;
   }
   return {};
@@ -38,6 +39,8 @@ http::Headers resolve_auth(const config::Connection& c) {
 Prepared prepare(const config::Connection& config, boost::asio::io_context& ioc, bool new_client) {
   Prepared p;
   p.auth_headers = resolve_auth(config);
+  p.signer = destination::Signer::make(config.signing, "connection " + config.name);
+  if (config.auth.type == config::Auth::Type::oauth2) p.oauth2 = OAuth2::make(config, ioc);
   if (!new_client) return p;
   auto endpoint = http::Endpoint::parse(config.base_uri);
   if (!endpoint)
@@ -65,6 +68,8 @@ Connection::Connection(const config::Connection& config, Prepared prepared, boos
       ioc_(ioc),
       current_(std::make_shared<ClientSlot>(ClientSlot{std::move(prepared.client), 0})),
       auth_headers_(std::move(prepared.auth_headers)),
+      signer_(std::move(prepared.signer)),
+      oauth2_(std::move(prepared.oauth2)),
       bucket_(config.rate_limit.per_second, config.rate_limit.burst),
       timer_(ioc) {}
 
@@ -75,6 +80,9 @@ void Connection::reconfigure(const config::Connection& config, Prepared prepared
   }
   config_ = config;
   auth_headers_ = std::move(prepared.auth_headers);
+  signer_ = std::move(prepared.signer);
+  // Same token settings: the running token source (and its token) stays.
+  if (!prepared.oauth2 || !oauth2_ || !oauth2_->same(*prepared.oauth2)) oauth2_ = std::move(prepared.oauth2);
   if (prepared.client) {
     auto old =
         std::exchange(current_, std::make_shared<ClientSlot>(ClientSlot{std::move(prepared.client), 0}));
@@ -89,6 +97,26 @@ void Connection::reconfigure(const config::Connection& config, Prepared prepared
 }
 
 void Connection::send(http::Request request, std::function<void(http::Result)> done) {
+  if (!oauth2_) return transmit(std::move(request), std::move(done));
+  oauth2_->send(
+      std::move(request), [this](http::Request r, OAuth2::Done d) { transmit(std::move(r), std::move(d)); },
+      [this](http::Request r, OAuth2::Done d) {
+        after_rate_limit(
+            [this, r = std::move(r), d = std::move(d)]() mutable { transmit(std::move(r), std::move(d)); });
+      },
+      std::move(done));
+}
+
+void Connection::after_rate_limit(std::function<void()> fn) {
+  const auto now = TokenBucket::Clock::now();
+  if (closed_ || bucket_.try_take(now)) return fn();
+  auto timer = std::make_shared<boost::asio::steady_timer>(ioc_, bucket_.wait(now));
+  timer->async_wait([this, timer, fn = std::move(fn)](const boost::system::error_code&) mutable {
+    after_rate_limit(std::move(fn));
+  });
+}
+
+void Connection::transmit(http::Request request, std::function<void(http::Result)> done) {
   auto slot = current_;
   ++slot->in_flight;
   slot->client->send(std::move(request), [this, slot, done = std::move(done)](http::Result result) {
@@ -130,6 +158,7 @@ void Connection::close() {
   for (auto* l : waiting_) l->queued = false;
   waiting_.clear();
   timer_.cancel();
+  if (oauth2_) oauth2_->close();
   current_->client->close();
   for (auto& slot : retired_) slot->client->close();
 }

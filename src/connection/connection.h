@@ -15,8 +15,10 @@
 #include <string>
 #include <vector>
 
+#include "connection/oauth2.h"
 #include "evrouter/config/config.h"
 #include "evrouter/connection/token_bucket.h"
+#include "evrouter/destination/signing.h"
 #include "evrouter/http/client.h"
 
 namespace evr::lane {
@@ -28,7 +30,9 @@ namespace evr::connection {
 // What a connection's settings build: checked and made off the event loop, then handed to the loop.
 struct Prepared {
   http::Headers auth_headers;
-  std::unique_ptr<http::Client> client;  // null: keep the current client
+  std::shared_ptr<const destination::Signer> signer;  // the connection's default signing; null: none
+  std::shared_ptr<OAuth2> oauth2;                     // auth type oauth2: the token source; else null
+  std::unique_ptr<http::Client> client;               // null: keep the current client
 };
 
 // Builds the auth headers and, when `new_client`, the HTTP client. Throws std::runtime_error when
@@ -47,6 +51,8 @@ class Connection {
   const config::Connection& config() const { return config_; }
   const http::Endpoint& endpoint() const { return current_->client->endpoint(); }
   const http::Headers& auth_headers() const { return auth_headers_; }
+  // Signs deliveries whose destination sets no signing of its own; null: unsigned.
+  const destination::Signer* signer() const { return signer_.get(); }
 
   // New settings, on the event loop. `prepared.client` replaces the client for new requests.
   void reconfigure(const config::Connection& config, Prepared prepared);
@@ -70,12 +76,18 @@ class Connection {
 
   void drain();
   void retire(const std::shared_ptr<ClientSlot>& slot);
+  // send() without the OAuth2 token step.
+  void transmit(http::Request request, std::function<void(http::Result)> done);
+  // Runs `fn` once the rate limit allows one more request (a request sent again after a 401).
+  void after_rate_limit(std::function<void()> fn);
 
   config::Connection config_;
   boost::asio::io_context& ioc_;
   std::shared_ptr<ClientSlot> current_;
   std::vector<std::shared_ptr<ClientSlot>> retired_;  // replaced clients with requests still in flight
   http::Headers auth_headers_;
+  std::shared_ptr<const destination::Signer> signer_;
+  std::shared_ptr<OAuth2> oauth2_;
   TokenBucket bucket_;
   int in_flight_ = 0;
   std::deque<lane::Lane*> waiting_;

@@ -42,8 +42,10 @@ std::vector<LanePlan> plan_lanes(const config::Config& config) {
         if (it == config.connections.end()) {
           throw std::runtime_error("flow " + f.name + ": unknown connection " + d.connection);
         }
-        lane::Spec spec{flow::lane_id(f.name, b.name, d.name), f.name, d, d.retry.value_or(it->second.retry),
-                        std::nullopt};
+        lane::Spec spec{flow::lane_id(f.name, b.name, d.name), f.name,       d,
+                        d.retry.value_or(it->second.retry),    std::nullopt, std::nullopt};
+        if (d.signing)
+          spec.signer = destination::Signer::make(*d.signing, "flow " + f.name + ", lane " + spec.id);
         try {
           spec.mapping = mapping::Mapping::compile(d);
         } catch (const mapping::MappingError& e) {

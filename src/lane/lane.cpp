@@ -5,6 +5,7 @@
 
 #include "connection/connection.h"
 #include "evrouter/common/log.h"
+#include "evrouter/destination/cloudevents.h"
 #include "evrouter/destination/retry.h"
 #include "evrouter/event/event.h"
 #include "evrouter/http/client.h"
@@ -38,6 +39,10 @@ bool build_request(const Spec& spec, const connection::Connection& conn, const s
     for (const auto& h : spec.destination.headers) req.headers.push_back(h);
   }
   req.body = mapped.body ? std::move(*mapped.body) : e.payload;
+  // What goes on the wire last (docs/outbound.md): CloudEvents framing, then the signature of the final body.
+  destination::apply_cloudevents(spec.destination.cloudevents, e, conn.config().media_type, req);
+  const destination::Signer* signer = spec.signer ? spec.signer->get() : conn.signer();
+  if (signer) signer->sign(req.headers, destination::message_id(e, d.id), event::now_ms() / 1000, req.body);
   return true;
 }
 

@@ -12,6 +12,7 @@
 #include <unordered_set>
 
 #include "evrouter/config/config.h"
+#include "evrouter/destination/signing.h"
 #include "evrouter/http/client.h"
 #include "evrouter/mapping/mapping.h"
 #include "evrouter/store/store.h"
@@ -30,6 +31,8 @@ struct Spec {
   config::Destination destination;
   config::RetryPolicy retry;
   std::optional<mapping::Mapping> mapping;  // none: raw payload, constant path and headers
+  // The destination's own signing (secrets resolved; null: unsigned); unset: the connection's.
+  std::optional<std::shared_ptr<const destination::Signer>> signer;
 };
 
 class Lane {

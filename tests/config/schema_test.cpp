@@ -244,7 +244,7 @@ TEST(Schema, MainSchemaKnowsEveryKeyTheLoaderAccepts) {
   EXPECT_EQ(keys_of(s, s["$defs"]["secret"]),
             config_keys(conn + "    auth: {type: bearer, token: {env: X, " + b + ": 1}}\n",
                         bogus("connections.c.auth.token")));
-  for (const char* type : {"none", "basic", "bearer", "api_key"}) {
+  for (const char* type : {"none", "basic", "bearer", "api_key", "oauth2"}) {
     std::set<std::string> in_schema;
     for (const auto& alt : s["$defs"]["auth"]["oneOf"]) {
       if (alt.contains("properties") && alt["properties"]["type"]["const"] == type)
@@ -254,6 +254,13 @@ TEST(Schema, MainSchemaKnowsEveryKeyTheLoaderAccepts) {
                                      bogus("connections.c.auth")))
         << type;
   }
+  std::set<std::string> signing;
+  for (const auto& alt : s["$defs"]["signing"]["oneOf"]) {
+    if (alt.contains("properties") && alt["properties"]["type"]["const"] == "standard-webhooks")
+      signing = keys_of(s, alt);
+  }
+  EXPECT_EQ(signing, config_keys(conn + "    signing: {type: standard-webhooks, " + b + ": 1}\n",
+                                 bogus("connections.c.signing")));
 }
 
 TEST(Schema, FlowSchemaKnowsEveryKeyTheLoaderAccepts) {

@@ -2,6 +2,7 @@
 // lines, and never a secret or a payload at info level.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
@@ -95,4 +96,80 @@ TEST(Logs, JsonLinesCarryIdsAndNoSecretsOrPayload) {
   }
   EXPECT_GE(parsed, 3);
   EXPECT_GE(delivery_lines, 2) << log;  // a retry line and a dead line
+}
+
+TEST(Logs, OAuth2TokensAndClientSecretAreNeverLogged) {
+  constexpr const char* kSecret = "logs-oauth-webhook-secret";
+  constexpr const char* kClientSecret = "logs-oauth-client-secret-do-not-print";
+  constexpr const char* kTokenA = "logs-oauth-token-a-do-not-print";
+  constexpr const char* kTokenB = "logs-oauth-token-b-do-not-print";
+  TempDir dir;
+  const uint16_t port = free_port();
+  Sink tokens;
+  std::atomic<int> fetches{0};
+  tokens.set_handler([&fetches, kTokenA, kTokenB](const Recorded&) {
+    Reply r;
+    const int n = ++fetches;
+    if (n == 2) {
+      r.status = 401;
+      r.body = R"({"error":"invalid_client"})";
+    } else {
+      r.body = std::string(R"({"token_type":"Bearer","expires_in":3600,"access_token":")") +
+               (n == 1 ? kTokenA : kTokenB) + "\"}";
+    }
+    return r;
+  });
+  Sink sink;
+  sink.set_handler([kTokenA](const Recorded& req) {
+    Reply r;
+    if (req.header("authorization") == std::string("Bearer ") + kTokenA) r.status = 401;
+    return r;
+  });
+  DaemonConfig c;
+  c.port = port;
+  c.sink_base_uri = sink.url();
+  c.sink_extra = "    auth: {type: oauth2, token_url: " + tokens.url() +
+                 "/token, client_id: logs, client_secret: {env: EVR_LOGS_OAUTH_SECRET}}\n"
+                 "    retry: {max_attempts: 5, backoff_base: 10ms, backoff_cap: 20ms}\n";
+  c.top_extra = "log: {level: debug, format: text}\n";
+  write_daemon_config(dir, c);
+  write_file(dir / "flows" / "orders.yaml",
+             "name: orders\n"
+             "source:\n"
+             "  type: shopify\n"
+             "  listener_id: logs-test-listener-000000002\n"
+             "  secret: {env: EVR_LOGS_TEST_SECRET}\n"
+             "branches:\n"
+             "  - name: all\n"
+             "    destinations:\n"
+             "      - connection: sink\n");
+  DaemonProcess d({"serve", "--config", (dir / "evrouter.yaml").string()},
+                  {std::string("EVR_LOGS_TEST_SECRET=") + kSecret,
+                   std::string("EVR_LOGS_OAUTH_SECRET=") + kClientSecret});
+  ASSERT_TRUE(wait_port(port, 10s)) << read_file(d.log_path());
+  const std::string body = R"({"id":43})";
+  auto r = http_request(port, "POST", "/hooks/logs-test-listener-000000002",
+                        {{"X-Shopify-Topic", "orders/create"},
+                         {"X-Shopify-Hmac-Sha256", shopify_hmac(kSecret, body)},
+                         {"X-Shopify-Webhook-Id", "wh-logs-2"}},
+                        body);
+  ASSERT_EQ(r.status, 200) << r.body;
+  // Token A refused by the destination, a fetch refused by the token endpoint, then token B delivers.
+  ASSERT_TRUE(sink.wait_for(2, 10s)) << read_file(d.log_path());
+  EXPECT_EQ(sink.requests()[1].header("authorization"), std::string("Bearer ") + kTokenB);
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  std::string log;
+  while (std::chrono::steady_clock::now() < deadline) {
+    log = read_file(d.log_path());
+    if (log.find("delivered") != std::string::npos) break;
+    std::this_thread::sleep_for(50ms);
+  }
+  d.kill(SIGTERM);
+  EXPECT_EQ(d.wait(10s), 0);
+  log = read_file(d.log_path());
+  EXPECT_NE(log.find("oauth2 token fetch failed"), std::string::npos) << log;
+  EXPECT_NE(log.find("oauth2 token: HTTP 401 from"), std::string::npos) << log;
+  EXPECT_EQ(log.find(kClientSecret), std::string::npos) << log;
+  EXPECT_EQ(log.find(kTokenA), std::string::npos) << log;
+  EXPECT_EQ(log.find(kTokenB), std::string::npos) << log;
 }

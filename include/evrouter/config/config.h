@@ -19,11 +19,17 @@ namespace evr::config {
 using Headers = std::vector<std::pair<std::string, std::string>>;
 
 struct Auth {
-  enum class Type { none, basic, bearer, api_key };
+  enum class Type { none, basic, bearer, api_key, oauth2 };
+  enum class ClientAuth { basic, form };  // oauth2: how the client authenticates at token_url
   Type type = Type::none;
   std::string username;              // basic
-  std::optional<SecretRef> secret;   // basic: password; bearer: token; api_key: key
+  std::optional<SecretRef> secret;   // basic: password; bearer: token; api_key: key; oauth2: client_secret
   std::string header = "X-API-Key";  // api_key: header that carries the key
+  std::string token_url;             // oauth2 (client credentials grant)
+  std::string client_id;             // oauth2
+  std::string scope;                 // oauth2, optional
+  std::string audience;              // oauth2, optional
+  ClientAuth client_auth = ClientAuth::basic;  // oauth2
 
   bool operator==(const Auth&) const = default;
 };
@@ -45,6 +51,16 @@ struct RateLimit {
   bool operator==(const RateLimit&) const = default;
 };
 
+// Outbound request signing (docs/configuration.md, "signing").
+struct Signing {
+  enum class Type { none, standard_webhooks };
+  Type type = Type::none;
+  std::vector<SecretRef> secrets;  // standard-webhooks: whsec_ secrets; one signature each (rotation)
+  SourceLocation where;
+
+  bool operator==(const Signing&) const = default;
+};
+
 struct Connection {
   std::string name;
   std::string base_uri;  // http://host[:port][/base] or https://...
@@ -57,6 +73,7 @@ struct Connection {
   RetryPolicy retry;
   std::string ca_file;     // optional extra CA bundle (PEM) to trust for https
   bool tls_verify = true;  // never false in production; documented as for tests only
+  Signing signing;         // default for the connection's destinations
   SourceLocation where;
 
   bool operator==(const Connection&) const = default;
@@ -93,6 +110,9 @@ struct Destination {
   std::optional<RetryPolicy> retry;                      // overrides the connection's
   std::string ordering_key;    // path into the envelope (e.g. $.detail.id): per-key FIFO; "" = unordered
   std::optional<Batch> batch;  // none: one request per delivery
+  std::optional<Signing> signing;                        // overrides the connection's (none: unsigned)
+  enum class CloudEvents { none, binary, structured };   // CloudEvents HTTP binding mode
+  CloudEvents cloudevents = CloudEvents::none;
   SourceLocation where;
 
   bool operator==(const Destination&) const = default;
