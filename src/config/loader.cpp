@@ -1447,6 +1447,11 @@ void parse_destination(Reader& r, const Node& n, const std::string& path, Destin
       d.cloudevents = *s == "binary"       ? Destination::CloudEvents::binary
                       : *s == "structured" ? Destination::CloudEvents::structured
                                            : Destination::CloudEvents::none;
+      if (d.batch && d.cloudevents == Destination::CloudEvents::binary) {
+        r.error(*v, m.path("cloudevents"),
+                "a batched destination sends many events in one request: binary mode puts one event's "
+                "attributes in the headers; use cloudevents: structured (a JSON array of CloudEvents)");
+      }
     }
   }
   // After an error, a variable may look unused only because its user was rejected: stay quiet then.

@@ -1,5 +1,7 @@
 #include "lane/lane.h"
 
+#include <strings.h>
+
 #include <algorithm>
 #include <boost/asio/post.hpp>
 
@@ -246,6 +248,21 @@ bool Lane::send_batch() {
   }
   if (members.empty()) return false;
   http::Request req = compose_batch(std::move(first), bodies, members);
+  if (spec_.destination.cloudevents == config::Destination::CloudEvents::structured) {
+    // An array of structured CloudEvents: the CloudEvents JSON batch format.
+    for (auto& [name, value] : req.headers) {
+      if (::strcasecmp(name.c_str(), "Content-Type") == 0) value = "application/cloudevents-batch+json";
+    }
+  }
+  // Signed over the whole batch body (what build_request signed was one member's).
+  const destination::Signer* signer = spec_.signer ? spec_.signer->get() : connection_->signer();
+  if (signer) {
+    std::erase_if(req.headers, [](const auto& h) {
+      return ::strncasecmp(h.first.c_str(), "webhook-", 8) == 0;
+    });
+    signer->sign(req.headers, "batch-" + std::to_string(members.front().id) + "-" + std::to_string(members.size()),
+                 event::now_ms() / 1000, req.body);
+  }
   ++in_flight_;
   connection::Connection* sent_on = connection_;
   sent_on->send(std::move(req), [this, sent_on, members = std::move(members)](http::Result result) mutable {
