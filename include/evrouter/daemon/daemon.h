@@ -61,6 +61,8 @@ class Daemon final : public listener::Pipeline {
   // The running configuration (not thread-safe against a concurrent reload).
   const config::Config& config() const { return config_; }
   store::Store& store() { return *store_; }
+  // The connections' run-time state (breaker, limits); blocking: not from an event loop of the daemon's.
+  std::vector<connection::ConnectionState> connections();
 
   // listener::Pipeline
   std::shared_ptr<const flow::Routes> routes() const override;
