@@ -18,8 +18,9 @@ struct GuardFixture {
 
   GuardFixture() { ::setenv("EVR_TEST_SECRET", "s3cret", 1); }
   LoadResult load(const std::string& connection_keys, const std::string& destination_keys = "") {
-    test::write_file(dir / "evrouter.yaml", "connections:\n  sink:\n    base_uri: http://127.0.0.1:9000/api\n" +
-                                                connection_keys + "flows: [" + (dir / "flows").string() + "]\n");
+    test::write_file(dir / "evrouter.yaml",
+                     "connections:\n  sink:\n    base_uri: http://127.0.0.1:9000/api\n" + connection_keys +
+                         "flows: [" + (dir / "flows").string() + "]\n");
     test::write_file(dir / "flows" / "orders.yaml", R"(name: orders
 source:
   type: shopify
@@ -101,9 +102,10 @@ TEST(DeliveryGuardsConfig, PreciseErrors) {
             std::string::npos)
       << d;
   EXPECT_NE(d.find("connections.sink.concurrency.step: unknown key 'step'"), std::string::npos) << d;
-  EXPECT_NE(d.find("evrouter.yaml:5:25: error: connections.sink.breaker.failures: expected an integer between "
-                   "0 and 1000000, found -1"),
-            std::string::npos)
+  EXPECT_NE(
+      d.find("evrouter.yaml:5:25: error: connections.sink.breaker.failures: expected an integer between "
+             "0 and 1000000, found -1"),
+      std::string::npos)
       << d;
   EXPECT_NE(d.find("connections.sink.breaker.cooldown: expected a duration"), std::string::npos) << d;
   EXPECT_NE(d.find("evrouter.yaml:6:32: error: connections.sink.responses.success[1]: expected a status code "
@@ -114,7 +116,8 @@ TEST(DeliveryGuardsConfig, PreciseErrors) {
                    "success (line 6); a status may be in one list only"),
             std::string::npos)
       << d;
-  EXPECT_NE(d.find("connections.sink.responses.retry[1]: 2xx is already listed in success"), std::string::npos)
+  EXPECT_NE(d.find("connections.sink.responses.retry[1]: 2xx is already listed in success"),
+            std::string::npos)
       << d;
   EXPECT_NE(d.find("connections.sink.responses.fail: expected a sequence of status codes"), std::string::npos)
       << d;
@@ -125,7 +128,8 @@ TEST(DeliveryGuardsConfig, InitialNeedsAdaptive) {
   GuardFixture fx;
   const auto r = fx.load("    concurrency: {max: 4, initial: 2}\n");
   EXPECT_FALSE(r.ok());
-  EXPECT_NE(diags(r).find("concurrency.initial: initial applies to adaptive concurrency only"), std::string::npos)
+  EXPECT_NE(diags(r).find("concurrency.initial: initial applies to adaptive concurrency only"),
+            std::string::npos)
       << diags(r);
 }
 
