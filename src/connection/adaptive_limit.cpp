@@ -27,13 +27,19 @@ void AdaptiveLimit::observe(Clock::time_point now, std::chrono::milliseconds rtt
   if (now - window_start_ < length) return;
 
   const double mean = window_sum_ms_ / window_count_;
-  const bool slow = baseline_ms_ >= 0 && mean > baseline_ms_ * kRttTolerance + 1.0;
-  if (window_overload_ || slow) {
+  const bool have = baseline_ms_ >= 0;
+  if (window_overload_ || (have && mean > baseline_ms_ * kRttTolerance + 1.0)) {
     limit_ = std::max(1.0, limit_ * kDecrease);
-  } else if (limited_) {
+  } else if (limited_ && (!have || mean <= baseline_ms_ * kRttHealthy + 1.0)) {
     limit_ = std::min(static_cast<double>(max_), limit_ + 1.0);
   }
-  baseline_ms_ = baseline_ms_ < 0 ? mean : baseline_ms_ + kAlpha * (mean - baseline_ms_);
+  if (!have) {
+    baseline_ms_ = mean;
+  } else {
+    // Falls fast, rises slowly: a service that has slowed down because it is overloaded must not become
+    // the new normal before the limit has come down.
+    baseline_ms_ += (mean > baseline_ms_ ? kAlphaUp : kAlphaDown) * (mean - baseline_ms_);
+  }
   window_sum_ms_ = 0;
   window_count_ = 0;
   window_overload_ = false;

@@ -5,8 +5,12 @@
 //  - at the end of a window its mean RTT is compared with a moving average of past windows (the baseline);
 //  - when the window's mean is clearly above the baseline (more than kRttTolerance times it, plus 1 ms),
 //    or the window saw back-pressure (429, 503, a timeout), the limit is multiplied by kDecrease (floor 1);
-//  - otherwise, when requests waited because the limit was reached, the limit grows by 1 (up to max);
-//  - the baseline then moves toward the window's mean (exponential moving average, weight kAlpha).
+//  - when requests waited because the limit was reached and the window's mean RTT is healthy (at most
+//    kRttHealthy times the baseline, plus 1 ms), the limit grows by 1 (up to max);
+//  - the baseline then moves toward the window's mean (exponential moving average): quickly when the mean
+//    is lower (kAlphaDown), slowly when higher (kAlphaUp), so that an overloaded destination's long round
+//    trips do not become the new normal before the limit has come down; a lasting slow-down is still
+//    learned within a few dozen windows.
 // At most one change per window. Pure logic: the caller passes the time.
 
 #include <chrono>
@@ -18,7 +22,9 @@ class AdaptiveLimit {
   using Clock = std::chrono::steady_clock;
   static constexpr double kDecrease = 0.9;
   static constexpr double kRttTolerance = 1.5;
-  static constexpr double kAlpha = 0.3;
+  static constexpr double kRttHealthy = 1.2;
+  static constexpr double kAlphaUp = 0.05;
+  static constexpr double kAlphaDown = 0.5;
   static constexpr std::chrono::milliseconds kMinWindow{20};
 
   // Fixed at `max` unless `adaptive`; adaptive starts at `initial` (clamped to 1..max).

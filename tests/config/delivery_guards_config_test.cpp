@@ -97,7 +97,7 @@ TEST(DeliveryGuardsConfig, PreciseErrors) {
 )");
   EXPECT_FALSE(r.ok());
   const std::string d = diags(r);
-  EXPECT_NE(d.find("evrouter.yaml:4:45: error: connections.sink.concurrency.initial: expected an integer "
+  EXPECT_NE(d.find("evrouter.yaml:4:52: error: connections.sink.concurrency.initial: expected an integer "
                    "between 1 and max (4), found 9"),
             std::string::npos)
       << d;

@@ -2,6 +2,7 @@
 // delivering to a real HTTP sink on 127.0.0.1.
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <thread>
 
 #include "e2e/pipeline_fixture.h"
@@ -201,8 +202,28 @@ TEST_F(DeliveryGuardsTest, AdaptiveConcurrencySettlesNearTheKnee) {
       if (std::chrono::steady_clock::now() - t0 > 1500ms) samples.push_back(sink_state().concurrency_limit);
     }
   });
-  constexpr int kN = 900;
-  for (int i = 0; i < kN; ++i) ASSERT_EQ(post(order("10.00", i)).status, 200);
+  // Two producers: the destination, not ingest, must be the bottleneck.
+  constexpr int kN = 800;
+  std::atomic<int> posted{0}, refused{0};
+  auto produce = [&](int first) {
+    for (int i = first; i < kN; i += 2) {
+      ++posted;
+      const std::string body = order("10.00", i);
+      const auto r = http_request(daemon_->port(), "POST", std::string("/hooks/") + kListener,
+                                  {{"Content-Type", "application/json"},
+                                   {"X-Shopify-Topic", "orders/create"},
+                                   {"X-Shopify-Hmac-Sha256", shopify_hmac(kSecret, body)},
+                                   {"X-Shopify-Shop-Domain", "evrouter-test.myshopify.com"},
+                                   {"X-Shopify-Webhook-Id", "adaptive-" + std::to_string(i)}},
+                                  body);
+      if (r.status != 200) ++refused;
+    }
+  };
+  std::thread producer1(produce, 0);
+  std::thread producer2(produce, 1);
+  producer1.join();
+  producer2.join();
+  EXPECT_EQ(refused, 0);
   const bool all = sink_.wait_for(kN, 20s);
   done = true;
   sampler.join();
@@ -213,6 +234,8 @@ TEST_F(DeliveryGuardsTest, AdaptiveConcurrencySettlesNearTheKnee) {
   const int median = samples[samples.size() / 2];
   std::string all_samples;
   for (int s : samples) all_samples += std::to_string(s) + " ";
+  std::printf("concurrency limit samples (sorted): %s; max in flight at the sink: %d\n", all_samples.c_str(),
+              sink_.max_in_flight());
   EXPECT_GE(median, 3) << all_samples;
   EXPECT_LE(median, 2 * kKnee) << all_samples;
   EXPECT_LT(samples.back(), kMax) << all_samples;
