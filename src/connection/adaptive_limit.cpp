@@ -17,7 +17,7 @@ void AdaptiveLimit::reconfigure(bool adaptive, int max, int initial) {
 
 void AdaptiveLimit::observe(Clock::time_point now, std::chrono::milliseconds rtt, bool overload) {
   if (!adaptive_) return;
-  if (window_count_ == 0 && !window_overload_) window_start_ = now;
+  if (window_start_ == Clock::time_point{}) window_start_ = now;  // the first response ever
   window_sum_ms_ += static_cast<double>(rtt.count());
   ++window_count_;
   window_overload_ = window_overload_ || overload;
