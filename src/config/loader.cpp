@@ -621,7 +621,8 @@ void parse_responses(Reader& r, const Node& n, const std::string& path, Response
     const std::string lp = m.path(key);
     if (v->bad) continue;
     if (v->kind != Node::Kind::sequence) {
-      r.error(*v, lp, "expected a sequence of status codes or classes, e.g. [\"409\", 4xx], found " + found(*v));
+      r.error(*v, lp,
+              "expected a sequence of status codes or classes, e.g. [\"409\", 4xx], found " + found(*v));
       continue;
     }
     list->clear();

@@ -68,14 +68,14 @@ admin::Router make_admin_router(Daemon& daemon) {
     json out = json::array();
     for (const auto& c : daemon.connections()) {
       out.push_back({{"name", c.name},
-                     {"breaker", {{"state", connection::to_string(c.breaker)},
-                                  {"consecutive_failures", c.consecutive_failures},
-                                  {"opened_at_ms", c.opened_at_ms},
-                                  {"next_probe_ms", c.next_probe_ms}}},
+                     {"breaker",
+                      {{"state", connection::to_string(c.breaker)},
+                       {"consecutive_failures", c.consecutive_failures},
+                       {"opened_at_ms", c.opened_at_ms},
+                       {"next_probe_ms", c.next_probe_ms}}},
                      {"in_flight", c.in_flight},
-                     {"concurrency", {{"limit", c.concurrency_limit},
-                                      {"max", c.concurrency_max},
-                                      {"adaptive", c.adaptive}}},
+                     {"concurrency",
+                      {{"limit", c.concurrency_limit}, {"max", c.concurrency_max}, {"adaptive", c.adaptive}}},
                      {"rate_limit", {{"per_second", c.rate_per_second}, {"burst", c.rate_burst}}},
                      {"waiting_lanes", c.waiting_lanes}});
     }

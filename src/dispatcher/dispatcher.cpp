@@ -42,8 +42,13 @@ std::vector<LanePlan> plan_lanes(const config::Config& config) {
         if (it == config.connections.end()) {
           throw std::runtime_error("flow " + f.name + ": unknown connection " + d.connection);
         }
-        lane::Spec spec{flow::lane_id(f.name, b.name, d.name), f.name, d, d.retry.value_or(it->second.retry),
-                        std::nullopt, d.responses.value_or(it->second.responses), {}};
+        lane::Spec spec{flow::lane_id(f.name, b.name, d.name),
+                        f.name,
+                        d,
+                        d.retry.value_or(it->second.retry),
+                        std::nullopt,
+                        d.responses.value_or(it->second.responses),
+                        {}};
         spec.classify = destination::Classifier(spec.responses);
         try {
           spec.mapping = mapping::Mapping::compile(d);
