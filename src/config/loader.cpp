@@ -649,6 +649,104 @@ void parse_oauth2(Reader& r, Map& m, const Node& n, Auth& auth) {
   }
 }
 
+// responses: {success: [...], retry: [...], fail: [...]}; entries are codes (100..599) or classes (1xx..5xx).
+void parse_responses(Reader& r, const Node& n, const std::string& path, Responses& out) {
+  Map m(r, &n, path);
+  if (!m.valid()) return;
+  m.allow({"success", "retry", "fail"});
+  std::map<std::string, std::pair<std::string, int>> seen;  // entry -> (list, line)
+  const std::pair<const char*, std::vector<std::string>*> lists[] = {
+      {"success", &out.success}, {"retry", &out.retry}, {"fail", &out.fail}};
+  for (const auto& [key, list] : lists) {
+    const Node* v = m.get(key);
+    if (!given(v)) continue;
+    const std::string lp = m.path(key);
+    if (v->bad) continue;
+    if (v->kind != Node::Kind::sequence) {
+      r.error(*v, lp,
+              "expected a sequence of status codes or classes, e.g. [\"409\", 4xx], found " + found(*v));
+      continue;
+    }
+    list->clear();
+    for (std::size_t i = 0; i < v->items.size(); ++i) {
+      const Node& item = v->items[i];
+      const std::string ip = index_path(lp, i);
+      if (item.bad) continue;
+      std::string entry = item.kind == Node::Kind::scalar ? item.text : std::string();
+      std::transform(entry.begin(), entry.end(), entry.begin(),
+                     [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+      const bool is_class = matches(entry, "[1-5]xx");
+      const bool is_code = matches(entry, "[1-5][0-9][0-9]");
+      if (!is_class && !is_code) {
+        r.error(item, ip,
+                "expected a status code between 100 and 599 (e.g. 409) or a class 1xx..5xx, found " +
+                    found(item));
+        continue;
+      }
+      auto [it, inserted] = seen.emplace(entry, std::make_pair(std::string(key), item.line));
+      if (!inserted) {
+        r.error(item, ip,
+                entry + " is already listed in " + it->second.first + " (line " +
+                    std::to_string(it->second.second) + "); a status may be in one list only");
+        continue;
+      }
+      list->push_back(entry);
+    }
+  }
+}
+
+// breaker: {failures: N, cooldown: DURATION}
+void parse_breaker(Reader& r, const Node& n, const std::string& path, BreakerPolicy& b) {
+  Map m(r, &n, path);
+  if (!m.valid()) return;
+  m.allow({"failures", "cooldown"});
+  if (const Node* v = m.get("failures"); given(v)) {
+    if (auto i = get_int(r, *v, m.path("failures"), 0, 1000000)) b.failures = static_cast<int>(*i);
+  }
+  if (const Node* v = m.get("cooldown"); given(v)) {
+    if (auto d = get_duration(r, *v, m.path("cooldown"))) b.cooldown = *d;
+  }
+}
+
+// concurrency: N (fixed) | adaptive | {adaptive: BOOL, max: N, initial: N}
+void parse_concurrency(Reader& r, const Node& n, const std::string& path, Connection& c) {
+  if (n.bad) return;
+  if (n.kind == Node::Kind::scalar && n.text == "adaptive") {
+    c.adaptive.enabled = true;
+    c.concurrency = 64;
+    c.adaptive.initial = 4;
+    return;
+  }
+  if (n.kind != Node::Kind::map) {
+    if (auto i = get_int(r, n, path, 1, 10000)) c.concurrency = static_cast<int>(*i);
+    return;
+  }
+  Map m(r, &n, path);
+  if (!m.valid()) return;
+  m.allow({"adaptive", "max", "initial"});
+  if (const Node* v = m.get("adaptive"); given(v)) {
+    if (auto b = get_bool(r, *v, m.path("adaptive"))) c.adaptive.enabled = *b;
+  }
+  c.concurrency = c.adaptive.enabled ? 64 : c.concurrency;
+  if (const Node* v = m.get("max"); given(v)) {
+    if (auto i = get_int(r, *v, m.path("max"), 1, 10000)) c.concurrency = static_cast<int>(*i);
+  }
+  c.adaptive.initial = std::min(4, c.concurrency);
+  if (const Node* v = m.get("initial"); given(v)) {
+    if (!c.adaptive.enabled) {
+      r.error(*v, m.path("initial"), "initial applies to adaptive concurrency only (set adaptive: true)");
+    } else if (auto i = get_int(r, *v, m.path("initial"), 1, 10000)) {
+      if (*i > c.concurrency) {
+        r.error(*v, m.path("initial"),
+                "expected an integer between 1 and max (" + std::to_string(c.concurrency) + "), found " +
+                    v->text);
+      } else {
+        c.adaptive.initial = static_cast<int>(*i);
+      }
+    }
+  }
+}
+
 void parse_auth(Reader& r, const Node& n, const std::string& path, Auth& auth, bool require_secrets) {
   if (n.bad) return;
   if (n.kind == Node::Kind::scalar && n.text == "none") {
@@ -761,7 +859,7 @@ void parse_connection(Reader& r, const Node& n, const std::string& path, Connect
   Map m(r, &n, path);
   if (!m.valid()) return;
   m.allow({"base_uri", "auth", "media_type", "connect_timeout", "request_timeout", "rate_limit",
-           "concurrency", "retry", "ca_file", "tls_verify", "signing"});
+           "concurrency", "retry", "ca_file", "tls_verify", "signing", "breaker", "responses"});
   if (const Node* v = m.get("base_uri"); given(v)) {
     if (auto s = get_string(r, *v, m.path("base_uri"), "an http:// or https:// URI")) {
       // The client's own parser too: what validate accepts, the daemon can use.
@@ -803,9 +901,9 @@ void parse_connection(Reader& r, const Node& n, const std::string& path, Connect
       }
     }
   }
-  if (const Node* v = m.get("concurrency"); given(v)) {
-    if (auto i = get_int(r, *v, m.path("concurrency"), 1, 10000)) c.concurrency = static_cast<int>(*i);
-  }
+  if (const Node* v = m.get("concurrency"); given(v)) parse_concurrency(r, *v, m.path("concurrency"), c);
+  if (const Node* v = m.get("breaker"); given(v)) parse_breaker(r, *v, m.path("breaker"), c.breaker);
+  if (const Node* v = m.get("responses"); given(v)) parse_responses(r, *v, m.path("responses"), c.responses);
   if (const Node* v = m.get("retry"); given(v)) parse_retry(r, *v, m.path("retry"), c.retry);
   if (const Node* v = m.get("ca_file"); given(v)) {
     if (auto s = get_string(r, *v, m.path("ca_file"), "a file path")) {
@@ -1323,7 +1421,7 @@ void parse_destination(Reader& r, const Node& n, const std::string& path, Destin
   Map m(r, &n, path);
   if (!m.valid()) return;
   m.allow({"connection", "name", "method", "path", "headers", "retry", "input_paths", "input_template",
-           "ordering_key", "batch", "signing", "cloudevents"});
+           "ordering_key", "batch", "signing", "cloudevents", "responses"});
   // Variables first: the template, the path and the header values may use them.
   const std::size_t errors_before = r.errors();
   mapping::Inputs inputs;
@@ -1453,6 +1551,12 @@ void parse_destination(Reader& r, const Node& n, const std::string& path, Destin
                 "attributes in the headers; use cloudevents: structured (a JSON array of CloudEvents)");
       }
     }
+  }
+  d.responses.reset();
+  if (const Node* v = m.get("responses"); given(v)) {
+    Responses responses;
+    parse_responses(r, *v, m.path("responses"), responses);
+    d.responses = std::move(responses);
   }
   // After an error, a variable may look unused only because its user was rejected: stay quiet then.
   for (const auto& name : r.errors() == errors_before ? inputs.unused() : std::vector<std::string>{}) {

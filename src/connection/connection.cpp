@@ -71,12 +71,40 @@ Connection::Connection(const config::Connection& config, Prepared prepared, boos
       signer_(std::move(prepared.signer)),
       oauth2_(std::move(prepared.oauth2)),
       bucket_(config.rate_limit.per_second, config.rate_limit.burst),
-      timer_(ioc) {}
+      breaker_(config.name, config.breaker),
+      limit_(config.adaptive.enabled, config.concurrency, config.adaptive.initial),
+      probe_timer_(ioc),
+      gauges_(config.name),
+      timer_(ioc) {
+  update_gauges();
+}
+
+Connection::Gauges::Gauges(const std::string& connection)
+    : breaker(metrics::Registry::global().gauge(
+          "evrouter_connection_breaker_state",
+          "Circuit breaker of the connection: 0 closed, 1 half-open, 2 open.", {{"connection", connection}})),
+      in_flight(metrics::Registry::global().gauge("evrouter_connection_in_flight",
+                                                  "Requests in flight on the connection.",
+                                                  {{"connection", connection}})),
+      limit(metrics::Registry::global().gauge(
+          "evrouter_connection_concurrency_limit",
+          "Concurrency limit of the connection now (adaptive: the current limit).",
+          {{"connection", connection}})) {}
+
+void Connection::update_gauges() {
+  gauges_.breaker.set(static_cast<int64_t>(breaker_.state()));
+  gauges_.in_flight.set(in_flight_);
+  gauges_.limit.set(limit_.limit());
+}
 
 void Connection::reconfigure(const config::Connection& config, Prepared prepared) {
   if (config.rate_limit.per_second != config_.rate_limit.per_second ||
       config.rate_limit.burst != config_.rate_limit.burst) {
     bucket_.reconfigure(config.rate_limit.per_second, config.rate_limit.burst);
+  }
+  breaker_.reconfigure(config.breaker);
+  if (config.adaptive != config_.adaptive || config.concurrency != config_.concurrency) {
+    limit_.reconfigure(config.adaptive.enabled, config.concurrency, config.adaptive.initial);
   }
   config_ = config;
   auth_headers_ = std::move(prepared.auth_headers);
@@ -96,15 +124,22 @@ void Connection::reconfigure(const config::Connection& config, Prepared prepared
   drain();
 }
 
-void Connection::send(http::Request request, std::function<void(http::Result)> done) {
-  if (!oauth2_) return transmit(std::move(request), std::move(done));
+void Connection::send(http::Request request, std::function<Feedback(const http::Result&)> done) {
+  // The breaker's ticket is the one granted with this slot, whenever the request actually goes out.
+  const Breaker::Ticket ticket = pending_ticket_.value_or(Breaker::Ticket{});
+  pending_ticket_.reset();
+  auto finish = [this, ticket, done = std::move(done)](http::Result result) {
+    const Feedback feedback = done(result);
+    complete(ticket, feedback, result);
+  };
+  if (!oauth2_) return transmit(std::move(request), std::move(finish));
   oauth2_->send(
       std::move(request), [this](http::Request r, OAuth2::Done d) { transmit(std::move(r), std::move(d)); },
       [this](http::Request r, OAuth2::Done d) {
         after_rate_limit(
             [this, r = std::move(r), d = std::move(d)]() mutable { transmit(std::move(r), std::move(d)); });
       },
-      std::move(done));
+      std::move(finish));
 }
 
 void Connection::after_rate_limit(std::function<void()> fn) {
@@ -126,6 +161,59 @@ void Connection::transmit(http::Request request, std::function<void(http::Result
   });
 }
 
+void Connection::complete(Breaker::Ticket ticket, Feedback feedback, const http::Result& result) {
+  --in_flight_;
+  const auto now = Breaker::Clock::now();
+  switch (feedback) {
+    case Feedback::success:
+      breaker_.complete(ticket, Breaker::Result::success, now);
+      break;
+    case Feedback::retry:
+      breaker_.complete(ticket, Breaker::Result::failure, now);
+      break;
+    case Feedback::fail:
+      breaker_.complete(ticket, Breaker::Result::other, now);
+      break;
+    case Feedback::cancelled:
+      breaker_.complete(ticket, Breaker::Result::cancelled, now);
+      break;
+  }
+  if (feedback != Feedback::cancelled) {
+    const int status = result.ok() ? result.response.status : 0;
+    const bool overload = status == 429 || status == 503 || result.error.find("timeout") != std::string::npos;
+    limit_.observe(now, result.latency, overload);
+  }
+  update_gauges();
+  drain();
+}
+
+void Connection::arm_probe_timer() {
+  if (probe_timer_armed_) return;
+  probe_timer_armed_ = true;
+  probe_timer_.expires_at(breaker_.next_probe());
+  probe_timer_.async_wait([this](const boost::system::error_code& ec) {
+    probe_timer_armed_ = false;
+    if (!ec) drain();
+  });
+}
+
+ConnectionState Connection::state() const {
+  ConnectionState s;
+  s.name = config_.name;
+  s.breaker = breaker_.state();
+  s.consecutive_failures = breaker_.consecutive_failures();
+  s.opened_at_ms = breaker_.opened_at_ms();
+  s.next_probe_ms = breaker_.next_probe_ms(Breaker::Clock::now());
+  s.in_flight = in_flight_;
+  s.concurrency_limit = limit_.limit();
+  s.concurrency_max = limit_.max();
+  s.adaptive = limit_.adaptive();
+  s.rate_per_second = config_.rate_limit.per_second;
+  s.rate_burst = config_.rate_limit.burst;
+  s.waiting_lanes = waiting_.size();
+  return s;
+}
+
 void Connection::retire(const std::shared_ptr<ClientSlot>& slot) {
   // Not from inside the client's own callback: close and drop it on a later turn of the loop.
   boost::asio::post(ioc_, [this, slot] {
@@ -143,11 +231,6 @@ void Connection::want(lane::Lane* lane) {
   drain();
 }
 
-void Connection::release() {
-  --in_flight_;
-  drain();
-}
-
 void Connection::forget(lane::Lane* lane) {
   std::erase(waiting_, lane);
   lane->queued = false;
@@ -159,6 +242,7 @@ void Connection::close() {
   waiting_.clear();
   timer_.cancel();
   if (oauth2_) oauth2_->close();
+  probe_timer_.cancel();
   current_->client->close();
   for (auto& slot : retired_) slot->client->close();
 }
@@ -166,8 +250,16 @@ void Connection::close() {
 void Connection::drain() {
   if (draining_ || closed_) return;
   draining_ = true;
-  while (!waiting_.empty() && in_flight_ < config_.concurrency) {
+  while (!waiting_.empty()) {
+    if (in_flight_ >= limit_.limit()) {
+      limit_.limited();
+      break;
+    }
     const auto now = TokenBucket::Clock::now();
+    if (!breaker_.may_send(now)) {
+      if (breaker_.state() == BreakerState::open) arm_probe_timer();
+      break;
+    }
     if (!bucket_.try_take(now)) {
       if (!timer_armed_) {
         timer_armed_ = true;
@@ -183,7 +275,13 @@ void Connection::drain() {
     waiting_.pop_front();
     lane->queued = false;
     ++in_flight_;
-    if (!lane->send_one()) {
+    pending_ticket_ = breaker_.grant();
+    const bool sent = lane->send_one();
+    if (pending_ticket_) {  // nothing was sent: a probe slot goes back
+      breaker_.complete(*pending_ticket_, Breaker::Result::cancelled, now);
+      pending_ticket_.reset();
+    }
+    if (!sent) {
       --in_flight_;
       bucket_.refund();
       continue;
@@ -194,6 +292,7 @@ void Connection::drain() {
     }
   }
   draining_ = false;
+  update_gauges();
 }
 
 }  // namespace evr::connection

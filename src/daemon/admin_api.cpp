@@ -127,6 +127,23 @@ admin::Router make_admin_router(Daemon& daemon) {
     }
     return Response::error(404, "unknown_flow", "no flow named " + q.params.at("name"));
   });
+  r.add("GET", "/v1/connections", [&daemon](const Request&) {
+    json out = json::array();
+    for (const auto& c : daemon.connections()) {
+      out.push_back({{"name", c.name},
+                     {"breaker",
+                      {{"state", connection::to_string(c.breaker)},
+                       {"consecutive_failures", c.consecutive_failures},
+                       {"opened_at_ms", c.opened_at_ms},
+                       {"next_probe_ms", c.next_probe_ms}}},
+                     {"in_flight", c.in_flight},
+                     {"concurrency",
+                      {{"limit", c.concurrency_limit}, {"max", c.concurrency_max}, {"adaptive", c.adaptive}}},
+                     {"rate_limit", {{"per_second", c.rate_per_second}, {"burst", c.rate_burst}}},
+                     {"waiting_lanes", c.waiting_lanes}});
+    }
+    return Response::json(200, json{{"connections", std::move(out)}}.dump());
+  });
   r.add("GET", "/v1/stats", [&daemon](const Request&) {
     const auto c = daemon.store().counts();
     return Response::json(200, json{{"events", c.events},

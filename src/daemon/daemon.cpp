@@ -101,6 +101,10 @@ void Daemon::start() {
   }
 }
 
+std::vector<connection::ConnectionState> Daemon::connections() {
+  return dispatcher_ ? dispatcher_->connections() : std::vector<connection::ConnectionState>{};
+}
+
 void Daemon::stop() {
   if (watcher_) watcher_->stop();  // waits for a reload it is running
   std::lock_guard lk(reload_mu_);

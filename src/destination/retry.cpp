@@ -8,12 +8,45 @@
 
 namespace evr::destination {
 
+Classifier::Classifier() {
+  for (std::size_t s = 0; s < table_.size(); ++s) {
+    if (s >= 200 && s < 300) {
+      table_[s] = Verdict::success;
+    } else if (s >= 500 || s == 408 || s == 425 || s == 429) {
+      table_[s] = Verdict::retry;
+    } else {
+      table_[s] = Verdict::fail;
+    }
+  }
+}
+
+Classifier::Classifier(const config::Responses& responses) : Classifier() {
+  const std::pair<const std::vector<std::string>*, Verdict> lists[] = {{&responses.success, Verdict::success},
+                                                                       {&responses.retry, Verdict::retry},
+                                                                       {&responses.fail, Verdict::fail}};
+  // Classes first, then codes: a code wins over a class whatever list each is in.
+  for (int pass = 0; pass < 2; ++pass) {
+    for (const auto& [list, verdict] : lists) {
+      for (const auto& entry : *list) {
+        if (entry.size() != 3 || entry[0] < '1' || entry[0] > '5') continue;  // the loader checked them
+        const bool is_class = entry[1] == 'x' || entry[1] == 'X';
+        if (is_class != (pass == 0)) continue;
+        const int first = entry[0] - '0';
+        if (is_class) {
+          for (int s = first * 100; s < first * 100 + 100; ++s) table_[static_cast<std::size_t>(s)] = verdict;
+        } else {
+          int code = 0;
+          std::from_chars(entry.data(), entry.data() + entry.size(), code);
+          table_[static_cast<std::size_t>(code)] = verdict;
+        }
+      }
+    }
+  }
+}
+
 Verdict classify(const http::Result& result) {
-  if (!result.ok()) return Verdict::retry;
-  const int s = result.response.status;
-  if (s >= 200 && s < 300) return Verdict::success;
-  if (s >= 500 || s == 408 || s == 429) return Verdict::retry;
-  return Verdict::fail;
+  static const Classifier builtin;
+  return builtin(result);
 }
 
 std::optional<int64_t> parse_retry_after(std::string_view value, int64_t now_ms) {

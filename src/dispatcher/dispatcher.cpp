@@ -42,8 +42,13 @@ std::vector<LanePlan> plan_lanes(const config::Config& config) {
         if (it == config.connections.end()) {
           throw std::runtime_error("flow " + f.name + ": unknown connection " + d.connection);
         }
-        lane::Spec spec{flow::lane_id(f.name, b.name, d.name), f.name,       d,
-                        d.retry.value_or(it->second.retry),    std::nullopt, std::nullopt};
+        lane::Spec spec;
+        spec.id = flow::lane_id(f.name, b.name, d.name);
+        spec.flow = f.name;
+        spec.destination = d;
+        spec.retry = d.retry.value_or(it->second.retry);
+        spec.responses = d.responses.value_or(it->second.responses);
+        spec.classify = destination::Classifier(spec.responses);
         if (d.signing)
           spec.signer = destination::Signer::make(*d.signing, "flow " + f.name + ", lane " + spec.id);
         try {
@@ -60,7 +65,7 @@ std::vector<LanePlan> plan_lanes(const config::Config& config) {
 
 bool same_spec(const lane::Spec& a, const lane::Spec& b) {
   return a.id == b.id && a.flow == b.flow && config::same_settings(a.destination, b.destination) &&
-         a.retry == b.retry;
+         a.retry == b.retry && a.responses == b.responses;
 }
 
 class DispatcherImpl final : public Dispatcher {
@@ -180,6 +185,25 @@ class DispatcherImpl final : public Dispatcher {
     done.get_future().wait();
     applied_ = config.connections;
     return changes;
+  }
+
+  std::vector<connection::ConnectionState> connections() override {
+    std::lock_guard lk(reconfigure_mu_);
+    std::vector<connection::ConnectionState> out;
+    auto collect = [&] {
+      for (const auto& [_, c] : connections_) out.push_back(c->state());
+    };
+    if (!thread_.joinable() || stopped_) {
+      if (!thread_.joinable()) collect();  // not started: no loop touches them yet
+      return out;
+    }
+    std::promise<void> done;
+    net::post(ioc_, [&] {
+      collect();
+      done.set_value();
+    });
+    done.get_future().wait();
+    return out;
   }
 
   void stop(std::chrono::milliseconds grace) override {

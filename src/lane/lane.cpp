@@ -197,11 +197,9 @@ bool Lane::send_one() {
     req = {};
   }
   ++in_flight_;
-  connection::Connection* sent_on = connection_;
-  sent_on->send(std::move(req), [this, sent_on, d = std::move(d)](http::Result result) mutable {
+  connection_->send(std::move(req), [this, d = std::move(d)](const http::Result& result) mutable {
     --in_flight_;
-    sent_on->release();
-    on_result(std::move(d), result);
+    return on_result(std::move(d), result);
   });
   return true;
 }
@@ -264,23 +262,24 @@ bool Lane::send_batch() {
                  event::now_ms() / 1000, req.body);
   }
   ++in_flight_;
-  connection::Connection* sent_on = connection_;
-  sent_on->send(std::move(req), [this, sent_on, members = std::move(members)](http::Result result) mutable {
+  connection_->send(std::move(req), [this, members = std::move(members)](const http::Result& result) mutable {
     --in_flight_;
-    sent_on->release();
-    // The one outcome applies to every member, each recorded as its own attempt.
-    for (auto& d : members) on_result(std::move(d), result);
+    // The one outcome applies to every member, each recorded as its own attempt; the connection's breaker
+    // and adaptive limit see one request.
+    auto feedback = connection::Feedback::cancelled;
+    for (auto& d : members) feedback = on_result(std::move(d), result);
+    return feedback;
   });
   if (!ready_.empty()) on_ready();
   return true;
 }
 
-void Lane::on_result(store::Delivery d, const http::Result& result) {
+connection::Feedback Lane::on_result(store::Delivery d, const http::Result& result) {
   const int64_t now = event::now_ms();
   if (stopping_ && !result.ok()) {
     // Cancelled by shutdown: no attempt is recorded and the delivery stays pending for the next start.
     finish(d.id);
-    return;
+    return connection::Feedback::cancelled;
   }
   store::Outcome out;
   out.delivery_id = d.id;
@@ -292,7 +291,7 @@ void Lane::on_result(store::Delivery d, const http::Result& result) {
   out.attempt.response = result.response.body.substr(0, 1024);
 
   metrics_.attempt(out.attempt.status, std::chrono::duration<double>(result.latency).count());
-  const auto verdict = destination::classify(result);
+  const auto verdict = spec_.classify(result);
   const std::string status = std::to_string(out.attempt.status);
   const event::Event& e = *d.event;
   if (verdict == destination::Verdict::success) {
@@ -341,6 +340,15 @@ void Lane::on_result(store::Delivery d, const http::Result& result) {
                          out.attempt.latency_ms, out.attempt.error);
   const int64_t id = d.id;
   store_.record(std::move(out), [this, id] { boost::asio::post(ioc_, [this, id] { finish(id); }); });
+  switch (verdict) {
+    case destination::Verdict::success:
+      return connection::Feedback::success;
+    case destination::Verdict::retry:
+      return connection::Feedback::retry;
+    case destination::Verdict::fail:
+      break;
+  }
+  return connection::Feedback::fail;
 }
 
 void Lane::reject(store::Delivery d, std::string error) {

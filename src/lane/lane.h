@@ -11,17 +11,15 @@
 #include <string>
 #include <unordered_set>
 
+#include "connection/connection.h"
 #include "evrouter/config/config.h"
 #include "evrouter/destination/signing.h"
+#include "evrouter/destination/retry.h"
 #include "evrouter/http/client.h"
 #include "evrouter/mapping/mapping.h"
 #include "evrouter/store/store.h"
 #include "lane/key_gate.h"
 #include "lane/lane_metrics.h"
-
-namespace evr::connection {
-class Connection;
-}
 
 namespace evr::lane {
 
@@ -33,6 +31,8 @@ struct Spec {
   std::optional<mapping::Mapping> mapping;  // none: raw payload, constant path and headers
   // The destination's own signing (secrets resolved; null: unsigned); unset: the connection's.
   std::optional<std::shared_ptr<const destination::Signer>> signer;
+  config::Responses responses;              // the destination's, else its connection's
+  destination::Classifier classify;         // built from `responses`
 };
 
 class Lane {
@@ -77,7 +77,8 @@ class Lane {
 
  private:
   void fetch(int64_t now_ms);
-  void on_result(store::Delivery delivery, const http::Result& result);
+  // Records the attempt; returns its verdict for the connection (breaker, adaptive limit).
+  connection::Feedback on_result(store::Delivery delivery, const http::Result& result);
   // The delivery cannot be sent as configured (its mapping failed): dead at once, no request.
   void reject(store::Delivery delivery, std::string error);
   void finish(int64_t delivery_id);

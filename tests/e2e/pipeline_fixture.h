@@ -47,6 +47,7 @@ class PipelineTest : public ::testing::Test {
     c.retry.backoff_cap = std::chrono::milliseconds(200);
     c.retry.max_attempts = 5;
     c.request_timeout = std::chrono::seconds(5);
+    c.breaker.cooldown = std::chrono::milliseconds(200);  // on, as by default, but quick to probe again
     cfg.connections["sink"] = c;
 
     config::Flow f;

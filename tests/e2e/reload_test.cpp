@@ -127,7 +127,8 @@ struct ReloadRig {
     c.store_extra = "  durability: none\n";
     c.sink_extra =
         "    concurrency: 4\n"
-        "    retry: {max_attempts: 1000, backoff_base: 50ms, backoff_cap: 300ms}\n";
+        "    retry: {max_attempts: 1000, backoff_base: 50ms, backoff_cap: 300ms}\n"
+        "    breaker: {failures: 5, cooldown: 300ms}\n";
     write_daemon_config(dir, c);
     write_flow("/orders");
   }

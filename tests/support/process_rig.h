@@ -30,7 +30,8 @@ struct ProcessRig {
     c.sink_extra =
         "    concurrency: 4\n"
         "    connect_timeout: 1s\n"
-        "    retry: {max_attempts: 1000, backoff_base: 50ms, backoff_cap: 300ms}\n";
+        "    retry: {max_attempts: 1000, backoff_base: 50ms, backoff_cap: 300ms}\n"
+        "    breaker: {failures: 5, cooldown: 300ms}\n";
     c.top_extra = "log:\n  level: info\n";
     config_path = write_daemon_config(dir, c);
     write_file(dir / "flows" / "orders.yaml", std::string("name: orders\n"

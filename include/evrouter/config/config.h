@@ -61,6 +61,32 @@ struct Signing {
   bool operator==(const Signing&) const = default;
 };
 
+// Which HTTP statuses count as success, retry or fail. Entries are status codes ("409") or classes
+// ("4xx"), normalised to that text by the loader; a code wins over a class, and a status no entry names
+// keeps the built-in verdict (2xx success; 408, 425, 429, 5xx retry; others fail). docs/configuration.md.
+struct Responses {
+  std::vector<std::string> success, retry, fail;
+
+  bool operator==(const Responses&) const = default;
+};
+
+// Circuit breaker of a connection: opens after `failures` consecutive retryable failures (0 = off), probes
+// again after `cooldown` (doubling while probes fail, up to 10x).
+struct BreakerPolicy {
+  int failures = 5;
+  Millis cooldown = std::chrono::seconds(30);
+
+  bool operator==(const BreakerPolicy&) const = default;
+};
+
+// Adaptive concurrency (AIMD on round-trip time): when enabled, Connection::concurrency is the maximum.
+struct AdaptiveConcurrency {
+  bool enabled = false;
+  int initial = 4;  // starting limit, <= concurrency
+
+  bool operator==(const AdaptiveConcurrency&) const = default;
+};
+
 struct Connection {
   std::string name;
   std::string base_uri;  // http://host[:port][/base] or https://...
@@ -70,6 +96,9 @@ struct Connection {
   Millis request_timeout = std::chrono::seconds(30);
   RateLimit rate_limit;
   int concurrency = 8;  // max requests in flight, >= 1
+  AdaptiveConcurrency adaptive;
+  BreakerPolicy breaker;
+  Responses responses;  // default for destinations on this connection
   RetryPolicy retry;
   std::string ca_file;     // optional extra CA bundle (PEM) to trust for https
   bool tls_verify = true;  // never false in production; documented as for tests only
@@ -113,6 +142,7 @@ struct Destination {
   std::optional<Signing> signing;                        // overrides the connection's (none: unsigned)
   enum class CloudEvents { none, binary, structured };   // CloudEvents HTTP binding mode
   CloudEvents cloudevents = CloudEvents::none;
+  std::optional<Responses> responses;                    // replaces the connection's
   SourceLocation where;
 
   bool operator==(const Destination&) const = default;

@@ -65,6 +65,8 @@ class Daemon final : public listener::Pipeline {
   // The running configuration (not thread-safe against a concurrent reload).
   const config::Config& config() const { return config_; }
   store::Store& store() { return *store_; }
+  // The connections' run-time state (breaker, limits); blocking: not from an event loop of the daemon's.
+  std::vector<connection::ConnectionState> connections();
 
   // Operations (admin API). Blocking: call them from the admin thread, never from an event loop.
   // Enables or disables a flow at run time (none: the files' `enabled` applies again). Kept in the store,

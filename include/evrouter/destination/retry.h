@@ -1,6 +1,7 @@
 #pragma once
 // How a destination treats a response: success, retry later, or give up; and when to try again.
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string_view>
@@ -12,7 +13,27 @@ namespace evr::destination {
 
 enum class Verdict { success, retry, fail };
 
-// 2xx: success. Network errors, timeouts, 5xx, 408 and 429: retry. Anything else (3xx, other 4xx): fail.
+// The verdict on each response of a destination (config::Responses). Built-in: 2xx success; network
+// errors, timeouts, 5xx, 408, 425 and 429 retry; anything else (1xx, 3xx, other 4xx) fail. Configured
+// codes win over configured classes, which win over the built-in verdict. Network errors always retry.
+class Classifier {
+ public:
+  Classifier();  // built-in verdicts only
+  explicit Classifier(const config::Responses& responses);
+
+  Verdict operator()(const http::Result& result) const {
+    return result.ok() ? status(result.response.status) : Verdict::retry;
+  }
+  Verdict status(int status) const {
+    return status >= 0 && status < static_cast<int>(table_.size()) ? table_[static_cast<std::size_t>(status)]
+                                                                   : Verdict::fail;
+  }
+
+ private:
+  std::array<Verdict, 600> table_;
+};
+
+// The built-in classifier.
 Verdict classify(const http::Result& result);
 
 // Retry-After as delta-seconds or an HTTP-date; the wait in milliseconds from `now_ms`, or nullopt.

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "evrouter/config/config.h"
+#include "evrouter/connection/state.h"
 #include "evrouter/store/store.h"
 
 namespace evr::dispatcher {
@@ -51,6 +52,9 @@ class Dispatcher {
   //  - connections get their new limits at once; a new client serves new requests while requests in
   //    flight finish on the old one; removed connections go once no lane uses them.
   virtual Changes reconfigure(const config::Config& config, std::weak_ptr<const void> previous) = 0;
+  // A snapshot of every connection (breaker, limits, in flight). Blocking (waits for the dispatcher's loop):
+  // call it from a thread that is not an event loop, e.g. the admin server's.
+  virtual std::vector<connection::ConnectionState> connections() = 0;
   // Stops sending; waits up to `grace` for requests in flight, then cancels the rest (they stay pending).
   virtual void stop(std::chrono::milliseconds grace) = 0;
 };
