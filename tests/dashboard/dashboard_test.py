@@ -199,7 +199,7 @@ branches:
         browser = Browser(chromium, os.path.join(tmp, "profile"))
         browser.call("Page.enable")
         browser.call("Page.navigate", url=f"http://127.0.0.1:{admin_port}/dashboard#token={token}")
-        wait_until("the dashboard to load", lambda: browser.eval("document.body.dataset.ready") == "1")
+        wait_until("the dashboard to load", lambda: browser.eval("document.body && document.body.dataset.ready") == "1")
         accepted = "document.querySelector('#flows tr[data-flow=\"orders\"] .accepted')?.textContent"
         check(browser.eval(accepted) == "0", "the orders flow is listed with 0 accepted")
         check(browser.eval("document.querySelector('a[href^=\"http\"], script[src], link[href]') === null"),
