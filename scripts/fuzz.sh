@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${FUZZ_DIR:-build-fuzz}
 seconds=${2:-${FUZZ_SECONDS:-20}}
-targets=(json_selection pattern)
+targets=(json_selection pattern mapping verifier)
 [[ $# -ge 1 ]] && targets=("$1")
 CXX=${FUZZ_CXX:-clang++}
 if ! command -v "$CXX" >/dev/null; then
@@ -17,11 +17,21 @@ if ! command -v "$CXX" >/dev/null; then
 fi
 mkdir -p "$out/findings"
 # Only the code under test is compiled, directly: a target builds in seconds.
-srcs=(src/pattern/pattern.cpp src/pattern/selection.cpp src/pattern/wildcard.cpp src/pattern/cidr.cpp)
-flags=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Iinclude -Isrc)
+pattern_srcs=(src/pattern/pattern.cpp src/pattern/selection.cpp src/pattern/wildcard.cpp src/pattern/cidr.cpp)
+sources() {
+  case "$1" in
+    json_selection | pattern) echo "${pattern_srcs[@]}" ;;
+    mapping) echo src/mapping/*.cpp src/event/event.cpp -lcrypto ;;
+    verifier) echo src/source/*.cpp src/config/secret.cpp src/common/crypto.cpp src/event/event.cpp \
+      src/config/diagnostic.cpp -lcrypto ;;
+  esac
+}
+flags=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Iinclude -Isrc
+  -DBOOST_BEAST_USE_STD_STRING_VIEW)
 for t in "${targets[@]}"; do
   echo "fuzz: building $t"
-  "$CXX" "${flags[@]}" -o "$out/$t" "tests/fuzz/${t}_fuzz.cpp" "${srcs[@]}"
+  # shellcheck disable=SC2046
+  "$CXX" "${flags[@]}" -o "$out/$t" "tests/fuzz/${t}_fuzz.cpp" $(sources "$t")
   corpus="$out/corpus-$t"
   mkdir -p "$corpus"
   echo "fuzz: running $t for ${seconds}s"
