@@ -56,7 +56,7 @@ class Scanner {
       if (*p_ == '[') return array(*sel, *out, depth);
     }
     const char* start = p_;
-    if (!skip_value()) return false;
+    if (!skip_value(static_cast<std::size_t>(depth))) return false;
     if (out != nullptr) {
       *out = json::parse(start, p_, nullptr, false);
       if (out->is_discarded()) return false;
@@ -135,8 +135,8 @@ class Scanner {
     }
   }
 
-  // Skips one value (any nesting, iteratively).
-  bool skip_value() {
+  // Skips one value (nesting up to kMaxNesting in all, counting the `depth` it sits at; iteratively).
+  bool skip_value(std::size_t depth) {
     std::vector<char>& open = open_;  // '{' or '['
     open.clear();
     for (;;) {
@@ -153,6 +153,7 @@ class Scanner {
             break;  // empty container: a complete value
           }
           open.push_back(c);
+          if (depth + open.size() > kMaxNesting) return false;
           if (c == '{' && !member_key()) return false;
           continue;  // its first value
         }

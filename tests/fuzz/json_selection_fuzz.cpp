@@ -2,6 +2,7 @@
 // full parser. For any input they must agree on validity (but for raw NUL bytes, see below), and every selected field must come out exactly
 // as the full parse has it. Any disagreement aborts (a finding).
 //   scripts/fuzz.sh json_selection [seconds]
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
@@ -47,6 +48,30 @@ json project(const json& full, const Selection& sel) {
   return out;
 }
 
+// The deepest nesting of arrays and objects in JSON text (brackets inside strings do not count).
+std::size_t nesting(std::string_view text) {
+  std::size_t depth = 0, deepest = 0;
+  bool in_string = false, escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -56,7 +81,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const json full = json::parse(text, nullptr, false);
   // nlohmann's lexer takes a NUL byte for the end of input and accepts "1\0garbage"; JSON (RFC 8259) has no
   // place for a raw NUL, and the selective parser rightly refuses it.
-  const bool valid = !full.is_discarded() && text.find('\0') == std::string_view::npos;
+  // Documents nested deeper than kMaxNesting are refused on purpose.
+  const bool valid = !full.is_discarded() && text.find('\0') == std::string_view::npos &&
+                     nesting(text) <= evr::pattern::kMaxNesting;
   if (ok != valid) std::abort();  // validity must agree
   if (ok && project(full, selection()) != selected) std::abort();
   return 0;

@@ -207,8 +207,28 @@ TEST(PatternSelection, DeepNestingDoesNotExhaustTheStack) {
   s.fields["a"];  // a path whose arrays recurse
   const std::string deep = R"({"a":)" + std::string(200000, '[') + std::string(200000, ']') + "}";
   json out;
-  EXPECT_TRUE(parse_selected(deep, s, out));
+  EXPECT_FALSE(parse_selected(deep, s, out));  // refused (deeper than kMaxNesting), without a crash
   const std::string broken = R"({"a":)" + std::string(200000, '[') + "}";
   EXPECT_FALSE(parse_selected(broken, s, out));
   EXPECT_FALSE(parse_selected(std::string(200000, '{'), Selection{}, out));
+}
+
+TEST(PatternSelection, NestingBeyondTheLimitIsRefused) {
+  using evr::pattern::kMaxNesting;
+  auto nested = [](std::size_t n) {
+    return "{\"detail\":" + std::string(n - 1, '[') + "1" + std::string(n - 1, ']') + "}";
+  };
+  evr::pattern::Selection all;
+  all.all = true;
+  evr::pattern::Selection some;
+  some.fields["detail"];
+  for (const auto* sel : {&all, &some}) {
+    nlohmann::json out;
+    EXPECT_TRUE(evr::pattern::parse_selected(nested(kMaxNesting), *sel, out));
+    EXPECT_FALSE(evr::pattern::parse_selected(nested(kMaxNesting + 1), *sel, out));
+    EXPECT_FALSE(evr::pattern::parse_selected(nested(100000), *sel, out));
+  }
+  // Brackets inside strings are text, not nesting.
+  nlohmann::json out;
+  EXPECT_TRUE(evr::pattern::parse_selected("{\"s\":\"" + std::string(100000, '[') + "\"}", all, out));
 }

@@ -21,11 +21,12 @@ struct ProcessRig {
   uint16_t sink_port = free_port();
   std::string config_path;
 
-  ProcessRig() {
+  // `server_extra`: more YAML lines for the server section (indented two spaces, each ending in "\n").
+  explicit ProcessRig(const std::string& server_extra = "") {
     DaemonConfig c;
     c.port = port;
     c.sink_base_uri = "http://127.0.0.1:" + std::to_string(sink_port);
-    c.server_extra = "  workers: 2\n  shutdown_grace: 3s\n";
+    c.server_extra = "  workers: 2\n  shutdown_grace: 3s\n" + server_extra;
     c.store_extra = "  durability: fsync\n";
     c.sink_extra =
         "    concurrency: 4\n"

@@ -27,6 +27,9 @@ struct Selection {
 // spells a selected path with dots, "a.b" for a, is kept whole), dropping everything else. The root value
 // is always kept (an object with only the selected members). False when `text` is not valid JSON (`out` is
 // then unspecified).
+// Documents nested deeper than kMaxNesting arrays/objects are refused too (no producer needs that; it protects
+// everything downstream that walks a payload).
+inline constexpr std::size_t kMaxNesting = 512;
 bool parse_selected(std::string_view text, const Selection& selection, nlohmann::json& out);
 
 }  // namespace evr::pattern

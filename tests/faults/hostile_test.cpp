@@ -1,0 +1,174 @@
+// Hostile clients against the real binary: slowloris, huge headers, floods of idle connections, chunked
+// and oversized bodies, invalid UTF-8 and deeply nested JSON. The daemon must stay up, keep answering
+// well-behaved clients promptly, answer each abuse with a clear status and JSON error, and keep its memory
+// bounded.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <thread>
+
+#include "support/process_rig.h"
+
+using namespace evr::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+int connect_to(uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Sends `bytes`, then reads until the peer closes or `timeout`; returns what came back.
+std::string raw_exchange(uint16_t port, const std::string& bytes, std::chrono::milliseconds timeout = 10s) {
+  const int fd = connect_to(port);
+  if (fd < 0) return {};
+  (void)::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+  std::string out;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
+    char buf[8192];
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    out.append(buf, static_cast<std::size_t>(n));
+    if (out.find("\r\n\r\n") != std::string::npos && out.find("Connection: close") == std::string::npos &&
+        out.find("connection: close") == std::string::npos) {
+      // A keep-alive answer: stop once its body is in.
+      const auto cl = out.find("Content-Length: ");
+      if (cl != std::string::npos) {
+        const auto len = std::stoul(out.substr(cl + 16));
+        if (out.size() >= out.find("\r\n\r\n") + 4 + len) break;
+      }
+    }
+  }
+  ::close(fd);
+  return out;
+}
+
+long rss_kb(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
+std::string signed_post(const std::string& body, const std::string& extra_headers = "") {
+  return "POST /hooks/" + std::string(kProcessListener) +
+         " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+         "X-Shopify-Topic: orders/create\r\nX-Shopify-Webhook-Id: hostile-" +
+         std::to_string(std::hash<std::string>{}(body)) +
+         "\r\nX-Shopify-Hmac-Sha256: " + shopify_hmac(kProcessSecret, body) + "\r\n" + extra_headers +
+         "Content-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+}
+
+}  // namespace
+
+TEST(Hostile, DaemonStaysUpAndKeepsServingOthers) {
+  ProcessRig s("  request_timeout: 2s\n  max_body_bytes: 65536\n");
+  Sink sink(SinkOptions::on_port(s.sink_port));
+  DaemonProcess d({"serve", "--config", s.config_path}, s.env());
+  ASSERT_TRUE(wait_port(s.port, 10s)) << log_tail(d.log_path());
+  ASSERT_EQ(s.post(0).status, 200);
+  const long rss_before = rss_kb(d.pid());
+
+  // Slowloris: 40 connections dribbling headers, one byte every 100 ms.
+  std::vector<int> slow;
+  for (int i = 0; i < 40; ++i) slow.push_back(connect_to(s.port));
+  // A flood of idle connections that never send anything.
+  std::vector<int> idle;
+  for (int i = 0; i < 300; ++i) idle.push_back(connect_to(s.port));
+  std::atomic<bool> stop{false};
+  std::thread dribble([&] {
+    const std::string head = "POST /hooks/x HTTP/1.1\r\nHost: a\r\nX-Pad: ";
+    for (std::size_t i = 0; !stop && i < 200; ++i) {
+      for (int fd : slow) (void)::send(fd, &head[i % head.size()], 1, MSG_NOSIGNAL);
+      std::this_thread::sleep_for(100ms);
+    }
+  });
+
+  // Well-behaved clients are answered promptly meanwhile.
+  for (int i = 1; i <= 20; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto r = s.post(i);
+    EXPECT_EQ(r.status, 200) << r.error;
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s) << "request " << i << " was held up";
+  }
+
+  // The slow ones are cut off at the request deadline (2 s): their sockets are closed by the daemon.
+  std::this_thread::sleep_for(3s);
+  int closed = 0;
+  for (int fd : slow) {
+    char c;
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 1000) > 0 && ::recv(fd, &c, 1, MSG_DONTWAIT) <= 0) ++closed;
+  }
+  stop = true;
+  dribble.join();
+  EXPECT_GE(closed, 35) << "slowloris connections must hit the request deadline";
+
+  // Huge headers: 431 with a JSON error, before anything else is read.
+  const std::string huge =
+      raw_exchange(s.port, "GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + std::string(64 * 1024, 'a') + "\r\n\r\n");
+  EXPECT_NE(huge.find("431"), std::string::npos) << huge.substr(0, 200);
+  EXPECT_NE(huge.find("headers_too_large"), std::string::npos) << huge.substr(0, 400);
+
+  // A chunked body over the limit: 413; a chunked body within it: accepted.
+  std::string chunks;
+  for (int i = 0; i < 20; ++i) chunks += "1000\r\n" + std::string(0x1000, ' ') + "\r\n";
+  const std::string over = raw_exchange(
+      s.port, "POST /hooks/" + std::string(kProcessListener) +
+                  " HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nX-Shopify-Topic: orders/create\r\n"
+                  "X-Shopify-Hmac-Sha256: x\r\n\r\n" +
+                  chunks + "0\r\n\r\n");
+  EXPECT_NE(over.find("413"), std::string::npos) << over.substr(0, 300);
+  const std::string body = R"({"id":9001,"total_price":"1.00"})";
+  const std::string chunked_ok = raw_exchange(
+      s.port, "POST /hooks/" + std::string(kProcessListener) +
+                  " HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nX-Shopify-Topic: orders/create\r\n"
+                  "X-Shopify-Webhook-Id: chunked-1\r\nX-Shopify-Hmac-Sha256: " +
+                  shopify_hmac(kProcessSecret, body) + "\r\nConnection: close\r\n\r\n" +
+                  [&] {
+                    char len[16];
+                    std::snprintf(len, sizeof len, "%zx", body.size());
+                    return std::string(len);
+                  }() +
+                  "\r\n" + body + "\r\n0\r\n\r\n");
+  EXPECT_NE(chunked_ok.find("200 OK"), std::string::npos) << chunked_ok.substr(0, 300);
+
+  // Invalid UTF-8 inside a JSON string and deeply nested JSON: 400 malformed_json, correctly signed or not.
+  const std::string bad_utf8 = raw_exchange(s.port, signed_post("{\"id\":1,\"note\":\"\xff\xfe\"}"));
+  EXPECT_NE(bad_utf8.find("400"), std::string::npos) << bad_utf8.substr(0, 300);
+  EXPECT_NE(bad_utf8.find("malformed_json"), std::string::npos) << bad_utf8.substr(0, 400);
+  const std::string nested = raw_exchange(
+      s.port, signed_post("{\"a\":" + std::string(30000, '[') + "1" + std::string(30000, ']') + "}"));
+  EXPECT_NE(nested.find("400"), std::string::npos) << "[" << nested.substr(0, 300) << "]" << log_tail(d.log_path());
+
+  // Still up, still serving, memory bounded.
+  for (int fd : slow) ::close(fd);
+  for (int fd : idle) ::close(fd);
+  EXPECT_TRUE(d.running()) << log_tail(d.log_path());
+  EXPECT_EQ(s.post(100).status, 200);
+  const long rss_after = rss_kb(d.pid());
+  EXPECT_LT(rss_after, rss_before + 100 * 1024)
+      << "RSS grew from " << rss_before << " kB to " << rss_after << " kB";
+}
