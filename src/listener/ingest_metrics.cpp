@@ -53,8 +53,7 @@ void count_answer(std::string_view flow, std::string_view result) {
   const Answer& a = it->second;
   a.counter->inc();
   if (a.stats != nullptr) {
-    a.stats->add(a.received);
-    a.stats->add(a.result);
+    a.stats->add({a.received, a.result});
   }
 }
 

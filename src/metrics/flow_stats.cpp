@@ -114,6 +114,20 @@ void FlowStats::add_at(Key key, int64_t now_ms, uint64_t n) {
   }
 }
 
+void FlowStats::add(std::initializer_list<Key> keys) {
+  const int64_t now_ms = wall_ms();
+  std::lock_guard lk(mu_);
+  for (auto& r : rings_) {
+    auto& c = r.counts[r.touch(now_ms)];
+    for (const Key key : keys) {
+      if (key < 0) continue;
+      const auto k = static_cast<std::size_t>(key);
+      if (c.size() <= k) c.resize(keys_.size(), 0);
+      ++c[k];
+    }
+  }
+}
+
 void FlowStats::latency(LaneKey lane, double seconds) {
   latency_at(lane, wall_ms(), seconds);
 }

@@ -51,3 +51,19 @@ TEST(FlowStats, LatencyPercentilesPerLane) {
   EXPECT_EQ(FlowStats::parse_window("24h"), FlowStats::Window::day);
   EXPECT_FALSE(FlowStats::parse_window("2h"));
 }
+
+TEST(FlowStats, SeveralKeysAtOnceAndAFullKeyTable) {
+  FlowStats s;
+  const auto received = s.key(FlowStats::Count::received);
+  const auto accepted = s.key(FlowStats::Count::accepted);
+  s.add({received, accepted});
+  s.add({received, -1});  // a dropped key is skipped
+  const auto r = s.report(FlowStats::Window::minute);
+  ASSERT_EQ(r.counts.size(), 2U);
+  EXPECT_EQ(r.counts[0].value, 2U);
+  EXPECT_EQ(r.counts[1].value, 1U);
+  for (int i = 0; i < FlowStats::kMaxKeys; ++i)
+    s.key(FlowStats::Count::rejected, "reason-" + std::to_string(i));
+  EXPECT_EQ(s.key(FlowStats::Count::rejected, "one-too-many"), -1);
+  s.add(-1);  // ignored, no crash
+}

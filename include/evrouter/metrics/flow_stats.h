@@ -10,6 +10,7 @@
 
 #include <array>
 #include <cstdint>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -56,6 +57,8 @@ class FlowStats {
 
   void add(Key key, uint64_t n = 1);
   void add_at(Key key, int64_t now_ms, uint64_t n = 1);
+  // One each of several keys, under one lock (an ingest answer: received and its result).
+  void add(std::initializer_list<Key> keys);
   void latency(LaneKey lane, double seconds);
   void latency_at(LaneKey lane, int64_t now_ms, double seconds);
 
