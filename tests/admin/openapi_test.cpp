@@ -102,6 +102,21 @@ TEST_F(PipelineTest, OpenApiDocumentMatchesTheRouterAndItsAnswers) {
         has_success = has_success || r.key()[0] == '2' || r.key()[0] == '3';
       }
       EXPECT_TRUE(has_success) << method << " " << p.key();
+      // Each {param} of the path is declared as a required path parameter, and nothing else is.
+      std::set<std::string> in_path;
+      for (std::size_t at = p.key().find('{'); at != std::string::npos; at = p.key().find('{', at + 1)) {
+        in_path.insert(p.key().substr(at + 1, p.key().find('}', at) - at - 1));
+      }
+      std::set<std::string> declared;
+      for (const auto& param : m.value().value("parameters", json::array())) {
+        if (param["in"] != "path") continue;
+        declared.insert(param["name"].get<std::string>());
+        EXPECT_TRUE(param.value("required", false)) << p.key() << " " << param["name"];
+      }
+      EXPECT_EQ(in_path, declared) << method << " " << p.key();
+      // Routes behind the token say so (401); the open ones have an empty security list.
+      const bool open = m.value().contains("security") && m.value()["security"].empty();
+      EXPECT_NE(open, m.value()["responses"].contains("401")) << method << " " << p.key();
     }
   }
   std::set<std::pair<std::string, std::string>> routed;
