@@ -174,6 +174,8 @@ admin::Router make_admin_router(Daemon& daemon) {
   });
   r.add("GET", "/v1/tail", [](const Request& q) { return tail_response(q); });
   add_operations_routes(r, daemon);
+  add_flow_stats_routes(r, daemon);
+  add_openapi_route(r);
   return r;
 }
 

@@ -20,6 +20,12 @@ admin::Router make_admin_router(Daemon& daemon);
 // Operators' routes (operations_api.cpp): events, dead letters, runtime flow state.
 void add_operations_routes(admin::Router& router, Daemon& daemon);
 
+// GET /v1/flows/{name}/stats (flow_stats_api.cpp): windowed per-flow counters and lane latencies.
+void add_flow_stats_routes(admin::Router& router, Daemon& daemon);
+
+// GET /v1/openapi (openapi_api.cpp): the OpenAPI document of this API, as JSON.
+void add_openapi_route(admin::Router& router);
+
 // A flow as GET /v1/flows shows it; "enabled_override" is the runtime override (null: the files decide).
 nlohmann::json flow_summary(const flow::Routes& routes, const flow::Flow& f,
                             const std::map<std::string, store::FlowState>& states);

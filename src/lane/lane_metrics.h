@@ -1,12 +1,30 @@
 #pragma once
 // The metrics one lane updates: attempts by status class, outcomes, attempt latency, queue gauges.
-// Series are looked up once when the lane is made; updates are lock-free.
+// Series are looked up once when the lane is made; updates are lock-free (the flow's windowed stats take
+// their own short lock).
 
 #include <string>
 
+#include "evrouter/metrics/flow_stats.h"
 #include "evrouter/metrics/metrics.h"
 
 namespace evr::lane {
+
+// A delivery outcome: the Prometheus counter and the flow's windowed stats (GET /v1/flows/{name}/stats).
+class OutcomeCounter {
+ public:
+  OutcomeCounter(metrics::Counter& counter, metrics::FlowStats& stats, metrics::FlowStats::Key key)
+      : counter_(counter), stats_(stats), key_(key) {}
+  void inc() {
+    counter_.inc();
+    stats_.add(key_);
+  }
+
+ private:
+  metrics::Counter& counter_;
+  metrics::FlowStats& stats_;
+  metrics::FlowStats::Key key_;
+};
 
 struct LaneMetrics {
   LaneMetrics(const std::string& flow, const std::string& lane);
@@ -14,15 +32,17 @@ struct LaneMetrics {
   // An HTTP attempt finished: `status` is 0 for a network error or timeout.
   void attempt(int status, double seconds);
 
-  metrics::Counter& delivered;
-  metrics::Counter& retried;
-  metrics::Counter& dead;
+  metrics::FlowStats& stats;  // declared first: the outcome counters use it
+  OutcomeCounter delivered;
+  OutcomeCounter retried;
+  OutcomeCounter dead;
   metrics::Gauge& ready;
   metrics::Gauge& in_flight;
 
  private:
   metrics::Counter* by_class_[6];  // network, 1xx..5xx
   metrics::Histogram& latency_;
+  metrics::FlowStats::LaneKey lane_key_;
 };
 
 }  // namespace evr::lane

@@ -1,28 +1,101 @@
 #include "listener/ingest_metrics.h"
 
+#include <algorithm>
 #include <string>
 #include <unordered_map>
 
+#include "evrouter/metrics/flow_stats.h"
 #include "evrouter/metrics/metrics.h"
 
 namespace evr::listener {
+namespace {
+
+using metrics::FlowStats;
+
+FlowStats::Count result_kind(std::string_view result) {
+  if (result == "accepted") return FlowStats::Count::accepted;
+  if (result == "duplicate") return FlowStats::Count::duplicate;
+  if (result == "ignored") return FlowStats::Count::ignored;
+  return FlowStats::Count::rejected;
+}
+
+struct Answer {
+  metrics::Counter* counter = nullptr;
+  FlowStats* stats = nullptr;  // null when no flow was reached
+  FlowStats::Key received = -1;
+  FlowStats::Key result = -1;
+};
+
+}  // namespace
 
 void count_answer(std::string_view flow, std::string_view result) {
   // Flows and results are few, so the per-thread cache stays small; the registry hands back the same
   // series for the same labels, so caches on different threads agree.
-  thread_local std::unordered_map<std::string, metrics::Counter*> cache;
+  thread_local std::unordered_map<std::string, Answer> cache;
   thread_local std::string key;
   key.assign(flow).push_back('\0');
   key.append(result);
   auto it = cache.find(key);
   if (it == cache.end()) {
-    auto& c = metrics::Registry::global().counter(
+    Answer a;
+    a.counter = &metrics::Registry::global().counter(
         "evrouter_webhooks_total",
         "Ingest answers by flow and result (accepted, duplicate, ignored, or the error code).",
         {{"flow", flow.empty() ? "-" : std::string(flow)}, {"result", std::string(result)}});
-    it = cache.emplace(key, &c).first;
+    if (!flow.empty()) {
+      a.stats = &FlowStats::of(flow);
+      a.received = a.stats->key(FlowStats::Count::received);
+      const auto kind = result_kind(result);
+      a.result = a.stats->key(kind, kind == FlowStats::Count::rejected ? result : std::string_view());
+    }
+    it = cache.emplace(key, a).first;
   }
-  it->second->inc();
+  const Answer& a = it->second;
+  a.counter->inc();
+  if (a.stats != nullptr) {
+    a.stats->add({a.received, a.result});
+  }
+}
+
+void count_matched(const flow::Flow& flow, const std::vector<store::Delivery>& deliveries) {
+  struct Branches {
+    FlowStats* stats = nullptr;
+    FlowStats::Key unmatched = -1;
+    std::vector<std::string> names;       // the flow's branches when the keys were made
+    std::vector<FlowStats::Key> matched;  // per branch
+  };
+  // Keyed by flow name; a reload that changes the flow's branches makes the entry again.
+  thread_local std::unordered_map<std::string, Branches> cache;
+  auto it = cache.find(flow.name);
+  const auto same_branches = [&flow](const Branches& b) {
+    if (b.names.size() != flow.branches.size()) return false;
+    for (std::size_t i = 0; i < b.names.size(); ++i) {
+      if (b.names[i] != flow.branches[i].name) return false;
+    }
+    return true;
+  };
+  if (it == cache.end() || !same_branches(it->second)) {
+    Branches b;
+    b.stats = &FlowStats::of(flow.name);
+    b.unmatched = b.stats->key(FlowStats::Count::unmatched);
+    for (const auto& br : flow.branches) {
+      b.names.push_back(br.name);
+      b.matched.push_back(b.stats->key(FlowStats::Count::matched, br.name));
+    }
+    it = cache.insert_or_assign(flow.name, std::move(b)).first;
+  }
+  const Branches& b = it->second;
+  if (deliveries.empty()) {
+    b.stats->add(b.unmatched);
+    return;
+  }
+  for (std::size_t i = 0; i < flow.branches.size(); ++i) {
+    const auto& lanes = flow.branches[i].lanes;
+    const bool hit = std::any_of(deliveries.begin(), deliveries.end(), [&lanes](const store::Delivery& d) {
+      return std::find(lanes.begin(), lanes.end(), d.lane) != lanes.end();
+    });
+    if (hit) b.stats->add(b.matched[i]);
+  }
 }
 
 }  // namespace evr::listener

@@ -1,12 +1,21 @@
 #pragma once
 // Ingest counters: every answer the listener gives, by flow and result (accepted, duplicate, ignored, or the
-// error code of a refusal). Looked up through a per-thread cache, so the hot path takes no lock.
+// error code of a refusal), for /metrics and the flow's windowed stats (GET /v1/flows/{name}/stats). Looked
+// up through a per-thread cache, so the hot path takes no registry lock.
 
 #include <string_view>
+#include <vector>
+
+#include "evrouter/flow/routes.h"
+#include "evrouter/store/store.h"
 
 namespace evr::listener {
 
 // `flow` is empty when the request reached no flow (unknown path, malformed HTTP).
 void count_answer(std::string_view flow, std::string_view result);
+
+// An accepted event of `flow` with the deliveries it made: counted as matched for every branch that got at
+// least one of them, or as unmatched when there are none.
+void count_matched(const flow::Flow& flow, const std::vector<store::Delivery>& deliveries);
 
 }  // namespace evr::listener

@@ -261,6 +261,7 @@ void Session::on_committed(store::CommitResult r) {
       log::debug("webhook accepted",
                  {{"flow", flow}, {"event_id", r.event_id}, {"lanes", std::to_string(r.deliveries.size())}});
       count_answer(flow, "accepted");
+      count_matched(*flow_, r.deliveries);
       reply(200, status_body("accepted", r.event_id));
       return;
     case Status::duplicate:

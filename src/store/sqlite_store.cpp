@@ -1,5 +1,6 @@
 #include "evrouter/store/sqlite_store.h"
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
@@ -11,6 +12,7 @@
 
 #include "evrouter/common/crypto.h"
 #include "evrouter/common/log.h"
+#include "evrouter/metrics/metrics.h"
 #include "store/operations.h"
 #include "store/sqlite.h"
 
@@ -561,6 +563,7 @@ class SqliteStore final : public Store {
     results.assign(batch.size(), CommitResult{});
     batch_results_.resize(batch.size());
     const int64_t now = event::now_ms();
+    const auto started = std::chrono::steady_clock::now();
     std::string failure;
     try {
       writer_db_.exec("BEGIN IMMEDIATE");
@@ -577,6 +580,7 @@ class SqliteStore final : public Store {
         }
       }
       writer_db_.exec("COMMIT");
+      observe_commit(batch, std::chrono::steady_clock::now() - started);
     } catch (const std::exception& e) {
       failure = e.what();
       try {
@@ -607,6 +611,29 @@ class SqliteStore final : public Store {
     }
     batch.clear();
     batch_results_.clear();
+  }
+
+  // One transaction committed (and synced as the durability setting asks): its latency and how many
+  // ingests it carried. Series are looked up once; observing is lock-free.
+  static void observe_commit(const std::vector<WriteOp>& batch, std::chrono::steady_clock::duration took) {
+    static metrics::Histogram& seconds = metrics::Registry::global().histogram(
+        "evrouter_store_commit_seconds",
+        "Duration of a store group commit: the write transaction including its fsync.");
+    static metrics::Histogram& size = metrics::Registry::global().histogram(
+        "evrouter_store_commit_batch_size",
+        "Ingests (accepted webhooks and published events) per store transaction.", {},
+        metrics::size_buckets());
+    std::size_t ingests = 0;
+    for (const auto& op : batch) {
+      if (std::holds_alternative<CommitOp>(op)) {
+        ++ingests;
+      } else if (auto* b = std::get_if<BatchOp>(&op)) {
+        ingests += b->ingests.size();
+      }
+    }
+    seconds.observe(std::chrono::duration<double>(took).count());
+    if (ingests > 0)
+      size.observe(static_cast<double>(ingests));  // delivery outcomes only: not a group commit
   }
 
   void apply_commit(Ingest& ingest, int64_t now, CommitResult& r) {
