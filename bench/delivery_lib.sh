@@ -13,11 +13,14 @@ for tool in nginx python3 curl cmake ninja; do
   command -v "$tool" >/dev/null || { echo "$0: $tool is required (scripts/bootstrap.sh installs it)" >&2; exit 1; }
 done
 
-cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DEVROUTER_TESTS=OFF -DEVROUTER_BENCH=ON \
-  >/dev/null
-cmake --build "$BUILD_DIR" --target evrouter evrouter-loadgen -j2 >/dev/null
-EVROUTER=$BUILD_DIR/evrouter
-LOADGEN=$BUILD_DIR/bench/evrouter-loadgen
+# EVROUTER and LOADGEN may name binaries built elsewhere (then nothing is built).
+if [[ -z ${EVROUTER:-} || -z ${LOADGEN:-} ]]; then
+  cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DEVROUTER_TESTS=OFF -DEVROUTER_BENCH=ON \
+    >/dev/null
+  cmake --build "$BUILD_DIR" --target evrouter evrouter-loadgen -j2 >/dev/null
+  EVROUTER=$BUILD_DIR/evrouter
+  LOADGEN=$BUILD_DIR/bench/evrouter-loadgen
+fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/evrouter-delivery.XXXXXX")
 PIDS=()

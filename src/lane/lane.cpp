@@ -201,6 +201,9 @@ bool Lane::send_one() {
     --in_flight_;
     return on_result(std::move(d), result);
   });
+  // A backlog on disk: refill as soon as half the window is gone rather than at the next tick, or one lane
+  // could never send more than kWindow deliveries per tick (2,560/s) whatever its rate limit.
+  if (more_on_disk_ && !fetching_ && ready_.size() <= kWindow / 2) fetch(event::now_ms());
   return true;
 }
 
@@ -255,10 +258,10 @@ bool Lane::send_batch() {
   // Signed over the whole batch body (what build_request signed was one member's).
   const destination::Signer* signer = spec_.signer ? spec_.signer->get() : connection_->signer();
   if (signer) {
-    std::erase_if(req.headers, [](const auto& h) {
-      return ::strncasecmp(h.first.c_str(), "webhook-", 8) == 0;
-    });
-    signer->sign(req.headers, "batch-" + std::to_string(members.front().id) + "-" + std::to_string(members.size()),
+    std::erase_if(req.headers,
+                  [](const auto& h) { return ::strncasecmp(h.first.c_str(), "webhook-", 8) == 0; });
+    signer->sign(req.headers,
+                 "batch-" + std::to_string(members.front().id) + "-" + std::to_string(members.size()),
                  event::now_ms() / 1000, req.body);
   }
   ++in_flight_;
