@@ -258,10 +258,10 @@ bool Lane::send_batch() {
   // Signed over the whole batch body (what build_request signed was one member's).
   const destination::Signer* signer = spec_.signer ? spec_.signer->get() : connection_->signer();
   if (signer) {
-    std::erase_if(req.headers,
-                  [](const auto& h) { return ::strncasecmp(h.first.c_str(), "webhook-", 8) == 0; });
-    signer->sign(req.headers,
-                 "batch-" + std::to_string(members.front().id) + "-" + std::to_string(members.size()),
+    std::erase_if(req.headers, [](const auto& h) {
+      return ::strncasecmp(h.first.c_str(), "webhook-", 8) == 0;
+    });
+    signer->sign(req.headers, "batch-" + std::to_string(members.front().id) + "-" + std::to_string(members.size()),
                  event::now_ms() / 1000, req.body);
   }
   ++in_flight_;
