@@ -63,7 +63,7 @@ run() {  # NAME A|B
   stop_pid "$EVR_PID"
   out=$(python3 "$ROOT/bench/delivery_stats.py" "$WORK/sink/arrivals.log" --prefix /ok/healthy/ \
     --from "$(echo "$t0 + $WARMUP" | bc)" --to "$t1")
-  echo "$1 $(grep -o 'ok=[0-9]*' "$dir/loadgen.txt") ingest_p99_us=$(grep -o ' p99_us=[0-9]*' "$dir/loadgen.txt" | cut -d= -f2) $out" \
+  echo "$1 $(grep -o ' ok=[0-9]* non2xx=[0-9]* errors=[0-9]* unfinished=[0-9]*' "$dir/loadgen.txt") ingest_p99_us=$(grep -o ' p99_us=[0-9]*' "$dir/loadgen.txt" | cut -d= -f2) $out" \
     | tee -a "$WORK/results.txt" | cut -c1-220
 }
 
