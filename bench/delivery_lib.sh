@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the delivery benchmarks (bench/isolation.sh, bench/rate.sh, bench/backlog.sh); sourced, not run.
 # Builds a Release evrouter and evrouter-loadgen, makes a work directory, starts nginx as the delivery sink
 # (it logs every request's arrival time and X-Evrouter-Event-Id) and evrouter with a bus flow fed through
