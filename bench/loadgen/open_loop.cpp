@@ -11,6 +11,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <cmath>
+#include <cstdio>
 #include <deque>
 #include <memory>
 #include <optional>
@@ -152,10 +153,10 @@ class Driver {
     c.out.append("\r\n").append(target_.body);
     c.stream.expires_after(kRequestTimeout);
     net::async_write(c.stream, net::buffer(c.out), [this, &c](beast::error_code ec, std::size_t) {
-      if (ec) return fail(c);
+      if (ec) return fail(c, "write", ec);
       c.parser.emplace();
       http::async_read(c.stream, c.buffer, *c.parser, [this, &c](beast::error_code e, std::size_t) {
-        if (e) return fail(c);
+        if (e) return fail(c, "read", e);
         on_answer(c);
       });
     });
@@ -186,7 +187,9 @@ class Driver {
     maybe_finish();
   }
 
-  void fail(Conn& c) {
+  void fail(Conn& c, const char* what, const beast::error_code& ec) {
+    if (report_.errors < 5)
+      std::fprintf(stderr, "evrouter-loadgen: %s failed: %s\n", what, ec.message().c_str());
     --in_flight_;
     c.busy = false;
     ++report_.errors;

@@ -201,6 +201,9 @@ bool Lane::send_one() {
     --in_flight_;
     return on_result(std::move(d), result);
   });
+  // A backlog on disk: refill as soon as half the window is gone rather than at the next tick, or one lane
+  // could never send more than kWindow deliveries per tick (2,560/s) whatever its rate limit.
+  if (more_on_disk_ && !fetching_ && ready_.size() <= kWindow / 2) fetch(event::now_ms());
   return true;
 }
 
