@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "evrouter/admin/dashboard.h"
+#include "evrouter/connection/check.h"
 #include "evrouter/daemon/daemon.h"
 #include "evrouter/metrics/metrics.h"
 #include "evrouter/tail/stream.h"
@@ -143,6 +144,35 @@ admin::Router make_admin_router(Daemon& daemon) {
                      {"waiting_lanes", c.waiting_lanes}});
     }
     return Response::json(200, json{{"connections", std::move(out)}}.dump());
+  });
+  // Test connection (as `evrouter test-connection`): DNS, TCP, TLS and an optional probe, timed. Runs on
+  // the admin thread, for at most the connection's connect + request timeouts.
+  r.add("POST", "/v1/connections/{name}/test", [&daemon](const Request& q) {
+    const auto config = daemon.connection_config(q.params.at("name"));
+    if (!config)
+      return Response::error(404, "unknown_connection", "no connection named " + q.params.at("name"));
+    connection::CheckOptions options;
+    if (!q.body.empty()) {
+      const json body = json::parse(q.body, nullptr, false);
+      if (!body.is_object()) return Response::error(400, "bad_request", "the body must be a JSON object");
+      if (body.contains("probe")) {
+        if (!body["probe"].is_string())
+          return Response::error(400, "bad_request", "probe: a path, e.g. /health");
+        std::string path = body["probe"].get<std::string>();
+        if (path.empty() || path[0] != '/') path = std::string(1, '/') + path;
+        options.probe_path = path;
+      }
+      if (body.contains("method")) {
+        if (!body["method"].is_string())
+          return Response::error(400, "bad_request", "method: e.g. GET or HEAD");
+        options.probe_method = body["method"].get<std::string>();
+      }
+    }
+    try {
+      return Response::json(200, connection::to_json(connection::check(*config, options)).dump());
+    } catch (const std::exception& e) {
+      return Response::error(409, "connection_unusable", e.what());
+    }
   });
   r.add("GET", "/v1/stats", [&daemon](const Request&) {
     const auto c = daemon.store().counts();

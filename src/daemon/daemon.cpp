@@ -101,6 +101,13 @@ void Daemon::start() {
   }
 }
 
+std::optional<config::Connection> Daemon::connection_config(const std::string& name) {
+  std::lock_guard lk(reload_mu_);
+  auto it = config_.connections.find(name);
+  if (it == config_.connections.end()) return std::nullopt;
+  return it->second;
+}
+
 std::vector<connection::ConnectionState> Daemon::connections() {
   return dispatcher_ ? dispatcher_->connections() : std::vector<connection::ConnectionState>{};
 }

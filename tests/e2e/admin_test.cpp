@@ -79,3 +79,26 @@ TEST_F(PipelineTest, AdminApiServesHealthMetricsAndFlows) {
                         "priority/sink\"} 1\n"),
       std::string::npos);
 }
+
+namespace evr::test {
+
+TEST_F(PipelineTest, AdminTestsAConnectionPhaseByPhase) {
+  auto cfg = make_config();
+  cfg.admin.enabled = true;
+  cfg.admin.port = 0;
+  start(std::move(cfg));
+  const uint16_t admin = daemon_->admin_port();
+  auto r = http_request(admin, "POST", "/v1/connections/sink/test", {}, R"({"probe":"/health"})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const auto j = nlohmann::json::parse(r.body);
+  EXPECT_TRUE(j["ok"].get<bool>()) << r.body;
+  EXPECT_EQ(j["phases"].size(), 3u) << r.body;  // dns, connect, probe
+  EXPECT_EQ(j["probe_status"], 200);
+  ASSERT_GE(sink_.count(), 1u);
+  EXPECT_EQ(sink_.requests().back().target, "/api/health");
+  EXPECT_EQ(sink_.requests().back().header("authorization"), "Bearer sink-token");  // the connection's auth
+  EXPECT_EQ(http_request(admin, "POST", "/v1/connections/nope/test", {}, "").status, 404);
+  EXPECT_EQ(http_request(admin, "POST", "/v1/connections/sink/test", {}, "[1]").status, 400);
+}
+
+}  // namespace evr::test

@@ -67,6 +67,8 @@ class Daemon final : public listener::Pipeline {
   store::Store& store() { return *store_; }
   // The connections' run-time state (breaker, limits); blocking: not from an event loop of the daemon's.
   std::vector<connection::ConnectionState> connections();
+  // The running settings of one connection (consistent with a concurrent reload); nullopt when unknown.
+  std::optional<config::Connection> connection_config(const std::string& name);
 
   // Operations (admin API). Blocking: call them from the admin thread, never from an event loop.
   // Enables or disables a flow at run time (none: the files' `enabled` applies again). Kept in the store,
