@@ -36,6 +36,8 @@ constexpr int64_t kAckWaitMs = 30'000;
 constexpr auto kProgressEvery = std::chrono::seconds(10);
 // Lanes poll their consumer this often for retries whose delay ended (JetStream does not tell).
 constexpr int64_t kPollMs = 250;
+// How long a fetch waits for messages when none is there at once.
+constexpr int64_t kFetchWaitMs = 20;
 // Commits queued on the writer thread beyond this fail at once (bounded memory).
 constexpr std::size_t kMaxQueuedCommits = 20'000;
 
@@ -642,8 +644,9 @@ class JetStreamStore final : public Store {
     jsFetchRequest req;
     jsFetchRequest_Init(&req);
     req.Batch = static_cast<int>(std::min<std::size_t>(limit, 256));
-    req.NoWait = true;
-    req.Expires = timeout_ms() * 1'000'000;
+    // A short wait rather than no_wait: the server answers no_wait requests from its pending count, which
+    // leaves out messages that are due for redelivery (nak'ed with a delay, or handed back).
+    req.Expires = kFetchWaitMs * 1'000'000;
     natsMsgList list{};
     natsStatus s = natsSubscription_FetchRequest(&list, sub, &req);
     if (s != NATS_OK && s != NATS_TIMEOUT && s != NATS_NOT_FOUND) {

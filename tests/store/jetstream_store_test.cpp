@@ -212,33 +212,47 @@ TEST_F(JetStreamStoreTest, HeldDeliveriesAreNotHandedOutTwice) {
   EXPECT_LT(got[1].id, got[2].id);
 }
 
-TEST_F(JetStreamStoreTest, ReopenedStoreStillHasThePendingDeliveriesAndListenerIds) {
-  std::string id;
+TEST_F(JetStreamStoreTest, ReopenedStoreStillHasThePendingDeliveries) {
   {
     auto s = open();
-    id = s->listener_id("orders", std::nullopt);
-    EXPECT_EQ(s->listener_id("orders", std::nullopt), id);
-    s->set_flow_enabled("orders", false);
     ASSERT_EQ(commit(*s, make_event("p-1"), {"lane"}).status, Status::accepted);
     ASSERT_EQ(commit(*s, make_event("p-2"), {"lane"}).status, Status::accepted);
     // One is fetched and held when the store closes: it goes back at once, not after the ack wait.
     ASSERT_EQ(fetch_n(*s, "lane", 1).size(), 1u);
     s->close();
   }
-  // The NATS server restarts too: everything is on its disk.
+  auto s = open();
+  EXPECT_EQ(s->pending_lanes(), std::vector<std::string>{"lane"});
+  EXPECT_EQ(fetch_n(*s, "lane", 2, std::chrono::seconds(10)).size(), 2u);
+  EXPECT_EQ(commit(*s, make_event("p-1"), {"lane"}).status, Status::duplicate);
+}
+
+TEST_F(JetStreamStoreTest, NatsRestartKeepsListenerIdsFlowStateDedupAndDeliveries) {
+  std::string id;
+  {
+    auto s = open();
+    id = s->listener_id("orders", std::nullopt);
+    EXPECT_EQ(s->listener_id("orders", std::nullopt), id);
+    EXPECT_EQ(s->listener_id("pinned", std::string("pinned-id-0123456789abcdef")),
+              "pinned-id-0123456789abcdef");
+    s->set_flow_enabled("orders", false);
+    ASSERT_EQ(commit(*s, make_event("n-1"), {"lane"}).status, Status::accepted);
+    s->close();
+  }
   nats_->stop();
   nats_->start();
   auto s = open();
   EXPECT_EQ(s->listener_id("orders", std::nullopt), id);
+  EXPECT_NE(s->rotate_listener_id("orders"), id);
+  EXPECT_NE(s->listener_id("orders", std::nullopt), id);
   auto states = s->flow_states();
   ASSERT_EQ(states.count("orders"), 1u);
   EXPECT_EQ(states["orders"].enabled, std::optional<bool>(false));
   s->set_flow_enabled("orders", std::nullopt);
   EXPECT_EQ(s->flow_states().count("orders"), 0u);
   EXPECT_EQ(s->pending_lanes(), std::vector<std::string>{"lane"});
-  EXPECT_EQ(fetch_n(*s, "lane", 2, std::chrono::seconds(10)).size(), 2u);
-  // Still a duplicate after the restart.
-  EXPECT_EQ(commit(*s, make_event("p-1"), {"lane"}).status, Status::duplicate);
+  EXPECT_EQ(fetch_n(*s, "lane", 1).size(), 1u);
+  EXPECT_EQ(commit(*s, make_event("n-1"), {"lane"}).status, Status::duplicate);
 }
 
 TEST_F(JetStreamStoreTest, CommitFailsFastWhenNatsIsDown) {
