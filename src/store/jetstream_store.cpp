@@ -34,8 +34,10 @@ constexpr const char* kNotSupported = "not supported by the jetstream store yet"
 // extends it (in progress) every kProgressEvery for deliveries its lanes still hold.
 constexpr int64_t kAckWaitMs = 30'000;
 constexpr auto kProgressEvery = std::chrono::seconds(10);
-// Lanes poll their consumer this often for retries whose delay ended (JetStream does not tell).
+// Lanes poll their consumer for retries whose delay ended (JetStream does not tell): soon after a fetch
+// that brought something, less often when it was empty (new commits wake their lanes at once).
 constexpr int64_t kPollMs = 250;
+constexpr int64_t kIdlePollMs = 1000;
 // How long a fetch waits for messages when none is there at once.
 constexpr int64_t kFetchWaitMs = 20;
 // Commits queued on the writer thread beyond this fail at once (bounded memory).
@@ -248,21 +250,22 @@ class JetStreamStore final : public Store {
   }
 
   void close() override {
-    if (!open_) return;
-    open_ = false;
-    writer_.stop();
-    // Deliveries fetched but not settled go back at once (no wait for the ack timeout), for the next start
-    // or another instance.
-    reader_.post([this] {
-      for (auto& [_, h] : held_) {
-        natsMsg_Nak(h.msg, nullptr);
-        natsMsg_Destroy(h.msg);
-      }
-      held_.clear();
-      for (auto& [_, sub] : subs_) natsSubscription_Destroy(sub);
-      subs_.clear();
-    });
-    reader_.stop();
+    if (open_.exchange(false)) {
+      writer_.stop();
+      // Deliveries fetched but not settled go back at once (no wait for the ack timeout), for the next
+      // start or another instance.
+      reader_.post([this] {
+        for (auto& [_, h] : held_) {
+          natsMsg_Nak(h.msg, nullptr);
+          natsMsg_Destroy(h.msg);
+        }
+        held_.clear();
+        for (auto& [_, sub] : subs_) natsSubscription_Destroy(sub);
+        subs_.clear();
+      });
+      reader_.stop();
+    }
+    // Also after an open() that failed half way.
     if (listeners_kv_) kvStore_Destroy(listeners_kv_);
     if (flows_kv_) kvStore_Destroy(flows_kv_);
     listeners_kv_ = flows_kv_ = nullptr;
@@ -697,6 +700,7 @@ class JetStreamStore final : public Store {
       due.deliveries.push_back(std::move(d));
     }
     natsMsgList_Destroy(&list);
+    if (due.deliveries.empty()) due.next_due_ms = std::max(*due.next_due_ms, now_ms + kIdlePollMs);
     return due;
   }
 
