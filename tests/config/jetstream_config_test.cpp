@@ -61,7 +61,7 @@ TEST(JetStreamConfig, BadValuesHaveTheirPosition) {
       text.find("evrouter.yaml:2:9: error: store.type: expected one of sqlite, jetstream, found 'jetstrem'"),
       std::string::npos)
       << text;
-  EXPECT_NE(text.find("evrouter.yaml:3:30: error: store.servers[1]: expected a NATS URL"), std::string::npos)
+  EXPECT_NE(text.find("evrouter.yaml:3:29: error: store.servers[1]: expected a NATS URL"), std::string::npos)
       << text;
   EXPECT_NE(text.find("evrouter.yaml:4:11: error: store.stream: expected a stream name"), std::string::npos)
       << text;
