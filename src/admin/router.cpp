@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "evrouter/store/store.h"
+
 namespace evr::admin {
 namespace {
 
@@ -99,6 +101,8 @@ Response Router::route(Request& request) const {
     request.params = std::move(params);
     try {
       return e.handler(request);
+    } catch (const store::NotSupported& ex) {
+      return Response::error(501, "not_supported", ex.what());
     } catch (const std::exception& ex) {
       return Response::error(500, "internal_error", ex.what());
     }

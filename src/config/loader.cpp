@@ -973,9 +973,41 @@ void parse_server(Reader& r, const Node* n, Server& s) {
 void parse_store(Reader& r, const Node* n, Store& s) {
   Map m(r, n, "store");
   if (!m.valid()) return;
-  m.allow({"type", "state_dir", "durability", "dedup_window", "commit_max_batch"});
+  m.allow({"type", "state_dir", "durability", "dedup_window", "commit_max_batch", "servers", "stream",
+           "replicas", "timeout"});
   if (const Node* v = m.get("type"); given(v)) {
-    if (auto t = get_choice(r, *v, m.path("type"), {"sqlite"})) s.type = *t;
+    if (auto t = get_choice(r, *v, m.path("type"), {"sqlite", "jetstream"})) s.type = *t;
+  }
+  if (const Node* v = m.get("servers"); given(v)) {
+    if (auto list = get_string_list(r, *v, m.path("servers"),
+                                    "a sequence of NATS URLs, e.g. [nats://127.0.0.1:4222]")) {
+      std::vector<std::string> servers;
+      for (std::size_t i = 0; i < list->size(); ++i) {
+        const auto& [url, node] = (*list)[i];
+        if (url.rfind("nats://", 0) != 0 && url.rfind("tls://", 0) != 0) {
+          r.error(*node, index_path(m.path("servers"), i),
+                  "expected a NATS URL (nats://host:port or tls://host:port), found " + found(*node));
+          continue;
+        }
+        servers.push_back(url);
+      }
+      if (list->empty()) {
+        r.error(*v, m.path("servers"), "expected at least one NATS URL");
+      } else if (servers.size() == list->size()) {
+        s.servers = std::move(servers);
+      }
+    }
+  }
+  if (const Node* v = m.get("stream"); given(v)) {
+    if (auto str = get_name(r, *v, m.path("stream"), "[A-Za-z0-9_-]{1,32}",
+                            "a stream name of 1 to 32 of [A-Za-z0-9_-]"))
+      s.stream = *str;
+  }
+  if (const Node* v = m.get("replicas"); given(v)) {
+    if (auto i = get_int(r, *v, m.path("replicas"), 1, 5)) s.replicas = static_cast<int>(*i);
+  }
+  if (const Node* v = m.get("timeout"); given(v)) {
+    if (auto d = get_duration(r, *v, m.path("timeout"))) s.timeout = *d;
   }
   if (const Node* v = m.get("state_dir"); given(v)) {
     if (auto str = get_string(r, *v, m.path("state_dir"), "a directory path")) {

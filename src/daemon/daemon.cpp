@@ -9,6 +9,7 @@
 #include "evrouter/config/compare.h"
 #include "evrouter/config/loader.h"
 #include "evrouter/daemon/watcher.h"
+#include "evrouter/store/jetstream_store.h"
 #include "evrouter/store/sqlite_store.h"
 #include "evrouter/tail/hub.h"
 
@@ -68,10 +69,11 @@ Daemon::~Daemon() {
 }
 
 void Daemon::start() {
-  if (config_.store.type != "sqlite") {
-    throw std::runtime_error("store.type " + config_.store.type + " is not available in this build");
+  if (config_.store.type == "jetstream") {
+    store_ = store::make_jetstream_store(config_.store);
+  } else {
+    store_ = store::make_sqlite_store(config_.store);
   }
-  store_ = store::make_sqlite_store(config_.store);
   store_->open();
   routes_ = resolve_routes(config_, *store_);
   dispatcher_ = dispatcher::make_dispatcher(config_, *store_);
@@ -207,6 +209,10 @@ std::vector<std::string> Daemon::keep_restart_settings(config::Config& next) con
   note(next.store.durability != b.store.durability, "store.durability");
   note(next.store.dedup_window != b.store.dedup_window, "store.dedup_window");
   note(next.store.commit_max_batch != b.store.commit_max_batch, "store.commit_max_batch");
+  note(next.store.servers != b.store.servers, "store.servers");
+  note(next.store.stream != b.store.stream, "store.stream");
+  note(next.store.replicas != b.store.replicas, "store.replicas");
+  note(next.store.timeout != b.store.timeout, "store.timeout");
   note(next.log.format != b.log.format, "log.format");
   note(next.reload.watch != b.reload.watch, "reload.watch");
   note(next.reload.debounce != b.reload.debounce, "reload.debounce");
@@ -363,6 +369,7 @@ void Daemon::commit(store::Ingest ingest, std::function<void(store::CommitResult
                    if (r.status == store::CommitResult::Status::accepted && !r.deliveries.empty()) {
                      dispatcher_->offer(r.deliveries);
                    }
+                   if (!r.lanes_to_read.empty()) dispatcher_->notify(std::move(r.lanes_to_read));
                    done(std::move(r));
                  });
 }
@@ -376,8 +383,14 @@ void Daemon::commit_batch(std::vector<store::Ingest> ingests,
   store_->commit_batch(std::move(ingests), [this, done = std::move(done), watched = std::move(watched)](
                                                std::vector<store::CommitResult> results) mutable {
     std::vector<store::Delivery> deliveries;
+    std::vector<std::string> lanes_to_read;
     for (std::size_t i = 0; i < results.size(); ++i) {
       auto& r = results[i];
+      for (auto& lane : r.lanes_to_read) {
+        if (std::find(lanes_to_read.begin(), lanes_to_read.end(), lane) == lanes_to_read.end())
+          lanes_to_read.push_back(std::move(lane));
+      }
+      r.lanes_to_read.clear();
       if (r.status != store::CommitResult::Status::accepted) continue;
       if (i < watched.size()) tail_accepted(watched[i].event, watched[i].lanes);
       deliveries.insert(deliveries.end(), std::make_move_iterator(r.deliveries.begin()),
@@ -385,6 +398,7 @@ void Daemon::commit_batch(std::vector<store::Ingest> ingests,
       r.deliveries.clear();
     }
     if (!deliveries.empty()) dispatcher_->offer(std::move(deliveries));
+    if (!lanes_to_read.empty()) dispatcher_->notify(std::move(lanes_to_read));
     done(std::move(results));
   });
 }

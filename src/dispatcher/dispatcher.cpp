@@ -119,6 +119,10 @@ class DispatcherImpl final : public Dispatcher {
     });
   }
 
+  void notify(std::vector<std::string> lanes) override {
+    net::post(ioc_, [this, lanes = std::move(lanes)] { look(lanes); });
+  }
+
   Changes reconfigure(const config::Config& config, std::weak_ptr<const void> previous) override {
     std::lock_guard lk(reconfigure_mu_);
     if (!thread_.joinable() || stopped_) throw std::runtime_error("the dispatcher is not running");

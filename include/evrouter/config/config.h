@@ -230,6 +230,13 @@ struct Store {
   Durability durability = Durability::fsync;
   Millis dedup_window = std::chrono::hours(48);
   int commit_max_batch = 2048;
+  // type jetstream (docs/scaling.md): the NATS servers, the stream name (also the subject prefix and the
+  // prefix of the other streams and KV buckets), the replicas of each, and the timeout of connects and
+  // of every NATS request (publish acknowledgements, consumer and KV calls).
+  std::vector<std::string> servers = {"nats://127.0.0.1:4222"};
+  std::string stream = "evrouter";
+  int replicas = 1;
+  Millis timeout = std::chrono::seconds(5);
 
   bool operator==(const Store&) const = default;
 };

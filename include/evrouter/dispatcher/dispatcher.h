@@ -41,6 +41,9 @@ class Dispatcher {
   // Makes these lanes read the store again soon (thread-safe): deliveries were put back to pending
   // there (dead-letter replay). Unknown lanes are ignored.
   virtual void wake(std::vector<std::string> lanes) = 0;
+  // Makes these lanes read the store soon (thread-safe): new deliveries were committed there that the
+  // store does not hand over (CommitResult::lanes_to_read). Unknown lanes are ignored.
+  virtual void notify(std::vector<std::string> lanes) = 0;
   // Applies a new configuration while running (configuration reload). Blocking: call it off the event
   // loops. What it needs is built first, off the dispatcher's loop; when something cannot be built it
   // throws std::runtime_error and nothing changes. Then, on the loop:

@@ -1,12 +1,13 @@
 #pragma once
 // The store keeps events and their deliveries durably. Two implementations: the embedded SQLite store
-// (sqlite_store.h) and, later, NATS JetStream. Every call that touches disk completes asynchronously on the
+// (sqlite_store.h) and NATS JetStream (jetstream_store.h). Every call that touches disk completes asynchronously on the
 // store's own threads: callbacks run there, and callers post back to their own event loop.
 
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -49,6 +50,15 @@ struct CommitResult {
   std::string event_id;              // for a duplicate: the id of the event first accepted
   std::string error;                 // for failed
   std::vector<Delivery> deliveries;  // accepted: the deliveries created (state pending)
+  // Accepted or duplicate: lanes that got new pending deliveries the store does not hand over in
+  // `deliveries` (the JetStream store: its lanes pull them from their consumers); they should read soon.
+  std::vector<std::string> lanes_to_read = {};
+};
+
+// Thrown by operations a store implementation does not offer (the admin API answers 501).
+class NotSupported : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
 };
 
 // One HTTP attempt, kept as the delivery's history.

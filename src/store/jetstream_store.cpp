@@ -1,0 +1,812 @@
+// The JetStream store. Layout (docs/scaling.md):
+//   stream <S>             subjects <S>.events.<flow>      limits, max age = dedup window: one message per
+//                                                          event (the dedup record; Nats-Msg-Id =
+//                                                          listener id + dedup key)
+//   stream <S>_deliveries  subjects <S>.deliveries.<lane>  work queue: one message per delivery, removed
+//                                                          when acknowledged (delivered) or terminated
+//   stream <S>_dead        subjects <S>.dead.<lane>        limits: dead letters with their attempt history
+//   KV <S>_listeners (flow → listener id), KV <S>_flows (flow → enabled override)
+// Names in subjects (flows, lanes) are encoded as tokens of [A-Za-z0-9-] with _XX escapes.
+#include "evrouter/store/jetstream_store.h"
+
+#include <nats/nats.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <thread>
+#include <unordered_map>
+
+#include "evrouter/common/crypto.h"
+#include "evrouter/common/log.h"
+
+namespace evr::store {
+namespace {
+
+constexpr const char* kNotSupported = "not supported by the jetstream store yet";
+// How long a fetched delivery may stay unacknowledged before JetStream hands it out again; the store
+// extends it (in progress) every kProgressEvery for deliveries its lanes still hold.
+constexpr int64_t kAckWaitMs = 30'000;
+constexpr auto kProgressEvery = std::chrono::seconds(10);
+// Lanes poll their consumer for retries whose delay ended (JetStream does not tell): soon after a fetch
+// that brought something, less often when it was empty (new commits wake their lanes at once).
+constexpr int64_t kPollMs = 250;
+constexpr int64_t kIdlePollMs = 1000;
+// How long a fetch waits for messages when none is there at once.
+constexpr int64_t kFetchWaitMs = 20;
+// Commits queued on the writer thread beyond this fail at once (bounded memory).
+constexpr std::size_t kMaxQueuedCommits = 20'000;
+
+std::string token(std::string_view name) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(name.size());
+  for (unsigned char c : name) {
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-') {
+      out += static_cast<char>(c);
+    } else {
+      out += '_';
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  return out.empty() ? std::string("_") : out;
+}
+
+std::string untoken(std::string_view t) {
+  if (t == "_") return {};
+  std::string out;
+  for (std::size_t i = 0; i < t.size(); ++i) {
+    if (t[i] == '_' && i + 2 < t.size()) {
+      auto nibble = [](char c) { return c <= '9' ? c - '0' : c - 'A' + 10; };
+      out += static_cast<char>(nibble(t[i + 1]) * 16 + nibble(t[i + 2]));
+      i += 2;
+    } else {
+      out += t[i];
+    }
+  }
+  return out;
+}
+
+std::string status_text(natsStatus s, jsErrCode code = static_cast<jsErrCode>(0)) {
+  std::string text = natsStatus_GetText(s);
+  if (const char* last = nats_GetLastError(nullptr); last && *last) text += std::string(": ") + last;
+  if (code != 0) text += " (JetStream error " + std::to_string(static_cast<int>(code)) + ")";
+  return text;
+}
+
+nlohmann::json envelope_json(const event::Event& e) {
+  nlohmann::json headers = nlohmann::json::array();
+  for (const auto& [k, v] : e.headers) headers.push_back({k, v});
+  return {{"id", e.id},
+          {"flow", e.flow},
+          {"listener_id", e.listener_id},
+          {"source", e.source},
+          {"type", e.type},
+          {"time_ms", e.time_ms},
+          {"occurred_ms", e.occurred_ms},
+          {"shop", e.shop_domain},
+          {"webhook_id", e.webhook_id},
+          {"dedup_key", e.dedup_key},
+          {"correlation_id", e.correlation_id},
+          {"headers", std::move(headers)},
+          {"resources", e.resources}};
+}
+
+event::EventPtr event_from(const nlohmann::json& j, const char* data, int len) {
+  auto e = std::make_shared<event::Event>();
+  e->id = j.value("id", "");
+  e->flow = j.value("flow", "");
+  e->listener_id = j.value("listener_id", "");
+  e->source = j.value("source", "");
+  e->type = j.value("type", "");
+  e->time_ms = j.value("time_ms", int64_t{0});
+  e->occurred_ms = j.value("occurred_ms", int64_t{0});
+  e->shop_domain = j.value("shop", "");
+  e->webhook_id = j.value("webhook_id", "");
+  e->dedup_key = j.value("dedup_key", "");
+  e->correlation_id = j.value("correlation_id", "");
+  if (auto h = j.find("headers"); h != j.end() && h->is_array()) {
+    for (const auto& pair : *h) {
+      if (pair.is_array() && pair.size() == 2)
+        e->headers.emplace_back(pair[0].get<std::string>(), pair[1].get<std::string>());
+    }
+  }
+  if (auto r = j.find("resources"); r != j.end() && r->is_array())
+    e->resources = r->get<std::vector<std::string>>();
+  if (data && len > 0) e->payload.assign(data, static_cast<std::size_t>(len));
+  return e;
+}
+
+nlohmann::json attempt_json(const Attempt& a) {
+  return {{"number", a.number},         {"at_ms", a.at_ms}, {"status", a.status},
+          {"latency_ms", a.latency_ms}, {"error", a.error}, {"response", a.response}};
+}
+
+// One thread running posted jobs in order; `every` runs when the queue has been idle for `period`.
+class Worker {
+ public:
+  void start(std::function<void()> every, std::chrono::milliseconds period) {
+    every_ = std::move(every);
+    period_ = period;
+    thread_ = std::thread([this] { run(); });
+  }
+  // False when stopped.
+  bool post(std::function<void()> job) {
+    {
+      std::lock_guard lk(mu_);
+      if (stopping_) return false;
+      jobs_.push_back(std::move(job));
+    }
+    cv_.notify_one();
+    return true;
+  }
+  // Runs the jobs still queued, then joins.
+  void stop() {
+    {
+      std::lock_guard lk(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_one();
+    if (thread_.joinable()) thread_.join();
+  }
+  std::size_t queued() {
+    std::lock_guard lk(mu_);
+    return jobs_.size();
+  }
+
+ private:
+  void run() {
+    auto next = std::chrono::steady_clock::now() + period_;
+    for (;;) {
+      std::function<void()> job;
+      {
+        std::unique_lock lk(mu_);
+        cv_.wait_until(lk, next, [this] { return stopping_ || !jobs_.empty(); });
+        if (!jobs_.empty()) {
+          job = std::move(jobs_.front());
+          jobs_.pop_front();
+        } else if (stopping_) {
+          return;
+        }
+      }
+      if (job) job();
+      if (every_ && std::chrono::steady_clock::now() >= next) {
+        every_();
+        next = std::chrono::steady_clock::now() + period_;
+      }
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> jobs_;
+  bool stopping_ = false;
+  std::function<void()> every_;
+  std::chrono::milliseconds period_{1000};
+  std::thread thread_;
+};
+
+// A fetched, unacknowledged delivery message.
+struct Held {
+  natsMsg* msg = nullptr;
+  std::string lane;
+};
+
+class JetStreamStore final : public Store {
+ public:
+  explicit JetStreamStore(config::Store options)
+      : options_(std::move(options)),
+        prefix_(options_.stream),
+        events_stream_(options_.stream),
+        deliveries_stream_(options_.stream + "_deliveries"),
+        dead_stream_(options_.stream + "_dead") {}
+  ~JetStreamStore() override { close(); }
+
+  void open() override {
+    natsOptions* opts = nullptr;
+    check(natsOptions_Create(&opts), "NATS options");
+    std::vector<const char*> servers;
+    for (const auto& s : options_.servers) servers.push_back(s.c_str());
+    natsStatus s = natsOptions_SetServers(opts, servers.data(), static_cast<int>(servers.size()));
+    if (s == NATS_OK) s = natsOptions_SetTimeout(opts, timeout_ms());
+    if (s == NATS_OK) s = natsOptions_SetAllowReconnect(opts, true);
+    if (s == NATS_OK) s = natsOptions_SetMaxReconnect(opts, -1);
+    if (s == NATS_OK) s = natsOptions_SetReconnectWait(opts, 500);
+    if (s == NATS_OK) s = natsOptions_SetName(opts, "evrouter");
+    if (s == NATS_OK) s = natsConnection_Connect(&nc_, opts);
+    natsOptions_Destroy(opts);
+    if (s != NATS_OK) {
+      std::string list;
+      for (const auto& u : options_.servers) list += (list.empty() ? "" : ", ") + u;
+      throw std::runtime_error("store: cannot connect to NATS at " + list + ": " + status_text(s));
+    }
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = timeout_ms();
+    check(natsConnection_JetStream(&js_, nc_, &jo), "JetStream context");
+
+    const std::string events_subject = prefix_ + ".events.>";
+    const std::string deliveries_subject = prefix_ + ".deliveries.>";
+    const std::string dead_subject = prefix_ + ".dead.>";
+    const int64_t window_ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(options_.dedup_window).count();
+    ensure_stream(events_stream_, events_subject, js_LimitsPolicy, window_ns, window_ns);
+    ensure_stream(deliveries_stream_, deliveries_subject, js_WorkQueuePolicy, 0, window_ns);
+    ensure_stream(dead_stream_, dead_subject, js_LimitsPolicy, 0, 0);
+    listeners_kv_ = ensure_kv(prefix_ + "_listeners");
+    flows_kv_ = ensure_kv(prefix_ + "_flows");
+
+    writer_.start(nullptr, std::chrono::milliseconds(1000));
+    reader_.start([this] { keep_held(); }, kProgressEvery);
+    open_ = true;
+    log::info("store opened", {{"type", "jetstream"}, {"stream", events_stream_}});
+  }
+
+  void close() override {
+    if (open_.exchange(false)) {
+      writer_.stop();
+      // Deliveries fetched but not settled go back at once (no wait for the ack timeout), for the next
+      // start or another instance.
+      reader_.post([this] {
+        for (auto& [_, h] : held_) {
+          natsMsg_Nak(h.msg, nullptr);
+          natsMsg_Destroy(h.msg);
+        }
+        held_.clear();
+        for (auto& [_, sub] : subs_) natsSubscription_Destroy(sub);
+        subs_.clear();
+      });
+      reader_.stop();
+    }
+    // Also after an open() that failed half way.
+    if (listeners_kv_) kvStore_Destroy(listeners_kv_);
+    if (flows_kv_) kvStore_Destroy(flows_kv_);
+    listeners_kv_ = flows_kv_ = nullptr;
+    if (js_) jsCtx_Destroy(js_);
+    js_ = nullptr;
+    if (nc_) {
+      natsConnection_FlushTimeout(nc_, timeout_ms());
+      natsConnection_Close(nc_);
+      natsConnection_Destroy(nc_);
+    }
+    nc_ = nullptr;
+  }
+
+  std::string listener_id(const std::string& flow, const std::optional<std::string>& pinned) override {
+    const std::string key = token(flow);
+    if (pinned) {
+      uint64_t rev = 0;
+      check(kvStore_PutString(&rev, listeners_kv_, key.c_str(), pinned->c_str()), "listener id");
+      return *pinned;
+    }
+    for (int i = 0; i < 3; ++i) {
+      if (auto id = kv_get(listeners_kv_, key)) return *id;
+      const std::string id = crypto::random_token(24);
+      uint64_t rev = 0;
+      // Create fails when another instance created it first: read theirs.
+      if (kvStore_CreateString(&rev, listeners_kv_, key.c_str(), id.c_str()) == NATS_OK) return id;
+    }
+    throw std::runtime_error("store: cannot keep the listener id of flow " + flow);
+  }
+
+  void commit(Ingest ingest, std::function<void(CommitResult)> done) override {
+    if (!admit()) {
+      CommitResult r;
+      r.error = "the store's queue is full or the store is closed";
+      done(std::move(r));
+      return;
+    }
+    ++queued_;
+    const bool posted = writer_.post([this, ingest = std::move(ingest), done = std::move(done)]() mutable {
+      --queued_;
+      done(publish(ingest));
+    });
+    if (!posted) --queued_;
+  }
+
+  void commit_batch(std::vector<Ingest> ingests,
+                    std::function<void(std::vector<CommitResult>)> done) override {
+    if (!admit()) {
+      std::vector<CommitResult> failed(ingests.size());
+      for (auto& r : failed) r.error = "the store's queue is full or the store is closed";
+      done(std::move(failed));
+      return;
+    }
+    queued_ += ingests.size();
+    const std::size_t n = ingests.size();
+    const bool posted = writer_.post([this, ingests = std::move(ingests), done = std::move(done)]() mutable {
+      queued_ -= ingests.size();
+      // Not atomic in JetStream: each ingest is published in turn; when one fails every result is failed
+      // and the producer's retry finds the ones already published as duplicates (their deliveries are
+      // published again under the same message ids, which JetStream drops if they are there).
+      std::vector<CommitResult> results;
+      results.reserve(ingests.size());
+      std::unordered_set<std::string> seen;
+      for (auto& in : ingests) {
+        const auto& e = *in.event;
+        if (!e.dedup_key.empty() && !seen.insert(e.listener_id + ":" + e.dedup_key).second) {
+          CommitResult r;
+          r.status = CommitResult::Status::duplicate;
+          r.event_id = e.id;
+          results.push_back(std::move(r));
+          continue;
+        }
+        CommitResult r = publish(in);
+        if (r.status == CommitResult::Status::failed) {
+          std::vector<CommitResult> failed(ingests.size());
+          for (auto& f : failed) f.error = r.error;
+          done(std::move(failed));
+          return;
+        }
+        results.push_back(std::move(r));
+      }
+      done(std::move(results));
+    });
+    if (!posted) queued_ -= n;
+  }
+
+  void fetch_due(std::string lane, int64_t now_ms, std::size_t limit, std::unordered_set<int64_t> exclude,
+                 std::function<void(Due)> done) override {
+    const bool posted =
+        reader_.post([this, lane = std::move(lane), now_ms, limit, exclude = std::move(exclude),
+                      done]() mutable { done(fetch(lane, now_ms, limit, exclude)); });
+    if (!posted) done(Due{});
+  }
+
+  void record(Outcome outcome, std::function<void()> done) override {
+    const bool posted = reader_.post([this, outcome = std::move(outcome), done]() mutable {
+      settle(outcome);
+      done();
+    });
+    if (!posted) done();
+  }
+
+  std::vector<std::string> pending_lanes() override {
+    std::vector<std::string> lanes;
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = timeout_ms();
+    const std::string filter = prefix_ + ".deliveries.>";
+    jo.Stream.Info.SubjectsFilter = filter.c_str();
+    jsStreamInfo* si = nullptr;
+    jsErrCode code{};
+    check(js_GetStreamInfo(&si, js_, deliveries_stream_.c_str(), &jo, &code), "stream info", code);
+    const std::string head = prefix_ + ".deliveries.";
+    if (si->State.Subjects) {
+      for (int i = 0; i < si->State.Subjects->Count; ++i) {
+        const auto& sub = si->State.Subjects->List[i];
+        std::string_view subject = sub.Subject;
+        if (sub.Msgs > 0 && subject.substr(0, head.size()) == head)
+          lanes.push_back(untoken(subject.substr(head.size())));
+      }
+    }
+    jsStreamInfo_Destroy(si);
+    return lanes;
+  }
+
+  Counts counts() override {
+    Counts c;
+    c.events = static_cast<int64_t>(stream_msgs(events_stream_));
+    c.pending = static_cast<int64_t>(stream_msgs(deliveries_stream_));
+    c.dead = static_cast<int64_t>(stream_msgs(dead_stream_));
+    c.delivered = delivered_.load();
+    return c;
+  }
+
+  std::vector<Attempt> attempts(int64_t delivery_id) override {
+    std::lock_guard lk(history_mu_);
+    auto it = history_.find(delivery_id);
+    return it == history_.end() ? std::vector<Attempt>{} : it->second;
+  }
+
+  std::optional<EventRecord> event(const std::string&) override { throw NotSupported(kNotSupported); }
+  EventPage events(const EventQuery&) override { throw NotSupported(kNotSupported); }
+  DeadLetterPage dead_letters(const DeadLetterQuery&) override { throw NotSupported(kNotSupported); }
+  std::optional<DeadLetter> dead_letter(int64_t) override { throw NotSupported(kNotSupported); }
+  Bulk replay(int64_t) override { throw NotSupported(kNotSupported); }
+  Bulk replay(const DeadLetterFilter&) override { throw NotSupported(kNotSupported); }
+  Bulk discard(int64_t) override { throw NotSupported(kNotSupported); }
+  Bulk discard(const DeadLetterFilter&) override { throw NotSupported(kNotSupported); }
+
+  std::map<std::string, FlowState> flow_states() override {
+    std::map<std::string, FlowState> out;
+    kvKeysList keys{};
+    natsStatus s = kvStore_Keys(&keys, flows_kv_, nullptr);
+    if (s == NATS_NOT_FOUND) return out;  // empty bucket
+    check(s, "flow states");
+    for (int i = 0; i < keys.Count; ++i) {
+      if (auto v = kv_get(flows_kv_, keys.Keys[i])) out[untoken(keys.Keys[i])].enabled = *v == "true";
+    }
+    kvKeysList_Destroy(&keys);
+    return out;
+  }
+
+  void set_flow_enabled(const std::string& flow, std::optional<bool> enabled) override {
+    const std::string key = token(flow);
+    if (!enabled) {
+      natsStatus s = kvStore_Delete(flows_kv_, key.c_str());
+      if (s != NATS_NOT_FOUND) check(s, "flow state");
+      return;
+    }
+    uint64_t rev = 0;
+    check(kvStore_PutString(&rev, flows_kv_, key.c_str(), *enabled ? "true" : "false"), "flow state");
+  }
+
+  std::string rotate_listener_id(const std::string& flow) override {
+    const std::string id = crypto::random_token(24);
+    uint64_t rev = 0;
+    check(kvStore_PutString(&rev, listeners_kv_, token(flow).c_str(), id.c_str()), "listener id");
+    return id;
+  }
+
+ private:
+  int64_t timeout_ms() const { return std::max<int64_t>(1, options_.timeout.count()); }
+
+  static void check(natsStatus s, const std::string& what, jsErrCode code = static_cast<jsErrCode>(0)) {
+    if (s != NATS_OK) throw std::runtime_error("store: " + what + ": " + status_text(s, code));
+  }
+
+  bool admit() const { return open_ && queued_.load() < kMaxQueuedCommits; }
+
+  bool connected() const { return nc_ && natsConnection_Status(nc_) == NATS_CONN_STATUS_CONNECTED; }
+
+  void ensure_stream(const std::string& name, const std::string& subject, jsRetentionPolicy retention,
+                     int64_t max_age_ns, int64_t duplicates_ns) {
+    jsStreamConfig cfg;
+    jsStreamConfig_Init(&cfg);
+    cfg.Name = name.c_str();
+    const char* subjects[] = {subject.c_str()};
+    cfg.Subjects = subjects;
+    cfg.SubjectsLen = 1;
+    cfg.Retention = retention;
+    cfg.Storage = js_FileStorage;
+    cfg.Replicas = options_.replicas;
+    cfg.MaxAge = max_age_ns;
+    if (duplicates_ns > 0) cfg.Duplicates = duplicates_ns;
+    jsStreamInfo* si = nullptr;
+    jsErrCode code{};
+    natsStatus s = js_AddStream(&si, js_, &cfg, nullptr, &code);
+    if (s != NATS_OK && code == JSStreamNameExistErr) {
+      code = {};
+      s = js_UpdateStream(&si, js_, &cfg, nullptr, &code);
+    }
+    check(s, "stream " + name, code);
+    jsStreamInfo_Destroy(si);
+  }
+
+  kvStore* ensure_kv(const std::string& bucket) {
+    kvConfig cfg;
+    kvConfig_Init(&cfg);
+    cfg.Bucket = bucket.c_str();
+    cfg.History = 1;
+    cfg.Replicas = options_.replicas;
+    cfg.StorageType = js_FileStorage;
+    kvStore* kv = nullptr;
+    check(js_CreateKeyValue(&kv, js_, &cfg), "KV bucket " + bucket);
+    return kv;
+  }
+
+  std::optional<std::string> kv_get(kvStore* kv, const std::string& key) {
+    kvEntry* e = nullptr;
+    natsStatus s = kvStore_Get(&e, kv, key.c_str());
+    if (s == NATS_NOT_FOUND) return std::nullopt;
+    check(s, "KV get " + key);
+    std::string v(kvEntry_ValueString(e));
+    kvEntry_Destroy(e);
+    return v;
+  }
+
+  uint64_t stream_msgs(const std::string& stream) {
+    jsStreamInfo* si = nullptr;
+    jsErrCode code{};
+    check(js_GetStreamInfo(&si, js_, stream.c_str(), nullptr, &code), "stream info " + stream, code);
+    const uint64_t n = si->State.Msgs;
+    jsStreamInfo_Destroy(si);
+    return n;
+  }
+
+  // Publishes one message; sets `duplicate` from the acknowledgement. Empty on success, else the error.
+  std::string publish_msg(const std::string& subject, const std::string& msg_id,
+                          std::initializer_list<std::pair<const char*, const std::string*>> headers,
+                          const std::string& body, bool* duplicate, uint64_t* seq) {
+    natsMsg* m = nullptr;
+    natsStatus s = natsMsg_Create(&m, subject.c_str(), nullptr, body.data(), static_cast<int>(body.size()));
+    for (const auto& [k, v] : headers) {
+      if (s == NATS_OK) s = natsMsgHeader_Set(m, k, v->c_str());
+    }
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MaxWait = timeout_ms();
+    if (!msg_id.empty()) po.MsgId = msg_id.c_str();
+    jsPubAck* pa = nullptr;
+    jsErrCode code{};
+    if (s == NATS_OK) s = js_PublishMsg(&pa, js_, m, &po, &code);
+    natsMsg_Destroy(m);
+    if (s != NATS_OK) return status_text(s, code);
+    if (duplicate) *duplicate = pa->Duplicate;
+    if (seq) *seq = pa->Sequence;
+    jsPubAck_Destroy(pa);
+    return {};
+  }
+
+  CommitResult publish(Ingest& in) {
+    CommitResult r;
+    if (!connected()) {
+      r.error = "NATS is not connected";
+      return r;
+    }
+    const event::Event& e = *in.event;
+    const std::string envelope = envelope_json(e).dump();
+    const std::string lanes = nlohmann::json(in.lanes).dump();
+    const std::string base = e.dedup_key.empty() ? std::string() : e.listener_id + ":" + e.dedup_key;
+    bool duplicate = false;
+    uint64_t seq = 0;
+    std::string error =
+        publish_msg(prefix_ + ".events." + token(e.flow), base,
+                    {{"Evr-Envelope", &envelope}, {"Evr-Lanes", &lanes}}, e.payload, &duplicate, &seq);
+    if (!error.empty()) {
+      r.error = "publish: " + error;
+      return r;
+    }
+    // The deliveries, also for a duplicate: when an earlier attempt failed after the event was published,
+    // this completes it; otherwise JetStream drops them as duplicates of the first ones.
+    const std::string delivery_base = base.empty() ? e.id : base;
+    for (std::size_t i = 0; i < in.lanes.size(); ++i) {
+      const std::string& lane = in.lanes[i];
+      std::string key;
+      if (i < in.ordering_keys.size() && in.ordering_keys[i]) key = *in.ordering_keys[i];
+      error = publish_msg(prefix_ + ".deliveries." + token(lane), delivery_base + ":" + lane,
+                          {{"Evr-Envelope", &envelope}, {"Evr-Lane", &lane}, {"Evr-Ordering-Key", &key}},
+                          e.payload, nullptr, nullptr);
+      if (!error.empty()) {
+        r.error = "publish delivery: " + error;
+        return r;
+      }
+    }
+    r.status = duplicate ? CommitResult::Status::duplicate : CommitResult::Status::accepted;
+    r.event_id = duplicate ? first_event_id(seq).value_or(e.id) : e.id;
+    r.lanes_to_read = std::move(in.lanes);
+    return r;
+  }
+
+  // The evrouter id of the event stored at `seq` (a duplicate's original).
+  std::optional<std::string> first_event_id(uint64_t seq) {
+    natsMsg* m = nullptr;
+    jsErrCode code{};
+    if (js_GetMsg(&m, js_, events_stream_.c_str(), seq, nullptr, &code) != NATS_OK) return std::nullopt;
+    std::optional<std::string> id;
+    const char* env = nullptr;
+    if (natsMsgHeader_Get(m, "Evr-Envelope", &env) == NATS_OK && env) {
+      auto j = nlohmann::json::parse(env, nullptr, false);
+      if (j.is_object()) id = j.value("id", "");
+    }
+    natsMsg_Destroy(m);
+    return id;
+  }
+
+  natsSubscription* subscription(const std::string& lane) {
+    if (auto it = subs_.find(lane); it != subs_.end()) return it->second;
+    const std::string durable = "evr-" + token(lane);
+    const std::string subject = prefix_ + ".deliveries." + token(lane);
+    // The consumer is created here and bound below, so that closing the subscription never deletes it.
+    jsConsumerConfig cc;
+    jsConsumerConfig_Init(&cc);
+    cc.Durable = durable.c_str();
+    cc.FilterSubject = subject.c_str();
+    cc.AckPolicy = js_AckExplicit;
+    cc.AckWait = kAckWaitMs * 1'000'000;
+    cc.MaxDeliver = -1;
+    cc.MaxAckPending = -1;
+    jsConsumerInfo* ci = nullptr;
+    jsErrCode code{};
+    natsStatus s = js_AddConsumer(&ci, js_, deliveries_stream_.c_str(), &cc, nullptr, &code);
+    if (s != NATS_OK) {
+      // It exists (created by another instance, maybe with other settings): use it as it is.
+      code = {};
+      s = js_GetConsumerInfo(&ci, js_, deliveries_stream_.c_str(), durable.c_str(), nullptr, &code);
+    }
+    check(s, "consumer " + durable, code);
+    jsConsumerInfo_Destroy(ci);
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = deliveries_stream_.c_str();
+    so.Consumer = durable.c_str();
+    so.ManualAck = true;
+    natsSubscription* sub = nullptr;
+    code = {};
+    check(js_PullSubscribe(&sub, js_, subject.c_str(), durable.c_str(), nullptr, &so, &code),
+          "subscribe " + durable, code);
+    subs_.emplace(lane, sub);
+    return sub;
+  }
+
+  Due fetch(const std::string& lane, int64_t now_ms, std::size_t limit,
+            const std::unordered_set<int64_t>& exclude) {
+    Due due;
+    due.next_due_ms = now_ms + kPollMs;
+    if (limit == 0) return due;
+    if (!connected()) {
+      due.next_due_ms = now_ms + 1000;
+      return due;
+    }
+    natsSubscription* sub = nullptr;
+    try {
+      sub = subscription(lane);
+    } catch (const std::exception& ex) {
+      log::warn("store: cannot read a lane", {{"lane", lane}, {"error", ex.what()}});
+      due.next_due_ms = now_ms + 1000;
+      return due;
+    }
+    jsFetchRequest req;
+    jsFetchRequest_Init(&req);
+    req.Batch = static_cast<int>(std::min<std::size_t>(limit, 256));
+    // A short wait rather than no_wait: the server answers no_wait requests from its pending count, which
+    // leaves out messages that are due for redelivery (nak'ed with a delay, or handed back).
+    req.Expires = kFetchWaitMs * 1'000'000;
+    natsMsgList list{};
+    natsStatus s = natsSubscription_FetchRequest(&list, sub, &req);
+    if (s != NATS_OK && s != NATS_TIMEOUT && s != NATS_NOT_FOUND) {
+      log::warn("store: fetch failed", {{"lane", lane}, {"error", status_text(s)}});
+      due.next_due_ms = now_ms + 1000;
+    }
+    for (int i = 0; i < list.Count; ++i) {
+      natsMsg* m = list.Msgs[i];
+      list.Msgs[i] = nullptr;
+      jsMsgMetaData* meta = nullptr;
+      if (natsMsg_GetMetaData(&meta, m) != NATS_OK) {
+        natsMsg_Destroy(m);
+        continue;
+      }
+      const auto id = static_cast<int64_t>(meta->Sequence.Stream);
+      const auto delivered = static_cast<int>(meta->NumDelivered);
+      const int64_t stored_ms = meta->Timestamp / 1'000'000;
+      jsMsgMetaData_Destroy(meta);
+      // Keep the newest handle: acknowledgements go through it.
+      if (auto it = held_.find(id); it != held_.end()) natsMsg_Destroy(it->second.msg);
+      held_[id] = Held{m, lane};
+      if (exclude.count(id)) continue;
+      const char* env = nullptr;
+      natsMsgHeader_Get(m, "Evr-Envelope", &env);
+      auto j = nlohmann::json::parse(env ? env : "", nullptr, false);
+      if (!j.is_object()) {
+        log::error("store: a delivery message without a readable envelope is terminated", {{"lane", lane}});
+        natsMsg_Term(m, nullptr);
+        natsMsg_Destroy(m);
+        held_.erase(id);
+        continue;
+      }
+      Delivery d;
+      d.id = id;
+      d.lane = lane;
+      d.created_ms = stored_ms;
+      d.next_attempt_ms = now_ms;
+      d.event = event_from(j, natsMsg_GetData(m), natsMsg_GetDataLength(m));
+      // Attempts: what this process recorded, else JetStream's delivery count (which also counts hand-outs
+      // that ended without an attempt, e.g. a shutdown).
+      {
+        std::lock_guard lk(history_mu_);
+        auto it = recorded_.find(id);
+        d.attempts = it != recorded_.end() ? it->second : std::max(0, delivered - 1);
+      }
+      const char* key = nullptr;
+      if (natsMsgHeader_Get(m, "Evr-Ordering-Key", &key) == NATS_OK && key && *key) d.ordering_key = key;
+      due.deliveries.push_back(std::move(d));
+    }
+    natsMsgList_Destroy(&list);
+    if (due.deliveries.empty()) due.next_due_ms = std::max(*due.next_due_ms, now_ms + kIdlePollMs);
+    return due;
+  }
+
+  void settle(const Outcome& o) {
+    {
+      std::lock_guard lk(history_mu_);
+      history_[o.delivery_id].push_back(o.attempt);
+      recorded_[o.delivery_id] = o.attempts;
+    }
+    auto it = held_.find(o.delivery_id);
+    if (it == held_.end()) {
+      log::warn("store: outcome of a delivery not held; JetStream hands it out again",
+                {{"delivery_id", std::to_string(o.delivery_id)}});
+      return;
+    }
+    natsMsg* m = it->second.msg;
+    const std::string lane = std::move(it->second.lane);
+    held_.erase(it);
+    natsStatus s = NATS_OK;
+    switch (o.kind) {
+      case Outcome::Kind::delivered: {
+        jsErrCode code{};
+        s = natsMsg_AckSync(m, nullptr, &code);
+        ++delivered_;
+        forget(o.delivery_id);
+        break;
+      }
+      case Outcome::Kind::retry:
+        s = natsMsg_NakWithDelay(m, std::max<int64_t>(0, o.next_attempt_ms - event::now_ms()), nullptr);
+        break;
+      case Outcome::Kind::dead: {
+        std::string error = dead_letter(m, lane, o.delivery_id);
+        if (!error.empty()) {
+          // Not lost: it comes back and dies again once the dead-letter stream takes it.
+          log::error("store: cannot write a dead letter", {{"lane", lane}, {"error", error}});
+          s = natsMsg_NakWithDelay(m, 5000, nullptr);
+        } else {
+          s = natsMsg_Term(m, nullptr);
+          forget(o.delivery_id);
+        }
+        break;
+      }
+    }
+    if (s != NATS_OK) log::warn("store: acknowledgement failed", {{"lane", lane}, {"error", status_text(s)}});
+    natsMsg_Destroy(m);
+  }
+
+  std::string dead_letter(natsMsg* m, const std::string& lane, int64_t id) {
+    nlohmann::json history = nlohmann::json::array();
+    {
+      std::lock_guard lk(history_mu_);
+      for (const auto& a : history_[id]) history.push_back(attempt_json(a));
+    }
+    const std::string hist = history.dump();
+    const char* env = nullptr;
+    natsMsgHeader_Get(m, "Evr-Envelope", &env);
+    const std::string envelope = env ? env : "{}";
+    const std::string delivery = std::to_string(id);
+    const int len = natsMsg_GetDataLength(m);
+    const std::string body(natsMsg_GetData(m), static_cast<std::size_t>(std::max(0, len)));
+    return publish_msg(prefix_ + ".dead." + token(lane), prefix_ + ":dead:" + delivery,
+                       {{"Evr-Envelope", &envelope},
+                        {"Evr-Lane", &lane},
+                        {"Evr-Delivery-Id", &delivery},
+                        {"Evr-Attempts", &hist}},
+                       body, nullptr, nullptr);
+  }
+
+  void forget(int64_t id) {
+    std::lock_guard lk(history_mu_);
+    history_.erase(id);
+    recorded_.erase(id);
+  }
+
+  // Reader thread, every kProgressEvery: deliveries the lanes still hold stay theirs.
+  void keep_held() {
+    for (auto& [_, h] : held_) natsMsg_InProgress(h.msg, nullptr);
+  }
+
+  config::Store options_;
+  std::string prefix_;
+  std::string events_stream_;
+  std::string deliveries_stream_;
+  std::string dead_stream_;
+  natsConnection* nc_ = nullptr;
+  jsCtx* js_ = nullptr;
+  kvStore* listeners_kv_ = nullptr;
+  kvStore* flows_kv_ = nullptr;
+  std::atomic<bool> open_{false};
+  std::atomic<std::size_t> queued_{0};
+  std::atomic<int64_t> delivered_{0};
+  Worker writer_;
+  Worker reader_;
+  // Reader thread only.
+  std::map<std::string, natsSubscription*> subs_;
+  std::unordered_map<int64_t, Held> held_;
+  // Attempt history and counts this process recorded (lost on restart; docs/scaling.md).
+  std::mutex history_mu_;
+  std::unordered_map<int64_t, std::vector<Attempt>> history_;
+  std::unordered_map<int64_t, int> recorded_;
+};
+
+}  // namespace
+
+std::unique_ptr<Store> make_jetstream_store(const config::Store& options) {
+  return std::make_unique<JetStreamStore>(options);
+}
+
+}  // namespace evr::store
