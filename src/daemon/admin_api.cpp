@@ -174,6 +174,7 @@ admin::Router make_admin_router(Daemon& daemon) {
   });
   r.add("GET", "/v1/tail", [](const Request& q) { return tail_response(q); });
   add_operations_routes(r, daemon);
+  add_schema_routes(r, daemon);
   return r;
 }
 

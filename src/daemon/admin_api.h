@@ -19,6 +19,8 @@ admin::Router make_admin_router(Daemon& daemon);
 
 // Operators' routes (operations_api.cpp): events, dead letters, runtime flow state.
 void add_operations_routes(admin::Router& router, Daemon& daemon);
+// Schema discovery (schemas_api.cpp): GET /v1/schemas, GET /v1/schemas/{source}/{type...}.
+void add_schema_routes(admin::Router& router, Daemon& daemon);
 
 // A flow as GET /v1/flows shows it; "enabled_override" is the runtime override (null: the files decide).
 nlohmann::json flow_summary(const flow::Routes& routes, const flow::Flow& f,
