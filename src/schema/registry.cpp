@@ -84,10 +84,9 @@ void Registry::offer(const event::EventPtr& event) {
 void Registry::sync() {
   std::unique_lock lk(queue_mu_);
   if (!started_ || stopping_) return;
-  const uint64_t target = flushes_ + 1;
-  flush_asked_ = true;
+  const uint64_t ticket = ++sync_asked_;
   queue_cv_.notify_one();
-  idle_cv_.wait(lk, [&] { return flushes_ >= target || stopping_; });
+  idle_cv_.wait(lk, [&] { return sync_done_ >= ticket || stopping_; });
 }
 
 void Registry::run() {
@@ -96,24 +95,28 @@ void Registry::run() {
   std::deque<event::EventPtr> batch;
   for (;;) {
     bool stopping = false;
+    uint64_t serving = 0;  // the sync() calls whose events are in `batch` (or already inferred)
     bool asked = false;
     {
       std::unique_lock lk(queue_mu_);
-      queue_cv_.wait_until(lk, next_flush, [&] { return stopping_ || flush_asked_ || !queue_.empty(); });
+      queue_cv_.wait_until(lk, next_flush,
+                           [&] { return stopping_ || sync_asked_ != sync_done_ || !queue_.empty(); });
       batch.swap(queue_);
       stopping = stopping_;
-      asked = flush_asked_;
-      flush_asked_ = false;
+      serving = sync_asked_;
+      asked = serving != sync_done_;
     }
     for (const auto& e : batch) infer(*e);
     batch.clear();
     if (asked || stopping || clock::now() >= next_flush) {
       flush();
       next_flush = clock::now() + config_.flush_interval;
-      std::lock_guard lk(queue_mu_);
-      ++flushes_;
-      idle_cv_.notify_all();
     }
+    if (asked) {
+      std::lock_guard lk(queue_mu_);
+      sync_done_ = serving;
+    }
+    idle_cv_.notify_all();
     if (stopping) {
       std::lock_guard lk(queue_mu_);
       if (queue_.empty()) return;

@@ -15,9 +15,9 @@ namespace {
 
 class Schemas : public PipelineTest {
  protected:
-  config::Config schema_config() {
+  config::Config schema_config(const std::string& flow_name) {
     auto cfg = make_config();
-    cfg.flows[0].name = "schemas";
+    cfg.flows[0].name = flow_name;  // series of its own in the process-wide metrics registry
     cfg.admin.enabled = true;
     cfg.admin.port = 0;  // loopback, no token
     cfg.schemas.flush_interval = 100ms;
@@ -86,7 +86,7 @@ class Schemas : public PipelineTest {
 }  // namespace
 
 TEST_F(Schemas, InfersShopifyOrdersAndKeepsThemAcrossRestarts) {
-  start(schema_config());
+  start(schema_config("schemas-e2e"));
   post_orders();
   const std::string target = "/v1/schemas/shopify/orders/create";
   auto s = wait_json(target, [](const json& j) { return j.value("events", 0) == 3; });
@@ -146,7 +146,7 @@ TEST_F(Schemas, InfersShopifyOrdersAndKeepsThemAcrossRestarts) {
   // Kept across a restart.
   daemon_->stop();
   daemon_.reset();
-  start(schema_config());
+  start(schema_config("schemas-e2e"));
   auto again = get(target);
   EXPECT_EQ(again["events"], 3);
   EXPECT_EQ((*field(again, "note"))["required"], false);
@@ -156,7 +156,7 @@ TEST_F(Schemas, InfersShopifyOrdersAndKeepsThemAcrossRestarts) {
 }
 
 TEST_F(Schemas, DisabledAnswers404) {
-  auto cfg = schema_config();
+  auto cfg = schema_config("schemas-off");
   cfg.schemas.enabled = false;
   start(cfg);
   EXPECT_EQ(post(order("5.00")).status, 200);
@@ -166,7 +166,7 @@ TEST_F(Schemas, DisabledAnswers404) {
 }
 
 TEST_F(Schemas, Cli) {
-  start(schema_config());
+  start(schema_config("schemas-cli"));
   post_orders();
   wait_json("/v1/schemas/shopify/orders/create", [](const json& j) { return j.value("events", 0) == 3; });
   const std::string url = "http://127.0.0.1:" + std::to_string(daemon_->admin_port());

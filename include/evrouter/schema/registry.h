@@ -85,9 +85,8 @@ class Registry {
   std::condition_variable idle_cv_;
   std::deque<event::EventPtr> queue_;
   bool stopping_ = false;
-  bool busy_ = false;     // the thread holds events taken from the queue
-  uint64_t flushes_ = 0;  // completed flushes
-  bool flush_asked_ = false;
+  uint64_t sync_asked_ = 0;  // sync() calls so far
+  uint64_t sync_done_ = 0;   // the last one answered: its events inferred and written
 
   mutable std::mutex schemas_mu_;
   std::map<Key, Schema> schemas_;
