@@ -63,7 +63,10 @@ struct Walk {
 
   void visit(Node& node, const json& v, const std::string& path, std::string_view key, std::size_t depth,
              bool redacted) {
-    redacted = redacted || (depth > 0 && redaction.matches(path, key));
+    // Decided once per node: matching every key against every pattern on each event would cost more
+    // than the rest of the inference.
+    if (node.redacted < 0) node.redacted = redacted || (depth > 0 && redaction.matches(path, key)) ? 1 : 0;
+    redacted = node.redacted == 1;
     const unsigned t = type_of(v);
     node.types |= t;
     ++node.present;

@@ -44,7 +44,8 @@ struct Node {
   int64_t objects = 0;  // times it was an object: what its properties' `present` is compared with
   std::optional<std::string> sample;  // JSON text of one value (never null when another type was seen)
   std::map<std::string, Node> properties;
-  std::vector<Node> items;  // empty, or one node: every element examined of every array seen here
+  std::vector<Node> items;    // empty, or one node: every element examined of every array seen here
+  signed char redacted = -1;  // whether its samples are hidden: -1 not decided yet (not persisted)
 };
 
 struct Schema {
