@@ -24,6 +24,7 @@ void usage() {
       "                               a running daemon's flows (admin API: --admin-url, --token)\n"
       "  events list|get              look up events received by a running daemon\n"
       "  dlq list|get|replay|discard  dead letters of a running daemon\n"
+      "  schemas list|get SOURCE TYPE payload schemas a running daemon inferred (--format json-schema)\n"
       "  version                      print the version\n",
       stderr);
 }
@@ -46,6 +47,7 @@ int main(int argc, char** argv) {
   if (cmd == "flows") return evr::cli::flows(args);
   if (cmd == "events") return evr::cli::events(args);
   if (cmd == "dlq") return evr::cli::dlq(args);
+  if (cmd == "schemas") return evr::cli::schemas(args);
   if (cmd == "version" || cmd == "--version") return evr::cli::version(args);
   if (cmd == "help" || cmd == "--help" || cmd == "-h") {
     usage();

@@ -16,8 +16,9 @@ int test_connection(const Args& args);  // evrouter test-connection NAME
 int tail(const Args& args);             // evrouter tail [--flow F] [--pattern P]
 int version(const Args& args);
 // Against a running daemon's admin API (operations.cpp).
-int flows(const Args& args);   // evrouter flows list|enable|disable|reset|rotate-listener
-int events(const Args& args);  // evrouter events list|get
-int dlq(const Args& args);     // evrouter dlq list|get|replay|discard
+int flows(const Args& args);    // evrouter flows list|enable|disable|reset|rotate-listener
+int events(const Args& args);   // evrouter events list|get
+int dlq(const Args& args);      // evrouter dlq list|get|replay|discard
+int schemas(const Args& args);  // evrouter schemas list|get
 
 }  // namespace evr::cli

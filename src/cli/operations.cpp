@@ -1,4 +1,4 @@
-// evrouter flows / events / dlq: operator commands against a running daemon's admin API.
+// evrouter flows / events / dlq / schemas: operator commands against a running daemon's admin API.
 //   --admin-url URL (else EVROUTER_ADMIN_URL, else http://127.0.0.1:8081), --token TOKEN (else
 //   EVROUTER_ADMIN_TOKEN), --output table|json. Exit 0 on success, 1 when the daemon answered an error or
 //   could not be reached, 2 on a usage error.
@@ -401,6 +401,66 @@ int dlq(const Args& args) {
       std::cout << (sub == "replay" ? "replayed " : "discarded ") << str((*j)["count"]) << " dead letter"
                 << ((*j)["count"] == 1 ? "" : "s") << '\n';
     }
+    return 0;
+  }
+  return usage_error(usage.c_str());
+}
+
+int schemas(const Args& args) {
+  const std::string usage =
+      std::string(
+          "usage: evrouter schemas list\n"
+          "       evrouter schemas get SOURCE TYPE [--format fields|json-schema]\n"
+          "  the payload schemas inferred per source and event type (e.g. shopify orders/create):\n"
+          "  fields lists every path with its types, required/optional and a (redacted) sample;\n"
+          "  json-schema prints a JSON Schema (draft 2020-12).\n") +
+      kCommon;
+  auto p = parse("schemas", args, {"--format"});
+  if (!p.ok || p.positional.empty()) return usage_error(usage.c_str());
+  const std::string& sub = p.positional[0];
+  if (sub == "list" && p.positional.size() == 1 && p.options.empty()) {
+    auto j = call("schemas", p, "GET", "/v1/schemas");
+    if (!j) return 1;
+    if (p.json_output) {
+      print_json(*j);
+      return 0;
+    }
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& s : (*j)["schemas"]) {
+      rows.push_back({str(s["source"]), str(s["type"]), str(s["events"]),
+                      str(s["fields"]) + (s["truncated"] == true ? "+" : ""), str(s["first_seen"]),
+                      str(s["last_seen"])});
+    }
+    table({"SOURCE", "TYPE", "EVENTS", "FIELDS", "FIRST_SEEN", "LAST_SEEN"}, rows);
+    return 0;
+  }
+  if (sub == "get" && p.positional.size() == 3) {
+    const auto format_it = p.options.find("--format");
+    const std::string format = format_it == p.options.end() ? "fields" : format_it->second;
+    if (format != "fields" && format != "json-schema") {
+      std::fprintf(stderr, "evrouter schemas get: --format must be fields or json-schema, not '%s'\n",
+                   format.c_str());
+      return 2;
+    }
+    auto j = call("schemas", p, "GET",
+                  "/v1/schemas/" + url_encode(p.positional[1]) + "?type=" + url_encode(p.positional[2]) +
+                      "&format=" + format);
+    if (!j) return 1;
+    if (p.json_output || format == "json-schema") {
+      print_json(*j);
+      return 0;
+    }
+    std::cout << str((*j)["source"]) << " " << str((*j)["type"]) << ": " << str((*j)["events"])
+              << " events, first " << str((*j)["first_seen"]) << ", last " << str((*j)["last_seen"])
+              << ((*j)["truncated"] == true ? " (truncated: max_fields reached)" : "") << "\n";
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& f : (*j)["fields"]) {
+      std::string types;
+      for (const auto& t : f["types"]) types += (types.empty() ? "" : "|") + str(t);
+      rows.push_back({str(f["path"]), types, f["required"] == true ? "required" : "optional",
+                      f["sample"].is_null() ? "-" : truncate(f["sample"].dump(), 60)});
+    }
+    table({"PATH", "TYPES", "PRESENCE", "SAMPLE"}, rows);
     return 0;
   }
   return usage_error(usage.c_str());

@@ -15,11 +15,11 @@
 
 #include "evrouter/config/env.h"
 #include "evrouter/config/yaml_json.h"
+#include "evrouter/http/client.h"
 #include "evrouter/mapping/inputs.h"
 #include "evrouter/mapping/path.h"
 #include "evrouter/mapping/template.h"
 #include "evrouter/mapping/text.h"
-#include "evrouter/http/client.h"
 #include "evrouter/pattern/pattern.h"
 #include "evrouter/source/source.h"
 
@@ -1049,7 +1049,8 @@ void parse_admin(Reader& r, const Node* n, Admin& a) {
       if (valid_ip(*str)) {
         a.listen = *str;
       } else {
-        r.error(*v, m.path("listen"), "expected an IP address, e.g. 127.0.0.1 or 0.0.0.0, found " + found(*v));
+        r.error(*v, m.path("listen"),
+                "expected an IP address, e.g. 127.0.0.1 or 0.0.0.0, found " + found(*v));
       }
     }
   }
@@ -1163,6 +1164,50 @@ void parse_reload(Reader& r, const Node* n, Reload& reload) {
   }
   if (const Node* v = m.get("debounce"); given(v)) {
     if (auto d = get_duration(r, *v, m.path("debounce"), true)) reload.debounce = *d;
+  }
+}
+
+void parse_schemas(Reader& r, const Node* n, Schemas& s) {
+  Map m(r, n, "schemas");
+  if (!m.valid()) return;
+  m.allow({"enabled", "redact", "redact_defaults", "max_fields", "max_schemas", "max_array_items",
+           "sample_rate", "queue", "flush_interval"});
+  if (const Node* v = m.get("enabled"); given(v)) {
+    if (auto b = get_bool(r, *v, m.path("enabled"))) s.enabled = *b;
+  }
+  if (const Node* v = m.get("redact"); given(v)) {
+    if (auto list = get_string_list(r, *v, m.path("redact"), "a sequence of key names or paths")) {
+      for (auto& [text, node] : *list) {
+        if (text.size() > 256) {
+          r.error(*node, m.path("redact"), "expected a key name or path of at most 256 characters");
+          continue;
+        }
+        s.redact.push_back(text);
+      }
+    }
+  }
+  if (const Node* v = m.get("redact_defaults"); given(v)) {
+    if (auto b = get_bool(r, *v, m.path("redact_defaults"))) s.redact_defaults = *b;
+  }
+  if (const Node* v = m.get("max_fields"); given(v)) {
+    if (auto i = get_int(r, *v, m.path("max_fields"), 1, 100000)) s.max_fields = static_cast<int>(*i);
+  }
+  if (const Node* v = m.get("max_schemas"); given(v)) {
+    if (auto i = get_int(r, *v, m.path("max_schemas"), 1, 100000)) s.max_schemas = static_cast<int>(*i);
+  }
+  if (const Node* v = m.get("max_array_items"); given(v)) {
+    if (auto i = get_int(r, *v, m.path("max_array_items"), 1, 10000))
+      s.max_array_items = static_cast<int>(*i);
+  }
+  if (const Node* v = m.get("sample_rate"); given(v)) {
+    if (auto d = get_number(r, *v, m.path("sample_rate"), 0, 1, "a number between 0 and 1"))
+      s.sample_rate = *d;
+  }
+  if (const Node* v = m.get("queue"); given(v)) {
+    if (auto i = get_int(r, *v, m.path("queue"), 1, 1000000)) s.queue = static_cast<int>(*i);
+  }
+  if (const Node* v = m.get("flush_interval"); given(v)) {
+    if (auto d = get_duration(r, *v, m.path("flush_interval"))) s.flush_interval = *d;
   }
 }
 
@@ -2164,13 +2209,14 @@ LoadResult load(const fs::path& config_file, const LoadOptions& options) {
   auto root = read_yaml(r, config_file, "a mapping with server, store, log, flows and connections");
   if (root) {
     Map m(r, &*root, "");
-    m.allow({"server", "store", "log", "admin", "publish", "reload", "flows", "connections"});
+    m.allow({"server", "store", "log", "admin", "publish", "reload", "schemas", "flows", "connections"});
     parse_server(r, m.get("server"), config.server);
     parse_store(r, m.get("store"), config.store);
     parse_log(r, m.get("log"), config.log);
     parse_admin(r, m.get("admin"), config.admin);
     parse_publish(r, m.get("publish"), config.publish, options.require_secrets);
     parse_reload(r, m.get("reload"), config.reload);
+    parse_schemas(r, m.get("schemas"), config.schemas);
     if (const Node* v = m.get("connections"); given(v)) {
       Map cm(r, v, "connections");
       if (cm.valid()) {

@@ -206,6 +206,7 @@ admin::Router make_admin_router(Daemon& daemon) {
   add_operations_routes(r, daemon);
   add_flow_stats_routes(r, daemon);
   add_openapi_route(r);
+  add_schema_routes(r, daemon);
   return r;
 }
 

@@ -19,6 +19,8 @@ admin::Router make_admin_router(Daemon& daemon);
 
 // Operators' routes (operations_api.cpp): events, dead letters, runtime flow state.
 void add_operations_routes(admin::Router& router, Daemon& daemon);
+// Schema discovery (schemas_api.cpp): GET /v1/schemas, GET /v1/schemas/{source}/{type...}.
+void add_schema_routes(admin::Router& router, Daemon& daemon);
 
 // GET /v1/flows/{name}/stats (flow_stats_api.cpp): windowed per-flow counters and lane latencies.
 void add_flow_stats_routes(admin::Router& router, Daemon& daemon);

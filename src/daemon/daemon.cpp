@@ -75,6 +75,10 @@ void Daemon::start() {
     store_ = store::make_sqlite_store(config_.store);
   }
   store_->open();
+  if (config_.schemas.enabled) {
+    schemas_ = std::make_unique<schema::Registry>(config_.schemas, *store_);
+    schemas_->start();
+  }
   routes_ = resolve_routes(config_, *store_);
   dispatcher_ = dispatcher::make_dispatcher(config_, *store_);
   dispatcher_->start();
@@ -130,8 +134,9 @@ void Daemon::stop() {
   const auto spent =
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
   if (dispatcher_) dispatcher_->stop(std::max(std::chrono::milliseconds(0), grace - spent));
-  // 3. Flush every queued write. The server and dispatcher objects outlive this: the store's last
-  //    callbacks post to their (stopped) event loops.
+  // 3. Write the inferred schemas, then flush every queued write. The server and dispatcher objects
+  //    outlive this: the store's last callbacks post to their (stopped) event loops.
+  if (schemas_) schemas_->stop();
   store_->close();
   dispatcher_.reset();
   server_.reset();
@@ -216,6 +221,7 @@ std::vector<std::string> Daemon::keep_restart_settings(config::Config& next) con
   note(next.log.format != b.log.format, "log.format");
   note(next.reload.watch != b.reload.watch, "reload.watch");
   note(next.reload.debounce != b.reload.debounce, "reload.debounce");
+  note(next.schemas != b.schemas, "schemas");
   // Applied at once: server.shutdown_grace, log.level, connections and flows.
   const auto grace = next.server.shutdown_grace;
   next.server = config_.server;
@@ -223,6 +229,7 @@ std::vector<std::string> Daemon::keep_restart_settings(config::Config& next) con
   next.store = config_.store;
   next.log.format = config_.log.format;
   next.reload = config_.reload;
+  next.schemas = config_.schemas;
   next.file = config_.file;
   return changed;
 }
@@ -360,12 +367,15 @@ void Daemon::commit(store::Ingest ingest, std::function<void(store::CommitResult
   // Kept only while someone tails: the ingest moves into the store.
   std::optional<store::Ingest> watched;
   if (tail::Hub::global().active()) watched = store::Ingest{ingest.event, ingest.lanes};
+  event::EventPtr inferred = schemas_ ? ingest.event : nullptr;
   store_->commit(std::move(ingest),
-                 [this, done = std::move(done), watched = std::move(watched)](store::CommitResult r) mutable {
+                 [this, done = std::move(done), watched = std::move(watched),
+                  inferred = std::move(inferred)](store::CommitResult r) mutable {
                    // The tail shows the event before any outcome of its deliveries.
                    if (watched && r.status == store::CommitResult::Status::accepted) {
                      tail_accepted(watched->event, watched->lanes);
                    }
+                   if (inferred && r.status == store::CommitResult::Status::accepted) schemas_->offer(inferred);
                    if (r.status == store::CommitResult::Status::accepted && !r.deliveries.empty()) {
                      dispatcher_->offer(r.deliveries);
                    }
@@ -380,7 +390,13 @@ void Daemon::commit_batch(std::vector<store::Ingest> ingests,
   if (tail::Hub::global().active()) {
     for (const auto& i : ingests) watched.push_back({i.event, i.lanes});
   }
-  store_->commit_batch(std::move(ingests), [this, done = std::move(done), watched = std::move(watched)](
+  std::vector<event::EventPtr> inferred;
+  if (schemas_) {
+    inferred.reserve(ingests.size());
+    for (const auto& i : ingests) inferred.push_back(i.event);
+  }
+  store_->commit_batch(std::move(ingests), [this, done = std::move(done), watched = std::move(watched),
+                                            inferred = std::move(inferred)](
                                                std::vector<store::CommitResult> results) mutable {
     std::vector<store::Delivery> deliveries;
     std::vector<std::string> lanes_to_read;
@@ -393,6 +409,7 @@ void Daemon::commit_batch(std::vector<store::Ingest> ingests,
       r.lanes_to_read.clear();
       if (r.status != store::CommitResult::Status::accepted) continue;
       if (i < watched.size()) tail_accepted(watched[i].event, watched[i].lanes);
+      if (i < inferred.size()) schemas_->offer(inferred[i]);
       deliveries.insert(deliveries.end(), std::make_move_iterator(r.deliveries.begin()),
                         std::make_move_iterator(r.deliveries.end()));
       r.deliveries.clear();

@@ -237,6 +237,9 @@ void migrate(sqlite::Db& db) {
       "CREATE INDEX IF NOT EXISTS events_webhook ON events(webhook_id) WHERE webhook_id <> '';"
       "CREATE TABLE IF NOT EXISTS flow_state(flow TEXT PRIMARY KEY, enabled INTEGER, updated_ms INTEGER "
       "NOT NULL);");
+  db.exec(
+      "CREATE TABLE IF NOT EXISTS schemas(source TEXT NOT NULL, type TEXT NOT NULL, document TEXT NOT NULL, "
+      "updated_ms INTEGER NOT NULL, PRIMARY KEY(source, type));");
 }
 
 std::optional<EventRecord> find_event(sqlite::Db& db, const std::string& key) {
@@ -383,6 +386,30 @@ void set_flow_enabled(sqlite::Db& db, const std::string& flow, std::optional<boo
       "INSERT INTO flow_state(flow, enabled, updated_ms) VALUES(?1, ?2, ?3) "
       "ON CONFLICT(flow) DO UPDATE SET enabled = excluded.enabled, updated_ms = excluded.updated_ms");
   up.bind(1, flow).bind(2, int64_t{*enabled ? 1 : 0}).bind(3, event::now_ms()).run();
+}
+
+std::vector<SchemaRecord> schemas(sqlite::Db& db) {
+  sqlite::Stmt st(db, "SELECT source, type, document, updated_ms FROM schemas ORDER BY source, type");
+  std::vector<SchemaRecord> out;
+  while (st.step()) out.push_back({st.text(0), st.text(1), st.text(2), st.int64(3)});
+  return out;
+}
+
+void save_schemas(sqlite::Db& db, const std::vector<SchemaRecord>& records) {
+  if (records.empty()) return;
+  db.exec("BEGIN IMMEDIATE");
+  try {
+    sqlite::Stmt up(db,
+                    "INSERT INTO schemas(source, type, document, updated_ms) VALUES(?1, ?2, ?3, ?4) "
+                    "ON CONFLICT(source, type) DO UPDATE SET document = excluded.document, "
+                    "updated_ms = excluded.updated_ms");
+    for (const auto& r : records)
+      up.bind(1, r.source).bind(2, r.type).bind(3, r.document).bind(4, r.updated_ms).run();
+    db.exec("COMMIT");
+  } catch (...) {
+    db.exec("ROLLBACK");
+    throw;
+  }
 }
 
 }  // namespace ops

@@ -5,6 +5,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "evrouter/store/store.h"
 #include "store/sqlite.h"
@@ -33,5 +34,8 @@ Bulk discard(sqlite::Db& db, const DeadLetterFilter* filter, std::optional<int64
 
 std::map<std::string, FlowState> flow_states(sqlite::Db& db);
 void set_flow_enabled(sqlite::Db& db, const std::string& flow, std::optional<bool> enabled);
+
+std::vector<SchemaRecord> schemas(sqlite::Db& db);
+void save_schemas(sqlite::Db& db, const std::vector<SchemaRecord>& records);
 
 }  // namespace evr::store::ops

@@ -365,6 +365,16 @@ class SqliteStore final : public Store {
     ops::set_flow_enabled(admin_db_, flow, enabled);
   }
 
+  std::vector<SchemaRecord> schemas() override {
+    std::lock_guard lk(admin_mu_);
+    return ops::schemas(admin_db_);
+  }
+
+  void save_schemas(const std::vector<SchemaRecord>& records) override {
+    std::lock_guard lk(admin_mu_);
+    ops::save_schemas(admin_db_, records);
+  }
+
   std::string rotate_listener_id(const std::string& flow) override {
     std::lock_guard lk(admin_mu_);
     const std::string id = crypto::random_token(24);

@@ -229,7 +229,7 @@ TEST(Schema, MainSchemaKnowsEveryKeyTheLoaderAccepts) {
   const json& props = s["properties"];
   const std::string b = kBogus;
   EXPECT_EQ(keys_of(s, s), config_keys(b + ": 1\n", bogus("")));
-  for (const char* section : {"server", "store", "log", "reload"}) {
+  for (const char* section : {"server", "store", "log", "reload", "schemas"}) {
     EXPECT_EQ(keys_of(s, props[section]),
               config_keys(std::string(section) + ": {" + b + ": 1}\n", bogus(section)))
         << section;

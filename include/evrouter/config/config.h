@@ -137,12 +137,12 @@ struct Destination {
   std::vector<InputPath> input_paths;  // variables for input_template, path and headers
   std::optional<nlohmann::ordered_json> input_template;  // the request body; none = the payload as received
   std::optional<RetryPolicy> retry;                      // overrides the connection's
-  std::string ordering_key;    // path into the envelope (e.g. $.detail.id): per-key FIFO; "" = unordered
-  std::optional<Batch> batch;  // none: one request per delivery
-  std::optional<Signing> signing;                        // overrides the connection's (none: unsigned)
-  enum class CloudEvents { none, binary, structured };   // CloudEvents HTTP binding mode
+  std::string ordering_key;        // path into the envelope (e.g. $.detail.id): per-key FIFO; "" = unordered
+  std::optional<Batch> batch;      // none: one request per delivery
+  std::optional<Signing> signing;  // overrides the connection's (none: unsigned)
+  enum class CloudEvents { none, binary, structured };  // CloudEvents HTTP binding mode
   CloudEvents cloudevents = CloudEvents::none;
-  std::optional<Responses> responses;                    // replaces the connection's
+  std::optional<Responses> responses;  // replaces the connection's
   SourceLocation where;
 
   bool operator==(const Destination&) const = default;
@@ -281,6 +281,21 @@ struct Publish {
   bool operator==(const Publish&) const = default;
 };
 
+// Schema discovery (docs/admin-api.md#schema-discovery): payload schemas inferred per source and type.
+struct Schemas {
+  bool enabled = true;
+  std::vector<std::string> redact;  // extra key patterns whose samples are hidden (added to the defaults)
+  bool redact_defaults = true;      // also hide the built-in list (schema::default_redactions())
+  int max_fields = 2000;            // field paths kept per schema
+  int max_schemas = 1000;           // source/type pairs kept
+  int max_array_items = 20;         // elements of each array examined
+  double sample_rate = 1.0;         // share of accepted events examined (0..1)
+  int queue = 10000;                // events waiting for inference; more are dropped (never slows ingest)
+  Millis flush_interval = std::chrono::seconds(5);  // how often changed schemas are written to the store
+
+  bool operator==(const Schemas&) const = default;
+};
+
 struct Config {
   std::string file;
   Server server;
@@ -289,6 +304,7 @@ struct Config {
   Admin admin;
   Publish publish;
   Reload reload;
+  Schemas schemas;
   std::map<std::string, Connection> connections;
   std::vector<std::string> flow_paths;  // files or directories (every *.yaml / *.yml inside)
   std::vector<Flow> flows;

@@ -16,6 +16,7 @@
 #include "evrouter/dispatcher/dispatcher.h"
 #include "evrouter/flow/routes.h"
 #include "evrouter/listener/server.h"
+#include "evrouter/schema/registry.h"
 #include "evrouter/store/store.h"
 
 namespace evr::daemon {
@@ -65,6 +66,8 @@ class Daemon final : public listener::Pipeline {
   // The running configuration (not thread-safe against a concurrent reload).
   const config::Config& config() const { return config_; }
   store::Store& store() { return *store_; }
+  // Schema discovery; null when schemas.enabled is false.
+  schema::Registry* schemas() { return schemas_.get(); }
   // The connections' run-time state (breaker, limits); blocking: not from an event loop of the daemon's.
   std::vector<connection::ConnectionState> connections();
   // The running settings of one connection (consistent with a concurrent reload); nullopt when unknown.
@@ -95,6 +98,7 @@ class Daemon final : public listener::Pipeline {
   config::Config config_;
   config::Config baseline_;  // as given at start: what restart-only settings are compared against
   std::unique_ptr<store::Store> store_;
+  std::unique_ptr<schema::Registry> schemas_;
   std::shared_ptr<const flow::Routes> routes_;
   std::unique_ptr<dispatcher::Dispatcher> dispatcher_;
   std::unique_ptr<listener::Server> server_;

@@ -176,6 +176,15 @@ struct FlowState {
   std::optional<bool> enabled;  // none: the YAML `enabled` applies
 };
 
+// An inferred payload schema (schema discovery, include/evrouter/schema/): one per source and event type.
+// The document is the schema module's own serialisation; the store keeps it as an opaque string.
+struct SchemaRecord {
+  std::string source;
+  std::string type;
+  std::string document;
+  int64_t updated_ms = 0;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -241,6 +250,12 @@ class Store {
   virtual void set_flow_enabled(const std::string& flow, std::optional<bool> enabled) = 0;
   // A new random listener id for the flow, kept from now on; the old one stops being known.
   virtual std::string rotate_listener_id(const std::string& flow) = 0;
+
+  // Schema discovery. Blocking; called from the schema registry's own thread, never from an event loop.
+  // Every kept schema (startup).
+  virtual std::vector<SchemaRecord> schemas() = 0;
+  // Inserts or replaces these schemas (by source and type) in one write.
+  virtual void save_schemas(const std::vector<SchemaRecord>& records) = 0;
 };
 
 }  // namespace evr::store
