@@ -410,6 +410,9 @@ class JetStreamStore final : public Store {
   EventPage events(const EventQuery&) override { throw NotSupported(kNotSupported); }
   DeadLetterPage dead_letters(const DeadLetterQuery&) override { throw NotSupported(kNotSupported); }
   std::optional<DeadLetter> dead_letter(int64_t) override { throw NotSupported(kNotSupported); }
+  // Inferred schemas are not kept in JetStream yet: each replica infers from what it sees, from scratch.
+  std::vector<SchemaRecord> schemas() override { return {}; }
+  void save_schemas(const std::vector<SchemaRecord>&) override {}
   Bulk replay(int64_t) override { throw NotSupported(kNotSupported); }
   Bulk replay(const DeadLetterFilter&) override { throw NotSupported(kNotSupported); }
   Bulk discard(int64_t) override { throw NotSupported(kNotSupported); }
