@@ -66,7 +66,11 @@ TEST_F(TestConnection, ReachableHttpWithProbeReportsEachPhase) {
 
 TEST_F(TestConnection, ProbeCarriesTheConnectionsAuthAndReportsRejectedCredentials) {
   Sink sink;
-  sink.set_handler([](const Recorded&) { return Reply{401, {}, "{}"}; });
+  sink.set_handler([](const Recorded&) {
+    Reply r;
+    r.status = 401;
+    return r;
+  });
   const auto cfg =
       config(sink.url(), "    auth:\n      type: bearer\n      token: {env: EVR_TESTCONN_TOKEN}\n");
   const auto direct = run("sink --config " + cfg + " --probe /");

@@ -45,7 +45,9 @@ TEST(Docker, DockerfileNamesOnlyWhatExists) {
     if (std::regex_match(ins, m, std::regex(R"(COPY (\S+) (\S+))"))) {
       ++copies;
       const std::string src = m[1];
-      if (src != ".") EXPECT_TRUE(fs::exists(kRoot / src)) << ins;
+      if (src != ".") {
+        EXPECT_TRUE(fs::exists(kRoot / src)) << ins;
+      }
     }
     if (std::regex_search(ins, m, std::regex(R"(RUN (scripts/\S+|/usr/local/lib/evrouter/bootstrap\.sh))"))) {
       EXPECT_TRUE(fs::exists(kRoot / "scripts" / "bootstrap.sh")) << ins;
@@ -90,7 +92,9 @@ TEST(Docker, ComposeFileIsConsistent) {
     for (const auto& v : services[name]["volumes"]) {
       const std::string spec = v.as<std::string>();
       const std::string host = spec.substr(0, spec.find(':'));
-      if (host.rfind('.', 0) == 0) EXPECT_TRUE(fs::exists(dir / host)) << name << ": " << spec;
+      if (host.rfind('.', 0) == 0) {
+        EXPECT_TRUE(fs::exists(dir / host)) << name << ": " << spec;
+      }
     }
   }
   // The sample config's destination and the sink agree on the port.

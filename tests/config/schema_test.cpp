@@ -200,7 +200,9 @@ TEST(Schema, BothAreDraft202012WithEveryKeyDescribed) {
     // Every reference resolves.
     std::function<void(const json&)> refs = [&](const json& j) {
       if (j.is_object()) {
-        if (j.contains("$ref")) EXPECT_NO_THROW(resolve(s, j)) << name << ": " << j["$ref"];
+        if (j.contains("$ref")) {
+          EXPECT_NO_THROW(resolve(s, j)) << name << ": " << j["$ref"];
+        }
         for (const auto& [_, v] : j.items()) refs(v);
       } else if (j.is_array()) {
         for (const auto& v : j) refs(v);

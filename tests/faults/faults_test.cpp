@@ -46,7 +46,11 @@ bool all_arrived(const Sink& sink, const std::set<int>& acked, std::chrono::seco
 TEST(Faults, SigkillUnderLoadRepeatedlyLosesNothingAcked) {
   ProcessRig s;
   Sink sink(SinkOptions::on_port(s.sink_port));
-  sink.set_handler([](const Recorded&) { return Reply{200, {}, "{}", 5ms}; });
+  sink.set_handler([](const Recorded&) {
+    Reply r;
+    r.delay = 5ms;
+    return r;
+  });
   std::set<int> acked;
   std::mutex mu;
   std::atomic<int> next{0};
