@@ -3,7 +3,7 @@
 # config and flows. Set SHOPIFY_WEBHOOK_SECRET (required) and OUTSYSTEMS_BASE_URL first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/bootstrap.sh
+scripts/bootstrap.sh --build  # no test-only packages (the headless browser) to run the daemon
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$(nproc)" --target evrouter
 if [[ -z "${SHOPIFY_WEBHOOK_SECRET:-}" ]]; then
