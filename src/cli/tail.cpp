@@ -16,6 +16,7 @@
 #include <sstream>
 #include <string>
 
+#include "cli/admin_client.h"
 #include "cli/commands.h"
 #include "evrouter/http/client.h"
 
@@ -37,21 +38,6 @@ void usage() {
       "  per line (with the whole event). The daemon is found at --admin-url, else EVROUTER_ADMIN_URL,\n"
       "  else http://127.0.0.1:8081; the token is --token, else EVROUTER_ADMIN_TOKEN.\n",
       stderr);
-}
-
-std::string url_encode(const std::string& s) {
-  static const char* hex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  return out;
 }
 
 // "23:14:29.039" from an RFC 3339 time.

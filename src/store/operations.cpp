@@ -122,18 +122,6 @@ DeliveryInfo read_delivery(const sqlite::Stmt& st, int col) {
   return d;
 }
 
-std::vector<Attempt> history(sqlite::Db& db, int64_t delivery_id) {
-  sqlite::Stmt st(db,
-                  "SELECT number, at_ms, status, latency_ms, error, response FROM attempts "
-                  "WHERE delivery_id = ?1 ORDER BY number");
-  st.bind(1, delivery_id);
-  std::vector<Attempt> out;
-  while (st.step()) {
-    out.push_back(Attempt{static_cast<int>(st.int64(0)), st.int64(1), static_cast<int>(st.int64(2)),
-                          st.int64(3), st.text(4), st.text(5)});
-  }
-  return out;
-}
 
 std::vector<DeliveryInfo> deliveries_of(sqlite::Db& db, int64_t seq, bool with_history) {
   sqlite::Stmt st(db, (std::string("SELECT ") + kDeliveryColumns +
@@ -216,6 +204,19 @@ Bulk change_dead(sqlite::Db& db, const DeadLetterFilter* filter, std::optional<i
 }
 
 }  // namespace
+
+std::vector<Attempt> history(sqlite::Db& db, int64_t delivery_id) {
+  sqlite::Stmt st(db,
+                  "SELECT number, at_ms, status, latency_ms, error, response FROM attempts "
+                  "WHERE delivery_id = ?1 ORDER BY number");
+  st.bind(1, delivery_id);
+  std::vector<Attempt> out;
+  while (st.step()) {
+    out.push_back(Attempt{static_cast<int>(st.int64(0)), st.int64(1), static_cast<int>(st.int64(2)),
+                          st.int64(3), st.text(4), st.text(5)});
+  }
+  return out;
+}
 
 void migrate(sqlite::Db& db) {
   std::set<std::string> columns;

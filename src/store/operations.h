@@ -21,6 +21,8 @@ inline constexpr int64_t kDiscarded = 3;
 // Schema the operations need beyond the delivery path's (indexes, flow_state, delivery columns).
 void migrate(sqlite::Db& db);
 
+// A delivery's attempts, in order.
+std::vector<Attempt> history(sqlite::Db& db, int64_t delivery_id);
 std::optional<EventRecord> find_event(sqlite::Db& db, const std::string& id_or_webhook_id);
 EventPage list_events(sqlite::Db& db, const EventQuery& query);
 DeadLetterPage list_dead_letters(sqlite::Db& db, const DeadLetterQuery& query);

@@ -303,16 +303,7 @@ class SqliteStore final : public Store {
 
   std::vector<Attempt> attempts(int64_t delivery_id) override {
     std::lock_guard lk(admin_mu_);
-    sqlite::Stmt st(admin_db_,
-                    "SELECT number, at_ms, status, latency_ms, error, response FROM attempts "
-                    "WHERE delivery_id = ?1 ORDER BY number");
-    st.bind(1, delivery_id);
-    std::vector<Attempt> out;
-    while (st.step()) {
-      out.push_back(Attempt{static_cast<int>(st.int64(0)), st.int64(1), static_cast<int>(st.int64(2)),
-                            st.int64(3), st.text(4), st.text(5)});
-    }
-    return out;
+    return ops::history(admin_db_, delivery_id);
   }
 
   std::optional<EventRecord> event(const std::string& id_or_webhook_id) override {
