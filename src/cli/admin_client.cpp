@@ -5,6 +5,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <cstdlib>
 #include <memory>
 
 #include "evrouter/http/client.h"
@@ -30,6 +31,13 @@ struct Exchange {
 };
 
 }  // namespace
+
+AdminTarget admin_target_from_env() {
+  AdminTarget target;
+  if (const char* url = std::getenv("EVROUTER_ADMIN_URL"); url != nullptr && *url != '\0') target.url = url;
+  if (const char* token = std::getenv("EVROUTER_ADMIN_TOKEN"); token != nullptr) target.token = token;
+  return target;
+}
 
 std::string url_encode(const std::string& text) {
   static const char* hex = "0123456789ABCDEF";

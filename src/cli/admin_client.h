@@ -14,6 +14,10 @@ struct AdminTarget {
   std::chrono::milliseconds timeout{10000};
 };
 
+// The target from the environment: EVROUTER_ADMIN_URL (else the default above) and EVROUTER_ADMIN_TOKEN.
+// Commands then apply --admin-url / --token over it.
+AdminTarget admin_target_from_env();
+
 struct AdminReply {
   int status = 0;
   std::string body;

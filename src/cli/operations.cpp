@@ -26,17 +26,11 @@ struct Parsed {
   bool ok = true;
 };
 
-const char* env_or(const char* name, const char* fallback) {
-  const char* v = std::getenv(name);
-  return v != nullptr && *v != '\0' ? v : fallback;
-}
-
 // Splits common options (anywhere) from the command's own; `valued` are the command's options that take a
 // value.
 Parsed parse(const std::string& command, const Args& args, std::initializer_list<const char*> valued) {
   Parsed p;
-  p.target.url = env_or("EVROUTER_ADMIN_URL", "http://127.0.0.1:8081");
-  p.target.token = env_or("EVROUTER_ADMIN_TOKEN", "");
+  p.target = admin_target_from_env();
   for (std::size_t i = 0; i < args.size(); ++i) {
     std::string a = args[i];
     std::string value;

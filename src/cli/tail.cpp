@@ -5,8 +5,8 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http/read.hpp>
 #include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 #include <cstdio>
@@ -71,10 +71,9 @@ void print_text(const std::string& kind, const json& j) {
 }  // namespace
 
 int tail(const Args& args) {
-  const char* env_url = std::getenv("EVROUTER_ADMIN_URL");
-  const char* env_token = std::getenv("EVROUTER_ADMIN_TOKEN");
-  std::string admin_url = env_url && *env_url ? env_url : "http://127.0.0.1:8081";
-  std::string token = env_token ? env_token : "";
+  AdminTarget admin = admin_target_from_env();
+  std::string& admin_url = admin.url;
+  std::string& token = admin.token;
   std::string flows, pattern, kinds, output = "text";
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
