@@ -614,7 +614,7 @@ class SqliteStore final : public Store {
       const int64_t now = event::now_ms();
       if (now - last_prune > 5 * 60 * 1000) {
         last_prune = now;
-        prune(now);
+        prune_dedup(now);
       }
     }
   }
@@ -777,7 +777,7 @@ class SqliteStore final : public Store {
         .run();
   }
 
-  void prune(int64_t now) {
+  void prune_dedup(int64_t now) {
     try {
       sqlite::Stmt st(writer_db_, "DELETE FROM dedup WHERE at_ms < ?1");
       st.bind(1, now - options_.dedup_window.count()).run();

@@ -162,10 +162,12 @@ TEST_F(Replay, WindowGoesThroughTheCurrentDefinitionMarkedAsReplays) {
 
   // The event shows its first delivery and the replay's.
   const std::string event_id = replayed[0].header("x-evrouter-event-id");
-  auto ev = admin("GET", "/v1/events/" + event_id);
-  ASSERT_EQ(ev.status, 200) << ev.body;
-  auto evj = json::parse(ev.body);
-  ASSERT_EQ(evj["deliveries"].size(), 2U);
+  json evj;
+  ASSERT_TRUE(eventually([&] {
+    auto ev = admin("GET", "/v1/events/" + event_id);
+    evj = json::parse(ev.body, nullptr, false);
+    return ev.status == 200 && evj["deliveries"].size() == 2 && evj["deliveries"][1]["state"] == "delivered";
+  })) << evj.dump();
   EXPECT_EQ(evj["deliveries"][0]["replay"], false);
   EXPECT_EQ(evj["deliveries"][1]["replay"], true);
   EXPECT_EQ(evj["deliveries"][1]["lane"], flow + "/all/v2");
