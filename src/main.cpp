@@ -25,6 +25,9 @@ void usage() {
       "  events list|get              look up events received by a running daemon\n"
       "  dlq list|get|replay|discard  dead letters of a running daemon\n"
       "  schemas list|get SOURCE TYPE payload schemas a running daemon inferred (--format json-schema)\n"
+      "  replay --flow F --from T --to T [--destination D] [--dry-run]\n"
+      "                               re-run a flow's events of a time window through its current "
+      "definition\n"
       "  version                      print the version\n",
       stderr);
 }
@@ -48,6 +51,7 @@ int main(int argc, char** argv) {
   if (cmd == "events") return evr::cli::events(args);
   if (cmd == "dlq") return evr::cli::dlq(args);
   if (cmd == "schemas") return evr::cli::schemas(args);
+  if (cmd == "replay") return evr::cli::replay(args);
   if (cmd == "version" || cmd == "--version") return evr::cli::version(args);
   if (cmd == "help" || cmd == "--help" || cmd == "-h") {
     usage();

@@ -20,5 +20,6 @@ int flows(const Args& args);    // evrouter flows list|enable|disable|reset|rota
 int events(const Args& args);   // evrouter events list|get
 int dlq(const Args& args);      // evrouter dlq list|get|replay|discard
 int schemas(const Args& args);  // evrouter schemas list|get
+int replay(const Args& args);   // evrouter replay --flow F --from T --to T [--destination D] [--dry-run]
 
 }  // namespace evr::cli

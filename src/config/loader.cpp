@@ -974,7 +974,7 @@ void parse_store(Reader& r, const Node* n, Store& s) {
   Map m(r, n, "store");
   if (!m.valid()) return;
   m.allow({"type", "state_dir", "durability", "dedup_window", "commit_max_batch", "servers", "stream",
-           "replicas", "timeout"});
+           "replicas", "timeout", "retention"});
   if (const Node* v = m.get("type"); given(v)) {
     if (auto t = get_choice(r, *v, m.path("type"), {"sqlite", "jetstream"})) s.type = *t;
   }
@@ -1031,6 +1031,9 @@ void parse_store(Reader& r, const Node* n, Store& s) {
   if (const Node* v = m.get("commit_max_batch"); given(v)) {
     if (auto i = get_int(r, *v, m.path("commit_max_batch"), 1, 1000000))
       s.commit_max_batch = static_cast<int>(*i);
+  }
+  if (const Node* v = m.get("retention"); given(v)) {
+    if (auto d = get_duration(r, *v, m.path("retention"), true)) s.retention = *d;
   }
 }
 

@@ -1,5 +1,6 @@
 #include "daemon/admin_api.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "evrouter/admin/dashboard.h"
@@ -78,6 +79,34 @@ Response tail_response(const Request& q) {
   return resp;
 }
 
+// evrouter_lane_queue_age_seconds: how long each lane's oldest pending delivery has waited (0: none
+// pending), for every lane of the running flows and any other lane with deliveries pending (a removed
+// lane draining). Read from the store when scraped.
+void set_queue_ages(Daemon& daemon) {
+  std::map<std::string, int64_t> oldest;
+  try {
+    oldest = daemon.store().oldest_pending();
+  } catch (const store::NotSupported&) {
+    return;  // the store does not keep them (JetStream)
+  }
+  const auto routes = daemon.routes();
+  for (const auto& f : routes->flows()) {
+    for (const auto& b : f.branches) {
+      for (const auto& lane : b.lanes) oldest.emplace(lane, 0);
+    }
+  }
+  const int64_t now = event::now_ms();
+  auto& reg = metrics::Registry::global();
+  for (const auto& [lane, since] : oldest) {
+    const std::string flow = lane.substr(0, lane.find('/'));
+    reg.gauge("evrouter_lane_queue_age_seconds",
+              "Seconds the lane's oldest pending delivery has waited since it was made (or put back from the "
+              "dead letters); 0 when nothing is pending.",
+              {{"flow", flow}, {"lane", lane}})
+        .set(since == 0 ? 0 : std::max<int64_t>(0, (now - since) / 1000));
+  }
+}
+
 }  // namespace
 
 json flow_summary(const flow::Routes& routes, const flow::Flow& f,
@@ -107,6 +136,7 @@ admin::Router make_admin_router(Daemon& daemon) {
         .set(counts.delivered);
     reg.gauge("evrouter_store_deliveries", "Deliveries in the store by state.", {{"state", "dead"}})
         .set(counts.dead);
+    set_queue_ages(daemon);
     Response resp;
     resp.content_type = "text/plain; version=0.0.4; charset=utf-8";
     resp.body = reg.render();
@@ -207,6 +237,7 @@ admin::Router make_admin_router(Daemon& daemon) {
   add_flow_stats_routes(r, daemon);
   add_openapi_route(r);
   add_schema_routes(r, daemon);
+  add_replay_routes(r, daemon);
   return r;
 }
 

@@ -25,6 +25,9 @@ void add_schema_routes(admin::Router& router, Daemon& daemon);
 // GET /v1/flows/{name}/stats (flow_stats_api.cpp): windowed per-flow counters and lane latencies.
 void add_flow_stats_routes(admin::Router& router, Daemon& daemon);
 
+// POST /v1/flows/{name}/replay (replay_api.cpp): a time window through the flow's current definition.
+void add_replay_routes(admin::Router& router, Daemon& daemon);
+
 // GET /v1/openapi (openapi_api.cpp): the OpenAPI document of this API, as JSON.
 void add_openapi_route(admin::Router& router);
 

@@ -214,6 +214,7 @@ std::vector<std::string> Daemon::keep_restart_settings(config::Config& next) con
   note(next.store.durability != b.store.durability, "store.durability");
   note(next.store.dedup_window != b.store.dedup_window, "store.dedup_window");
   note(next.store.commit_max_batch != b.store.commit_max_batch, "store.commit_max_batch");
+  note(next.store.retention != b.store.retention, "store.retention");
   note(next.store.servers != b.store.servers, "store.servers");
   note(next.store.stream != b.store.stream, "store.stream");
   note(next.store.replicas != b.store.replicas, "store.replicas");

@@ -18,6 +18,7 @@ json lane_json() {
   return {{"delivered", 0},
           {"retrying", 0},
           {"dead", 0},
+          {"replayed", 0},
           {"latency_ms", {{"attempts", 0}, {"p50", 0.0}, {"p90", 0.0}, {"p99", 0.0}}}};
 }
 
@@ -42,7 +43,8 @@ json stats_json(const flow::Flow& f, FlowStats::Window w, const FlowStats::Repor
          {"unmatched", 0},
          {"delivered", 0},
          {"retrying", 0},
-         {"dead", 0}};
+         {"dead", 0},
+         {"replayed", 0}};
   auto add = [&j](const char* field, uint64_t n) { j[field] = j[field].get<uint64_t>() + n; };
   auto lane = [&lanes](const std::string& name) -> json& {
     if (!lanes.contains(name)) lanes[name] = lane_json();  // a lane the flow had before a reload
@@ -84,6 +86,10 @@ json stats_json(const flow::Flow& f, FlowStats::Window w, const FlowStats::Repor
       case FlowStats::Count::dead:
         add("dead", e.value);
         lane(e.label)["dead"] = e.value;
+        break;
+      case FlowStats::Count::replayed:
+        add("replayed", e.value);
+        lane(e.label)["replayed"] = e.value;
         break;
     }
   }

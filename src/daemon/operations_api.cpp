@@ -88,7 +88,9 @@ json delivery_json(const store::DeliveryInfo& d, bool with_history) {
          {"next_attempt_at", time_or_null(d.next_attempt_ms)},
          {"last_error", d.last_error.empty() ? json(nullptr) : json(d.last_error)},
          {"replays", d.replays},
-         {"replayed_at", time_or_null(d.replayed_ms)}};
+         {"replayed_at", time_or_null(d.replayed_ms)},
+         {"replay", d.replay_ms != 0},
+         {"replay_at", time_or_null(d.replay_ms)}};
   if (with_history) {
     json h = json::array();
     for (const auto& a : d.history) h.push_back(attempt_json(a));

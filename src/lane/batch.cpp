@@ -8,9 +8,9 @@
 namespace evr::lane {
 
 bool per_event_header(const std::string& name) {
-  static constexpr std::array<const char*, 5> kPerEvent = {"X-Evrouter-Event-Id", "X-Evrouter-Delivery-Id",
-                                                           "X-Evrouter-Attempt", "X-Evrouter-Event-Type",
-                                                           "X-Correlation-Id"};
+  static constexpr std::array<const char*, 6> kPerEvent = {"X-Evrouter-Event-Id", "X-Evrouter-Delivery-Id",
+                                                           "X-Evrouter-Attempt",  "X-Evrouter-Event-Type",
+                                                           "X-Correlation-Id",    "X-Evrouter-Replay"};
   return std::any_of(kPerEvent.begin(), kPerEvent.end(),
                      [&name](const char* h) { return ::strcasecmp(h, name.c_str()) == 0; });
 }

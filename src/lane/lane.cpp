@@ -34,6 +34,7 @@ bool build_request(const Spec& spec, const connection::Connection& conn, const s
   req.headers.emplace_back("X-Evrouter-Attempt", std::to_string(attempt));
   req.headers.emplace_back("X-Evrouter-Event-Type", e.type);
   req.headers.emplace_back("X-Evrouter-Flow", spec.flow);
+  if (d.replay) req.headers.emplace_back("X-Evrouter-Replay", "true");
   if (!e.correlation_id.empty()) req.headers.emplace_back("X-Correlation-Id", e.correlation_id);
   if (spec.mapping) {
     for (auto& h : mapped.headers) req.headers.push_back(std::move(h));
@@ -340,7 +341,7 @@ connection::Feedback Lane::on_result(store::Delivery d, const http::Result& resu
     }
   }
   tail::publish_delivery(d.event, spec_.id, kind_name(out.kind), out.attempts, out.attempt.status,
-                         out.attempt.latency_ms, out.attempt.error);
+                         out.attempt.latency_ms, out.attempt.error, d.replay);
   const int64_t id = d.id;
   store_.record(std::move(out), [this, id] { boost::asio::post(ioc_, [this, id] { finish(id); }); });
   switch (verdict) {
@@ -369,7 +370,7 @@ void Lane::reject(store::Delivery d, std::string error) {
   out.attempt.number = out.attempts;
   out.attempt.at_ms = event::now_ms();
   out.attempt.error = std::move(error);
-  tail::publish_delivery(d.event, spec_.id, "dead", out.attempts, 0, 0, out.attempt.error);
+  tail::publish_delivery(d.event, spec_.id, "dead", out.attempts, 0, 0, out.attempt.error, d.replay);
   const int64_t id = d.id;
   store_.record(std::move(out), [this, id] { boost::asio::post(ioc_, [this, id] { finish(id); }); });
 }

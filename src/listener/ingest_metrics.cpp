@@ -98,4 +98,28 @@ void count_matched(const flow::Flow& flow, const std::vector<store::Delivery>& d
   }
 }
 
+void count_published(const flow::Routes& routes, const std::vector<event::EventPtr>& events,
+                     const std::vector<store::CommitResult>& results) {
+  std::vector<store::Delivery> mine;
+  for (std::size_t i = 0; i < events.size() && i < results.size(); ++i) {
+    const auto& r = results[i];
+    if (!events[i] || r.status == store::CommitResult::Status::failed) continue;
+    for (const auto& f : routes.flows()) {
+      if (!f.is_bus() || !f.enabled || !f.bus_sources.allows(events[i]->source)) continue;
+      if (r.status == store::CommitResult::Status::duplicate) {
+        count_answer(f.name, "duplicate");
+        continue;
+      }
+      count_answer(f.name, "accepted");
+      mine.clear();
+      for (const auto& d : r.deliveries) {
+        if (d.lane.size() > f.name.size() && d.lane.compare(0, f.name.size(), f.name) == 0 &&
+            d.lane[f.name.size()] == '/')
+          mine.push_back(d);
+      }
+      count_matched(f, mine);
+    }
+  }
+}
+
 }  // namespace evr::listener

@@ -319,6 +319,8 @@ void Session::handle_publish() {
   }
   std::vector<store::Ingest> ingests = std::move(batch_->ingests);
   batch_->ingests.clear();
+  published_.clear();
+  for (const auto& i : ingests) published_.push_back(i.event);
   shared_.pipeline.commit_batch(std::move(ingests), [self = shared_from_this(), ex = stream_.get_executor()](
                                                         std::vector<store::CommitResult> results) mutable {
     net::post(ex, [self = std::move(self), results = std::move(results)]() mutable {
@@ -340,6 +342,8 @@ void Session::on_published(std::vector<store::CommitResult> results) {
     return;
   }
   auto answer = bus::answer(*batch_, results);
+  count_published(*routes_, published_, results);
+  published_.clear();
   log::debug("events published",
              {{"entries", std::to_string(batch_->slots.size())}, {"stored", std::to_string(results.size())}});
   batch_.reset();

@@ -30,6 +30,19 @@ std::optional<DeliveryState> parse_delivery_state(const std::string& s) {
   return std::nullopt;
 }
 
+Pruned Store::prune(int64_t) {
+  throw NotSupported("retention is not applied by this store");
+}
+ArchivePage Store::archived(const ArchiveQuery&) {
+  throw NotSupported("replaying a time window is not supported by this store");
+}
+Bulk Store::add_replay(const std::vector<ReplayIngest>&, int64_t) {
+  throw NotSupported("replaying a time window is not supported by this store");
+}
+std::map<std::string, int64_t> Store::oldest_pending() {
+  throw NotSupported("queue ages are not kept by this store");
+}
+
 namespace ops {
 namespace {
 
@@ -45,8 +58,8 @@ constexpr int kEventColumnCount = 14;
 
 constexpr const char* kDeliveryColumns =
     "d.id, d.lane, d.state, d.attempts, d.created_ms, d.next_ms, d.updated_ms, d.last_error, d.replays, "
-    "d.replayed_ms";
-constexpr int kDeliveryColumnCount = 10;
+    "d.replayed_ms, d.replay_ms";
+constexpr int kDeliveryColumnCount = 11;
 
 using Value = std::variant<int64_t, std::string>;
 
@@ -119,9 +132,9 @@ DeliveryInfo read_delivery(const sqlite::Stmt& st, int col) {
   if (!st.is_null(col + 7)) d.last_error = st.text(col + 7);
   d.replays = static_cast<int>(st.int64(col + 8));
   d.replayed_ms = st.int64(col + 9);
+  d.replay_ms = st.int64(col + 10);
   return d;
 }
-
 
 std::vector<DeliveryInfo> deliveries_of(sqlite::Db& db, int64_t seq, bool with_history) {
   sqlite::Stmt st(db, (std::string("SELECT ") + kDeliveryColumns +
@@ -232,10 +245,15 @@ void migrate(sqlite::Db& db) {
   if (!columns.count("attempts_base")) {
     db.exec("ALTER TABLE deliveries ADD COLUMN attempts_base INTEGER NOT NULL DEFAULT 0");
   }
+  if (!columns.count("replay_ms")) {
+    db.exec("ALTER TABLE deliveries ADD COLUMN replay_ms INTEGER NOT NULL DEFAULT 0");
+  }
   db.exec(
       "CREATE INDEX IF NOT EXISTS deliveries_event ON deliveries(event_seq);"
       "CREATE INDEX IF NOT EXISTS deliveries_dead ON deliveries(updated_ms, id) WHERE state = 2;"
       "CREATE INDEX IF NOT EXISTS events_webhook ON events(webhook_id) WHERE webhook_id <> '';"
+      // Retention and window replay walk events in receive order.
+      "CREATE INDEX IF NOT EXISTS events_time ON events(time_ms);"
       "CREATE TABLE IF NOT EXISTS flow_state(flow TEXT PRIMARY KEY, enabled INTEGER, updated_ms INTEGER "
       "NOT NULL);");
   db.exec(
@@ -411,6 +429,127 @@ void save_schemas(sqlite::Db& db, const std::vector<SchemaRecord>& records) {
     db.exec("ROLLBACK");
     throw;
   }
+}
+
+PruneChunk prune_chunk(sqlite::Db& db, int64_t cutoff_ms, std::optional<std::pair<int64_t, int64_t>>& after,
+                       std::size_t limit) {
+  PruneChunk out;
+  // An event goes only when no delivery of it still has to be sent (pending) or waits for an operator
+  // (dead): at-least-once delivery and dead letters outlive retention.
+  const std::string select =
+      "SELECT e.seq, e.time_ms, NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq "
+      "= e.seq AND d.state IN (0, 2)) FROM events e WHERE e.time_ms < ?1" +
+      std::string(after ? " AND (e.time_ms, e.seq) > (?2, ?3)" : "") + " ORDER BY e.time_ms, e.seq LIMIT " +
+      std::to_string(limit);
+  db.exec("BEGIN IMMEDIATE");
+  try {
+    sqlite::Stmt sel(db, select.c_str());
+    sel.bind(1, cutoff_ms);
+    if (after) sel.bind(2, after->first).bind(3, after->second);
+    std::vector<int64_t> doomed;
+    std::size_t rows = 0;
+    while (sel.step()) {
+      ++rows;
+      after = std::make_pair(sel.int64(1), sel.int64(0));
+      if (sel.int64(2) != 0) doomed.push_back(sel.int64(0));
+    }
+    sqlite::Stmt del_attempts(
+        db, "DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE event_seq = ?1)");
+    sqlite::Stmt del_deliveries(db, "DELETE FROM deliveries WHERE event_seq = ?1");
+    sqlite::Stmt del_event(db, "DELETE FROM events WHERE seq = ?1");
+    for (const int64_t seq : doomed) {
+      del_attempts.bind(1, seq).run();
+      del_deliveries.bind(1, seq).run();
+      out.deliveries += sqlite3_changes(db.get());
+      del_event.bind(1, seq).run();
+      out.events += sqlite3_changes(db.get());
+    }
+    db.exec("COMMIT");
+    out.done = rows < limit;
+  } catch (...) {
+    db.exec("ROLLBACK");
+    throw;
+  }
+  return out;
+}
+
+ArchivePage archived(sqlite::Db& db, const ArchiveQuery& q) {
+  Where w;
+  if (q.flow) w.add("e.flow = " + w.next(), {*q.flow});
+  if (q.listener_id) w.add("e.listener_id = " + w.next(), {*q.listener_id});
+  w.add("e.time_ms >= " + w.next(), {q.from_ms});
+  w.add("e.time_ms < " + w.next(), {q.to_ms});
+  if (q.after) {
+    const std::string a = w.next();
+    w.values.emplace_back(q.after->first);
+    const std::string b = w.next();
+    w.values.emplace_back(q.after->second);
+    w.add("(e.time_ms, e.seq) > (" + a + ", " + b + ")");
+  }
+  const std::size_t limit = clamp_limit(q.limit);
+  sqlite::Stmt st(db, (std::string("SELECT ") + kEventColumns + ", e.payload FROM events e" + w.sql +
+                       " ORDER BY e.time_ms, e.seq LIMIT " + std::to_string(limit))
+                          .c_str());
+  w.bind(st);
+  ArchivePage page;
+  while (st.step()) {
+    EventRecord r;
+    auto e = read_event(st, 0, r.seq);
+    e->payload = st.text(kEventColumnCount);
+    r.event = std::move(e);
+    page.events.push_back(std::move(r));
+  }
+  page.more = page.events.size() == limit;
+  return page;
+}
+
+Bulk add_replay(sqlite::Db& db, const std::vector<ReplayIngest>& ingests, int64_t now_ms) {
+  Bulk out;
+  std::set<std::string> lanes;
+  db.exec("BEGIN IMMEDIATE");
+  try {
+    sqlite::Stmt key_pending(
+        db, "SELECT 1 FROM deliveries WHERE lane = ?1 AND ordering_key = ?2 AND state = 0 LIMIT 1");
+    // Only while the event is still there (retention may have pruned it since it was read).
+    sqlite::Stmt ins(
+        db,
+        "INSERT INTO deliveries(event_seq, lane, state, attempts, created_ms, next_ms, updated_ms, "
+        "ordering_key, blocked, replay_ms) SELECT ?1, ?2, 0, 0, ?3, ?3, ?3, ?4, ?5, ?3 "
+        "WHERE EXISTS (SELECT 1 FROM events WHERE seq = ?1)");
+    for (const auto& in : ingests) {
+      for (std::size_t i = 0; i < in.lanes.size(); ++i) {
+        const std::string& lane = in.lanes[i];
+        bool blocked = false;
+        if (i < in.ordering_keys.size() && in.ordering_keys[i]) {
+          key_pending.bind(1, lane).bind(2, *in.ordering_keys[i]);
+          blocked = key_pending.step();
+          key_pending.reset();
+          ins.bind(4, *in.ordering_keys[i]);
+        } else {
+          ins.bind_null(4);
+        }
+        ins.bind(1, in.seq).bind(2, lane).bind(3, now_ms).bind(5, int64_t{blocked ? 1 : 0}).run();
+        if (sqlite3_changes(db.get()) > 0) {
+          ++out.count;
+          lanes.insert(lane);
+        }
+      }
+    }
+    db.exec("COMMIT");
+  } catch (...) {
+    db.exec("ROLLBACK");
+    throw;
+  }
+  out.lanes.assign(lanes.begin(), lanes.end());
+  return out;
+}
+
+std::map<std::string, int64_t> oldest_pending(sqlite::Db& db) {
+  sqlite::Stmt st(
+      db, "SELECT lane, min(max(created_ms, replayed_ms)) FROM deliveries WHERE state = 0 GROUP BY lane");
+  std::map<std::string, int64_t> out;
+  while (st.step()) out.emplace(st.text(0), st.int64(1));
+  return out;
 }
 
 }  // namespace ops

@@ -37,6 +37,20 @@ Bulk discard(sqlite::Db& db, const DeadLetterFilter* filter, std::optional<int64
 std::map<std::string, FlowState> flow_states(sqlite::Db& db);
 void set_flow_enabled(sqlite::Db& db, const std::string& flow, std::optional<bool> enabled);
 
+// One retention step: up to `limit` events received before `cutoff_ms`, from `after` (a (time_ms, seq)
+// keyset, advanced past what was read), deleted with their deliveries and attempts in one transaction
+// when none of their deliveries is pending or dead. `done`: nothing older is left to read.
+struct PruneChunk {
+  int64_t events = 0;
+  int64_t deliveries = 0;
+  bool done = false;
+};
+PruneChunk prune_chunk(sqlite::Db& db, int64_t cutoff_ms, std::optional<std::pair<int64_t, int64_t>>& after,
+                       std::size_t limit);
+ArchivePage archived(sqlite::Db& db, const ArchiveQuery& query);
+Bulk add_replay(sqlite::Db& db, const std::vector<ReplayIngest>& ingests, int64_t now_ms);
+std::map<std::string, int64_t> oldest_pending(sqlite::Db& db);
+
 std::vector<SchemaRecord> schemas(sqlite::Db& db);
 void save_schemas(sqlite::Db& db, const std::vector<SchemaRecord>& records);
 

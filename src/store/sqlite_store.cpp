@@ -92,6 +92,13 @@ constexpr int kCheckpointPages = 4096;     // 16 MiB with 4 KiB pages
 constexpr int kWalHardLimitPages = 16384;  // 64 MiB
 constexpr const char* kJournalSizeLimit = "PRAGMA journal_size_limit=67108864";
 
+// Retention (store.retention): a pass every kPruneEvery on the pruner's own thread and connection, in
+// transactions of kPruneChunk events with a pause between them, so the group-commit writer (which waits
+// for the database's write lock) is never held back for more than one short transaction.
+constexpr std::chrono::seconds kPruneEvery{60};
+constexpr std::size_t kPruneChunk = 256;
+constexpr std::chrono::milliseconds kPrunePause{20};
+
 // Delivery states.
 constexpr int64_t kPending = 0;
 constexpr int64_t kDelivered = 1;
@@ -163,6 +170,8 @@ class SqliteStore final : public Store {
     configure(admin_db_);
     checkpoint_db_ = sqlite::Db(path_);
     configure(checkpoint_db_);
+    prune_db_ = sqlite::Db(path_);
+    configure(prune_db_);
     // Replaces SQLite's automatic checkpoint (itself a WAL hook) on the writer: report the WAL's size.
     sqlite3_wal_hook(writer_db_.get(), &SqliteStore::on_wal_commit, this);
     prepare_writer();
@@ -171,6 +180,8 @@ class SqliteStore final : public Store {
     checkpointer_ = std::thread([this] { checkpointer_loop(); });
     writer_ = std::thread([this] { writer_loop(); });
     reader_ = std::thread([this] { reader_loop(); });
+    pstop_ = false;
+    if (options_.retention.count() > 0) pruner_ = std::thread([this] { pruner_loop(); });
   }
 
   void close() override {
@@ -194,6 +205,12 @@ class SqliteStore final : public Store {
     }
     ccv_.notify_all();
     if (checkpointer_.joinable()) checkpointer_.join();
+    {
+      std::lock_guard lk(pmu_);
+      pstop_ = true;
+    }
+    pcv_.notify_all();
+    if (pruner_.joinable()) pruner_.join();
     sel_due_.reset();
     sel_next_.reset();
     sel_blocked_.reset();
@@ -209,6 +226,7 @@ class SqliteStore final : public Store {
     upd_dead_ = {};
     ins_attempt_ = {};
     checkpoint_db_ = sqlite::Db();
+    prune_db_ = sqlite::Db();
     reader_db_ = sqlite::Db();
     admin_db_ = sqlite::Db();
     writer_db_ = sqlite::Db();  // last: the last connection to close checkpoints the WAL into the database
@@ -364,6 +382,47 @@ class SqliteStore final : public Store {
   void save_schemas(const std::vector<SchemaRecord>& records) override {
     std::lock_guard lk(admin_mu_);
     ops::save_schemas(admin_db_, records);
+  }
+
+  Pruned prune(int64_t cutoff_ms) override {
+    static metrics::Counter& events = metrics::Registry::global().counter(
+        "evrouter_store_pruned_total", "Rows deleted by retention (store.retention), by kind.",
+        {{"kind", "events"}});
+    static metrics::Counter& deliveries = metrics::Registry::global().counter(
+        "evrouter_store_pruned_total", "Rows deleted by retention (store.retention), by kind.",
+        {{"kind", "deliveries"}});
+    std::lock_guard lk(prune_mu_);
+    Pruned total;
+    std::optional<std::pair<int64_t, int64_t>> after;
+    for (;;) {
+      {
+        std::lock_guard plk(pmu_);
+        if (pstop_) break;  // closing
+      }
+      const ops::PruneChunk chunk = ops::prune_chunk(prune_db_, cutoff_ms, after, kPruneChunk);
+      total.events += chunk.events;
+      total.deliveries += chunk.deliveries;
+      events.inc(static_cast<uint64_t>(chunk.events));
+      deliveries.inc(static_cast<uint64_t>(chunk.deliveries));
+      if (chunk.done) break;
+      std::this_thread::sleep_for(kPrunePause);  // let the writer in
+    }
+    return total;
+  }
+
+  ArchivePage archived(const ArchiveQuery& query) override {
+    std::lock_guard lk(admin_mu_);
+    return ops::archived(admin_db_, query);
+  }
+
+  Bulk add_replay(const std::vector<ReplayIngest>& ingests, int64_t now_ms) override {
+    std::lock_guard lk(admin_mu_);
+    return ops::add_replay(admin_db_, ingests, now_ms);
+  }
+
+  std::map<std::string, int64_t> oldest_pending() override {
+    std::lock_guard lk(admin_mu_);
+    return ops::oldest_pending(admin_db_);
   }
 
   std::string rotate_listener_id(const std::string& flow) override {
@@ -555,7 +614,7 @@ class SqliteStore final : public Store {
       const int64_t now = event::now_ms();
       if (now - last_prune > 5 * 60 * 1000) {
         last_prune = now;
-        prune(now);
+        prune_dedup(now);
       }
     }
   }
@@ -718,12 +777,30 @@ class SqliteStore final : public Store {
         .run();
   }
 
-  void prune(int64_t now) {
+  void prune_dedup(int64_t now) {
     try {
       sqlite::Stmt st(writer_db_, "DELETE FROM dedup WHERE at_ms < ?1");
       st.bind(1, now - options_.dedup_window.count()).run();
     } catch (const std::exception& e) {
       log::warn("dedup prune failed", {{"error", e.what()}});
+    }
+  }
+
+  void pruner_loop() {
+    for (;;) {
+      {
+        std::unique_lock lk(pmu_);
+        if (pcv_.wait_for(lk, kPruneEvery, [this] { return pstop_; })) return;
+      }
+      try {
+        const Pruned p = prune(event::now_ms() - options_.retention.count());
+        if (p.events > 0) {
+          log::info("store pruned",
+                    {{"events", std::to_string(p.events)}, {"deliveries", std::to_string(p.deliveries)}});
+        }
+      } catch (const std::exception& e) {
+        log::warn("store prune failed", {{"error", e.what()}});
+      }
     }
   }
 
@@ -746,7 +823,8 @@ class SqliteStore final : public Store {
     if (!sel_due_) {
       sel_due_ = std::make_unique<sqlite::Stmt>(
           reader_db_,
-          "SELECT id, event_seq, attempts, created_ms, next_ms, ordering_key, attempts_base, replayed_ms "
+          "SELECT id, event_seq, attempts, created_ms, next_ms, ordering_key, attempts_base, replayed_ms, "
+          "replay_ms "
           "FROM deliveries "
           "WHERE lane = ?1 AND state = 0 AND blocked = 0 AND next_ms <= ?2 ORDER BY next_ms, id LIMIT ?3");
       sel_next_ = std::make_unique<sqlite::Stmt>(reader_db_,
@@ -781,6 +859,7 @@ class SqliteStore final : public Store {
         if (!sel_due_->is_null(5)) r.d.ordering_key = sel_due_->text(5);
         r.d.attempts_before_replay = static_cast<int>(sel_due_->int64(6));
         r.d.replayed_ms = sel_due_->int64(7);
+        r.d.replay = sel_due_->int64(8) != 0;
         rows.push_back(std::move(r));
       }
       sel_due_->reset();
@@ -869,6 +948,13 @@ class SqliteStore final : public Store {
 
   std::mutex admin_mu_;
   sqlite::Db admin_db_;
+
+  std::mutex prune_mu_;  // one pass at a time, on prune_db_
+  sqlite::Db prune_db_;
+  std::mutex pmu_;
+  std::condition_variable pcv_;
+  bool pstop_ = false;
+  std::thread pruner_;
 
   int wal_pages_ = 0;  // writer thread only: the WAL's size after the last commit
   sqlite::Db checkpoint_db_;

@@ -75,7 +75,7 @@ void Hub::unsubscribe(const std::shared_ptr<Subscription>& s) {
 }
 
 void publish_delivery(const event::EventPtr& event, const std::string& lane, const char* outcome, int attempt,
-                      int status, int64_t latency_ms, const std::string& error) {
+                      int status, int64_t latency_ms, const std::string& error, bool replay) {
   Hub& hub = Hub::global();
   if (!hub.active()) return;
   auto r = std::make_shared<Record>();
@@ -87,6 +87,7 @@ void publish_delivery(const event::EventPtr& event, const std::string& lane, con
   r->attempt = attempt;
   r->status = status;
   r->latency_ms = latency_ms;
+  r->replay = replay;
   r->error = error;
   hub.publish(std::move(r));
 }

@@ -100,6 +100,7 @@ std::string to_json(const Record& r, bool payload) {
          {"source", e.source}};
   if (!e.webhook_id.empty()) j["webhook_id"] = e.webhook_id;
   if (!e.correlation_id.empty()) j["correlation_id"] = e.correlation_id;
+  if (r.replay) j["replay"] = true;
   if (r.kind == Record::Kind::event) {
     j["lanes"] = r.lanes;
     if (payload) j["event"] = document(e);

@@ -170,6 +170,23 @@ TEST_F(PipelineTest, OpenApiDocumentMatchesTheRouterAndItsAnswers) {
   check("/v1/dlq/{delivery_id}", "/v1/dlq/" + std::to_string(dead["dead_letters"][0]["id"].get<int64_t>()));
   check("/v1/events/{id}", "/v1/events/" + dead["dead_letters"][0]["event"]["id"].get<std::string>());
 
+  // A window replay's answer (POST, dry run) has its documented shape.
+  {
+    admin::Request req{"POST",
+                       "/v1/flows/openapi-orders/replay",
+                       {},
+                       {},
+                       R"({"from":"2020-01-01T00:00:00Z","to":"2099-01-01T00:00:00Z","dry_run":true})"};
+    const auto resp = router.route(req);
+    ASSERT_EQ(resp.status, 200U) << resp.body;
+    const auto& schema = doc["paths"]["/v1/flows/{name}/replay"]["post"]["responses"]["200"]["content"]
+                            ["application/json"]["schema"];
+    std::vector<std::string> replay_errors;
+    validate(doc, schema, json::parse(resp.body), "replay", replay_errors);
+    EXPECT_TRUE(replay_errors.empty()) << ::testing::PrintToString(replay_errors) << "\n" << resp.body;
+    EXPECT_EQ(json::parse(resp.body)["events_scanned"], 2);
+  }
+
   // An error answer has the documented error body.
   admin::Request missing{"GET", "/v1/flows/nope", {}, {}, ""};
   std::vector<std::string> errors;

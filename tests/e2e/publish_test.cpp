@@ -1,4 +1,5 @@
 // The event-bus publish API end to end: POST /v1/events, keys and policies, batches, dedup, delivery.
+#include "evrouter/metrics/flow_stats.h"
 #include "pipeline_fixture.h"
 
 using namespace evr;
@@ -173,4 +174,46 @@ TEST_F(PublishTest, PublishApiIsOffWithoutKeysAndOnlyTakesPost) {
   auto malformed = publish("{not json");
   EXPECT_EQ(malformed.status, 400);
   EXPECT_EQ(json::parse(malformed.body)["error"], "malformed_json");
+}
+
+TEST_F(PublishTest, PublishedEventsCountInFlowStatsAndReplayThroughTheBusFlow) {
+  auto cfg = with_bus();
+  cfg.flows.back().name = "app-bus-stats";  // stats of its own in the process-wide registry
+  start(cfg);
+  const std::string e = entry("app.orders", "order.placed", {{"order", 8}}, "order-8-placed");
+  ASSERT_EQ(publish("[" + e + "," + entry("app.orders", "order.cancelled", {{"order", 9}}) + "]").status,
+            200);
+  ASSERT_EQ(publish(e).status, 200);  // a duplicate
+  ASSERT_TRUE(sink_.wait_for(2, std::chrono::seconds(5)));
+
+  std::map<std::string, uint64_t> counts;
+  for (const auto& c :
+       metrics::FlowStats::of("app-bus-stats").report(metrics::FlowStats::Window::hour).counts) {
+    counts[std::to_string(static_cast<int>(c.kind)) + ":" + c.label] += c.value;
+  }
+  using C = metrics::FlowStats::Count;
+  auto n = [&counts](C kind, const std::string& label = "") {
+    return counts[std::to_string(static_cast<int>(kind)) + ":" + label];
+  };
+  EXPECT_EQ(n(C::received), 3u);
+  EXPECT_EQ(n(C::accepted), 2u);
+  EXPECT_EQ(n(C::duplicate), 1u);
+  EXPECT_EQ(n(C::matched, "placed"), 1u);
+  EXPECT_EQ(n(C::matched, "other"), 1u);
+  // Published events replay through the bus flow (its sources and branches).
+  const auto routes = daemon_->routes();
+  const flow::Flow* bus = nullptr;
+  for (const auto& f : routes->flows()) {
+    if (f.name == "app-bus-stats") bus = &f;
+  }
+  ASSERT_NE(bus, nullptr);
+  flow::ReplayRequest req;
+  req.from_ms = event::now_ms() - 60'000;
+  req.to_ms = event::now_ms() + 1;
+  const auto r = daemon_->replay_window(*bus, req);
+  EXPECT_EQ(r.scanned, 2);
+  EXPECT_EQ(r.matched, 2);
+  EXPECT_EQ(r.deliveries, 2);
+  ASSERT_TRUE(sink_.wait_for(4, std::chrono::seconds(5)));
+  EXPECT_EQ(sink_.requests().back().header("x-evrouter-replay"), "true");
 }

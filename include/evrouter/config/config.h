@@ -230,6 +230,9 @@ struct Store {
   Durability durability = Durability::fsync;
   Millis dedup_window = std::chrono::hours(48);
   int commit_max_batch = 2048;
+  // sqlite: how long events are kept after they were received (0 = forever). Events with a delivery still
+  // pending or dead are kept whatever their age (docs/configuration.md#retention).
+  Millis retention = std::chrono::hours(24 * 7);
   // type jetstream (docs/scaling.md): the NATS servers, the stream name (also the subject prefix and the
   // prefix of the other streams and KV buckets), the replicas of each, and the timeout of connects and
   // of every NATS request (publish acknowledgements, consumer and KV calls).

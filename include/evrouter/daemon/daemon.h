@@ -14,6 +14,7 @@
 #include "evrouter/admin/server.h"
 #include "evrouter/config/config.h"
 #include "evrouter/dispatcher/dispatcher.h"
+#include "evrouter/flow/replay.h"
 #include "evrouter/flow/routes.h"
 #include "evrouter/listener/server.h"
 #include "evrouter/schema/registry.h"
@@ -80,6 +81,10 @@ class Daemon final : public listener::Pipeline {
   // Gives a flow a new random listener id; the old URL stops working at once. Not for flows whose id is
   // pinned in the files (source.listener_id) or bus flows.
   FlowChange rotate_listener_id(const std::string& name);
+  // Replays `flow`'s archived events of a time window through its current definition (flow/replay.h):
+  // wakes the lanes that got deliveries, shows the events in the live tail, counts the deliveries in
+  // metrics and the flow's stats (as replayed). The caller checks the flow (known, enabled).
+  flow::ReplayResult replay_window(const flow::Flow& flow, const flow::ReplayRequest& request);
   // Makes lanes read the store again (after a dead-letter replay).
   void wake_lanes(std::vector<std::string> lanes);
 

@@ -34,6 +34,7 @@ class FlowStats {
     delivered,  // label: the lane
     retrying,   // an attempt failed and another is scheduled; label: the lane
     dead,       // label: the lane
+    replayed,   // deliveries made by a window replay (flow/replay.h); label: the lane
   };
   enum class Window { minute, hour, day };
   static std::optional<Window> parse_window(std::string_view text);  // "1m", "1h", "24h"

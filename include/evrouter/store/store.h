@@ -1,7 +1,8 @@
 #pragma once
 // The store keeps events and their deliveries durably. Two implementations: the embedded SQLite store
-// (sqlite_store.h) and NATS JetStream (jetstream_store.h). Every call that touches disk completes asynchronously on the
-// store's own threads: callbacks run there, and callers post back to their own event loop.
+// (sqlite_store.h) and NATS JetStream (jetstream_store.h). Every call that touches disk completes
+// asynchronously on the store's own threads: callbacks run there, and callers post back to their own event
+// loop.
 
 #include <cstdint>
 #include <functional>
@@ -42,6 +43,9 @@ struct Delivery {
   // delivered or dead: the store clears `blocked` in the same transaction).
   std::optional<std::string> ordering_key;
   bool blocked = false;
+  // Made by a replay of a time window through the flow's current definition (Store::add_replay), not at
+  // ingest: sent with X-Evrouter-Replay: true.
+  bool replay = false;
 };
 
 struct CommitResult {
@@ -112,6 +116,7 @@ struct DeliveryInfo {
   std::string last_error;
   int replays = 0;  // times replayed from the dead letters
   int64_t replayed_ms = 0;
+  int64_t replay_ms = 0;         // made by a window replay at this time (0: made at ingest)
   std::vector<Attempt> history;  // filled by event()/dead_letter() lookups, not by lists
 };
 
@@ -185,6 +190,37 @@ struct SchemaRecord {
   int64_t updated_ms = 0;
 };
 
+// ---- Retention and window replay ----
+
+// What one retention pass deleted.
+struct Pruned {
+  int64_t events = 0;
+  int64_t deliveries = 0;
+};
+
+// Archived events of one flow received in [from_ms, to_ms), in receive order, a page at a time.
+struct ArchiveQuery {
+  std::optional<std::string> flow;         // events a webhook flow accepted
+  std::optional<std::string> listener_id;  // or: events that came in on this listener (the publish API's)
+  int64_t from_ms = 0;
+  int64_t to_ms = 0;
+  // Keyset: the last (time_ms, seq) of the previous page; none = from the window's start.
+  std::optional<std::pair<int64_t, int64_t>> after;
+  std::size_t limit = 200;
+};
+
+struct ArchivePage {
+  std::vector<EventRecord> events;  // with payload; deliveries not loaded
+  bool more = false;                // another page may follow
+};
+
+// New deliveries of an archived event (a window replay): the lanes it routes to now.
+struct ReplayIngest {
+  int64_t seq = 0;  // EventRecord::seq
+  std::vector<std::string> lanes;
+  std::vector<std::optional<std::string>> ordering_keys = {};  // per lane, as Ingest
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -256,6 +292,22 @@ class Store {
   virtual std::vector<SchemaRecord> schemas() = 0;
   // Inserts or replaces these schemas (by source and type) in one write.
   virtual void save_schemas(const std::vector<SchemaRecord>& records) = 0;
+
+  // Retention and window replay (docs/admin-api.md#replay-a-time-window). Blocking; the base class throws
+  // NotSupported (the JetStream store: its streams' own limits apply).
+
+  // Deletes the events received before `cutoff_ms` none of whose deliveries is pending or dead (with their
+  // deliveries and attempts), in short transactions. Runs periodically on the store's own thread when
+  // `retention` is set; callable directly (tests, operators' tools).
+  virtual Pruned prune(int64_t cutoff_ms);
+  // One page of archived events (see ArchiveQuery). Payloads included.
+  virtual ArchivePage archived(const ArchiveQuery& query);
+  // New pending deliveries, due now, marked as replays, for archived events (one transaction). Events
+  // pruned meanwhile are skipped. `count`: deliveries made; `lanes`: lanes to wake.
+  virtual Bulk add_replay(const std::vector<ReplayIngest>& ingests, int64_t now_ms);
+  // Per lane with pending deliveries: since when its oldest pending delivery has waited (Unix ms: when it
+  // was made, or put back from the dead letters).
+  virtual std::map<std::string, int64_t> oldest_pending();
 };
 
 }  // namespace evr::store

@@ -33,6 +33,8 @@ struct Record {
   int status = 0;  // HTTP status, 0 when there was no response
   int64_t latency_ms = 0;
   std::string error;
+  // The event's deliveries were made by a window replay (flow/replay.h), not at ingest.
+  bool replay = false;
 };
 using RecordPtr = std::shared_ptr<const Record>;
 
@@ -82,7 +84,8 @@ class Hub {
 };
 
 // Publishes one delivery attempt's outcome to the global hub (a no-op when nobody watches).
+// `replay`: the delivery was made by a window replay (flow/replay.h).
 void publish_delivery(const event::EventPtr& event, const std::string& lane, const char* outcome, int attempt,
-                      int status, int64_t latency_ms, const std::string& error);
+                      int status, int64_t latency_ms, const std::string& error, bool replay = false);
 
 }  // namespace evr::tail
