@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "e2e/pipeline_fixture.h"
+#include "evrouter/store/jetstream_store.h"
 #include "support/nats_server.h"
 
 using namespace evr;
