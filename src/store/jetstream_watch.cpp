@@ -1,5 +1,6 @@
 #include "store/jetstream_watch.h"
 
+#include <chrono>
 #include <stdexcept>
 #include <string>
 
@@ -45,7 +46,12 @@ void KvWatch::run() {
     for (std::size_t i = 0; i < watchers_.size() && !stopping_; ++i) {
       kvEntry* e = nullptr;
       natsStatus s = kvWatcher_Next(&e, watchers_[i], 100);
-      if (s != NATS_OK) continue;  // timeout (nothing new), or stopped
+      if (s == NATS_TIMEOUT) continue;  // nothing new
+      if (s != NATS_OK) {
+        // Stopped, or the connection is down (the client reconnects): no busy loop meanwhile.
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        continue;
+      }
       idle = false;
       if (!e) {
         caught_up[i] = true;
