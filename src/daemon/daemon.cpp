@@ -89,6 +89,11 @@ void Daemon::start() {
     config_.server.public_base_url = "http://127.0.0.1:" + std::to_string(server_->port());
     std::atomic_store(&routes_, resolve_routes(config_, *store_));
   }
+  // Listener ids and flow states changed by another instance sharing the store (JetStream) apply here too.
+  store_->watch_shared_state([this] {
+    std::lock_guard lk(routes_mu_);
+    std::atomic_store(&routes_, resolve_routes(config_, *store_));
+  });
   start_admin();
   ready_ = true;
   log::info("evrouter listening", {{"address", config_.server.listen},

@@ -1,10 +1,13 @@
 // The JetStream store. Layout (docs/scaling.md):
-//   stream <S>             subjects <S>.events.<flow>      limits, max age = dedup window: one message per
-//                                                          event (the dedup record; Nats-Msg-Id =
-//                                                          listener id + dedup key)
+//   stream <S>             subjects <S>.events.<flow>.<type>.<event id>.<webhook id>
+//                                  limits, max age = dedup window: one message per event (the dedup
+//                                  record; Nats-Msg-Id = listener id + dedup key), naming its deliveries
 //   stream <S>_deliveries  subjects <S>.deliveries.<lane>  work queue: one message per delivery, removed
 //                                                          when acknowledged (delivered) or terminated
-//   stream <S>_dead        subjects <S>.dead.<lane>        limits: dead letters with their attempt history
+//   stream <S>_dead        subjects <S>.dead.<lane>.<flow>.<delivery id>
+//                                  limits: dead letters with their attempt history
+//   stream <S>_attempts    subjects <S>.attempts.<delivery id>  limits, max age = dedup window: each
+//                                  delivery's journal (attempts, replays, discards); jetstream_operations.h
 //   KV <S>_listeners (flow → listener id), KV <S>_flows (flow → enabled override)
 // Names in subjects (flows, lanes) are encoded as tokens of [A-Za-z0-9-] with _XX escapes.
 #include "evrouter/store/jetstream_store.h"
@@ -25,11 +28,13 @@
 
 #include "evrouter/common/crypto.h"
 #include "evrouter/common/log.h"
+#include "store/jetstream_codec.h"
+#include "store/jetstream_operations.h"
+#include "store/jetstream_watch.h"
 
 namespace evr::store {
 namespace {
 
-constexpr const char* kNotSupported = "not supported by the jetstream store yet";
 // How long a fetched delivery may stay unacknowledged before JetStream hands it out again; the store
 // extends it (in progress) every kProgressEvery for deliveries its lanes still hold.
 constexpr int64_t kAckWaitMs = 30'000;
@@ -43,91 +48,11 @@ constexpr int64_t kFetchWaitMs = 20;
 // Commits queued on the writer thread beyond this fail at once (bounded memory).
 constexpr std::size_t kMaxQueuedCommits = 20'000;
 
-std::string token(std::string_view name) {
-  static const char* hex = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(name.size());
-  for (unsigned char c : name) {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-') {
-      out += static_cast<char>(c);
-    } else {
-      out += '_';
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  return out.empty() ? std::string("_") : out;
-}
-
-std::string untoken(std::string_view t) {
-  if (t == "_") return {};
-  std::string out;
-  for (std::size_t i = 0; i < t.size(); ++i) {
-    if (t[i] == '_' && i + 2 < t.size()) {
-      auto nibble = [](char c) { return c <= '9' ? c - '0' : c - 'A' + 10; };
-      out += static_cast<char>(nibble(t[i + 1]) * 16 + nibble(t[i + 2]));
-      i += 2;
-    } else {
-      out += t[i];
-    }
-  }
-  return out;
-}
-
-std::string status_text(natsStatus s, jsErrCode code = static_cast<jsErrCode>(0)) {
-  std::string text = natsStatus_GetText(s);
-  if (const char* last = nats_GetLastError(nullptr); last && *last) text += std::string(": ") + last;
-  if (code != 0) text += " (JetStream error " + std::to_string(static_cast<int>(code)) + ")";
-  return text;
-}
-
-nlohmann::json envelope_json(const event::Event& e) {
-  nlohmann::json headers = nlohmann::json::array();
-  for (const auto& [k, v] : e.headers) headers.push_back({k, v});
-  return {{"id", e.id},
-          {"flow", e.flow},
-          {"listener_id", e.listener_id},
-          {"source", e.source},
-          {"type", e.type},
-          {"time_ms", e.time_ms},
-          {"occurred_ms", e.occurred_ms},
-          {"shop", e.shop_domain},
-          {"webhook_id", e.webhook_id},
-          {"dedup_key", e.dedup_key},
-          {"correlation_id", e.correlation_id},
-          {"headers", std::move(headers)},
-          {"resources", e.resources}};
-}
-
-event::EventPtr event_from(const nlohmann::json& j, const char* data, int len) {
-  auto e = std::make_shared<event::Event>();
-  e->id = j.value("id", "");
-  e->flow = j.value("flow", "");
-  e->listener_id = j.value("listener_id", "");
-  e->source = j.value("source", "");
-  e->type = j.value("type", "");
-  e->time_ms = j.value("time_ms", int64_t{0});
-  e->occurred_ms = j.value("occurred_ms", int64_t{0});
-  e->shop_domain = j.value("shop", "");
-  e->webhook_id = j.value("webhook_id", "");
-  e->dedup_key = j.value("dedup_key", "");
-  e->correlation_id = j.value("correlation_id", "");
-  if (auto h = j.find("headers"); h != j.end() && h->is_array()) {
-    for (const auto& pair : *h) {
-      if (pair.is_array() && pair.size() == 2)
-        e->headers.emplace_back(pair[0].get<std::string>(), pair[1].get<std::string>());
-    }
-  }
-  if (auto r = j.find("resources"); r != j.end() && r->is_array())
-    e->resources = r->get<std::vector<std::string>>();
-  if (data && len > 0) e->payload.assign(data, static_cast<std::size_t>(len));
-  return e;
-}
-
-nlohmann::json attempt_json(const Attempt& a) {
-  return {{"number", a.number},         {"at_ms", a.at_ms}, {"status", a.status},
-          {"latency_ms", a.latency_ms}, {"error", a.error}, {"response", a.response}};
-}
+using jetstream::envelope_json;
+using jetstream::event_from;
+using jetstream::status_text;
+using jetstream::token;
+using jetstream::untoken;
 
 // One thread running posted jobs in order; `every` runs when the queue has been idle for `period`.
 class Worker {
@@ -206,7 +131,8 @@ class JetStreamStore final : public Store {
         prefix_(options_.stream),
         events_stream_(options_.stream),
         deliveries_stream_(options_.stream + "_deliveries"),
-        dead_stream_(options_.stream + "_dead") {}
+        dead_stream_(options_.stream + "_dead"),
+        names_(jetstream::names_for(options_.stream)) {}
   ~JetStreamStore() override { close(); }
 
   void open() override {
@@ -240,6 +166,8 @@ class JetStreamStore final : public Store {
     ensure_stream(events_stream_, events_subject, js_LimitsPolicy, window_ns, window_ns);
     ensure_stream(deliveries_stream_, deliveries_subject, js_WorkQueuePolicy, 0, window_ns);
     ensure_stream(dead_stream_, dead_subject, js_LimitsPolicy, 0, 0);
+    ensure_stream(names_.attempts, prefix_ + ".attempts.>", js_LimitsPolicy, window_ns, 0);
+    ops_ = std::make_unique<jetstream::Operations>(js_, names_, timeout_ms());
     listeners_kv_ = ensure_kv(prefix_ + "_listeners");
     flows_kv_ = ensure_kv(prefix_ + "_flows");
 
@@ -265,6 +193,8 @@ class JetStreamStore final : public Store {
       });
       reader_.stop();
     }
+    watch_.stop();
+    ops_.reset();
     // Also after an open() that failed half way.
     if (listeners_kv_) kvStore_Destroy(listeners_kv_);
     if (flows_kv_) kvStore_Destroy(flows_kv_);
@@ -400,23 +330,19 @@ class JetStreamStore final : public Store {
     return c;
   }
 
-  std::vector<Attempt> attempts(int64_t delivery_id) override {
-    std::lock_guard lk(history_mu_);
-    auto it = history_.find(delivery_id);
-    return it == history_.end() ? std::vector<Attempt>{} : it->second;
-  }
-
-  std::optional<EventRecord> event(const std::string&) override { throw NotSupported(kNotSupported); }
-  EventPage events(const EventQuery&) override { throw NotSupported(kNotSupported); }
-  DeadLetterPage dead_letters(const DeadLetterQuery&) override { throw NotSupported(kNotSupported); }
-  std::optional<DeadLetter> dead_letter(int64_t) override { throw NotSupported(kNotSupported); }
+  // Operations: jetstream_operations.cpp, read from JetStream (the same on every instance).
+  std::vector<Attempt> attempts(int64_t delivery_id) override { return ops().attempts(delivery_id); }
+  std::optional<EventRecord> event(const std::string& key) override { return ops().event(key); }
+  EventPage events(const EventQuery& query) override { return ops().events(query); }
+  DeadLetterPage dead_letters(const DeadLetterQuery& query) override { return ops().dead_letters(query); }
+  std::optional<DeadLetter> dead_letter(int64_t id) override { return ops().dead_letter(id); }
   // Inferred schemas are not kept in JetStream yet: each replica infers from what it sees, from scratch.
   std::vector<SchemaRecord> schemas() override { return {}; }
   void save_schemas(const std::vector<SchemaRecord>&) override {}
-  Bulk replay(int64_t) override { throw NotSupported(kNotSupported); }
-  Bulk replay(const DeadLetterFilter&) override { throw NotSupported(kNotSupported); }
-  Bulk discard(int64_t) override { throw NotSupported(kNotSupported); }
-  Bulk discard(const DeadLetterFilter&) override { throw NotSupported(kNotSupported); }
+  Bulk replay(int64_t id) override { return ops().replay(nullptr, id); }
+  Bulk replay(const DeadLetterFilter& filter) override { return ops().replay(&filter, std::nullopt); }
+  Bulk discard(int64_t id) override { return ops().discard(nullptr, id); }
+  Bulk discard(const DeadLetterFilter& filter) override { return ops().discard(&filter, std::nullopt); }
 
   std::map<std::string, FlowState> flow_states() override {
     std::map<std::string, FlowState> out;
@@ -449,8 +375,17 @@ class JetStreamStore final : public Store {
     return id;
   }
 
+  void watch_shared_state(std::function<void()> changed) override {
+    watch_.start({listeners_kv_, flows_kv_}, std::move(changed));
+  }
+
  private:
   int64_t timeout_ms() const { return std::max<int64_t>(1, options_.timeout.count()); }
+
+  const jetstream::Operations& ops() const {
+    if (!ops_) throw std::runtime_error("store: the jetstream store is not open");
+    return *ops_;
+  }
 
   static void check(natsStatus s, const std::string& what, jsErrCode code = static_cast<jsErrCode>(0)) {
     if (s != NATS_OK) throw std::runtime_error("store: " + what + ": " + status_text(s, code));
@@ -473,6 +408,7 @@ class JetStreamStore final : public Store {
     cfg.Replicas = options_.replicas;
     cfg.MaxAge = max_age_ns;
     if (duplicates_ns > 0) cfg.Duplicates = duplicates_ns;
+    cfg.AllowDirect = true;  // the operations read with direct gets (jetstream_operations.cpp)
     jsStreamInfo* si = nullptr;
     jsErrCode code{};
     natsStatus s = js_AddStream(&si, js_, &cfg, nullptr, &code);
@@ -549,29 +485,35 @@ class JetStreamStore final : public Store {
     const std::string envelope = envelope_json(e).dump();
     const std::string lanes = nlohmann::json(in.lanes).dump();
     const std::string base = e.dedup_key.empty() ? std::string() : e.listener_id + ":" + e.dedup_key;
-    bool duplicate = false;
-    uint64_t seq = 0;
-    std::string error =
-        publish_msg(prefix_ + ".events." + token(e.flow), base,
-                    {{"Evr-Envelope", &envelope}, {"Evr-Lanes", &lanes}}, e.payload, &duplicate, &seq);
-    if (!error.empty()) {
-      r.error = "publish: " + error;
-      return r;
-    }
-    // The deliveries, also for a duplicate: when an earlier attempt failed after the event was published,
-    // this completes it; otherwise JetStream drops them as duplicates of the first ones.
+    // The deliveries first, so that the event message can name them (Evr-Deliveries: their ids). Also for
+    // a duplicate: when an earlier attempt failed half way this completes it; otherwise JetStream drops
+    // them as duplicates of the first ones (and its acknowledgement names the first ones' ids).
     const std::string delivery_base = base.empty() ? e.id : base;
+    nlohmann::json ids = nlohmann::json::array();
+    std::string error;
     for (std::size_t i = 0; i < in.lanes.size(); ++i) {
       const std::string& lane = in.lanes[i];
       std::string key;
       if (i < in.ordering_keys.size() && in.ordering_keys[i]) key = *in.ordering_keys[i];
+      uint64_t id = 0;
       error = publish_msg(prefix_ + ".deliveries." + token(lane), delivery_base + ":" + lane,
                           {{"Evr-Envelope", &envelope}, {"Evr-Lane", &lane}, {"Evr-Ordering-Key", &key}},
-                          e.payload, nullptr, nullptr);
+                          e.payload, nullptr, &id);
       if (!error.empty()) {
         r.error = "publish delivery: " + error;
         return r;
       }
+      ids.push_back({lane, id});
+    }
+    const std::string deliveries = ids.dump();
+    bool duplicate = false;
+    uint64_t seq = 0;
+    error = publish_msg(ops().event_subject(e), base,
+                        {{"Evr-Envelope", &envelope}, {"Evr-Lanes", &lanes}, {"Evr-Deliveries", &deliveries}},
+                        e.payload, &duplicate, &seq);
+    if (!error.empty()) {
+      r.error = "publish: " + error;
+      return r;
     }
     r.status = duplicate ? CommitResult::Status::duplicate : CommitResult::Status::accepted;
     r.event_id = duplicate ? first_event_id(seq).value_or(e.id) : e.id;
@@ -667,7 +609,7 @@ class JetStreamStore final : public Store {
         natsMsg_Destroy(m);
         continue;
       }
-      const auto id = static_cast<int64_t>(meta->Sequence.Stream);
+      const auto id = ops().delivery_id(m, static_cast<int64_t>(meta->Sequence.Stream));
       const auto delivered = static_cast<int>(meta->NumDelivered);
       const int64_t stored_ms = meta->Timestamp / 1'000'000;
       jsMsgMetaData_Destroy(meta);
@@ -693,11 +635,15 @@ class JetStreamStore final : public Store {
       d.event = event_from(j, natsMsg_GetData(m), natsMsg_GetDataLength(m));
       // Attempts: what this process recorded, else JetStream's delivery count (which also counts hand-outs
       // that ended without an attempt, e.g. a shutdown).
+      bool known = false;
       {
         std::lock_guard lk(history_mu_);
         auto it = recorded_.find(id);
-        d.attempts = it != recorded_.end() ? it->second : std::max(0, delivered - 1);
+        known = it != recorded_.end();
+        if (known) d.attempts = it->second;
       }
+      // Else from the journal (persisted: also after a restart or on another instance); replay fields.
+      ops().fill(m, d, delivered, known);
       const char* key = nullptr;
       if (natsMsgHeader_Get(m, "Evr-Ordering-Key", &key) == NATS_OK && key && *key) d.ordering_key = key;
       due.deliveries.push_back(std::move(d));
@@ -722,6 +668,8 @@ class JetStreamStore final : public Store {
     natsMsg* m = it->second.msg;
     const std::string lane = std::move(it->second.lane);
     held_.erase(it);
+    if (std::string error = ops().journal(o, lane, m); !error.empty())
+      log::warn("store: cannot write an attempt to the journal", {{"lane", lane}, {"error", error}});
     natsStatus s = NATS_OK;
     switch (o.kind) {
       case Outcome::Kind::delivered: {
@@ -752,24 +700,12 @@ class JetStreamStore final : public Store {
   }
 
   std::string dead_letter(natsMsg* m, const std::string& lane, int64_t id) {
-    nlohmann::json history = nlohmann::json::array();
+    std::vector<Attempt> recorded;
     {
       std::lock_guard lk(history_mu_);
-      for (const auto& a : history_[id]) history.push_back(attempt_json(a));
+      recorded = history_[id];
     }
-    const std::string hist = history.dump();
-    const char* env = nullptr;
-    natsMsgHeader_Get(m, "Evr-Envelope", &env);
-    const std::string envelope = env ? env : "{}";
-    const std::string delivery = std::to_string(id);
-    const int len = natsMsg_GetDataLength(m);
-    const std::string body(natsMsg_GetData(m), static_cast<std::size_t>(std::max(0, len)));
-    return publish_msg(prefix_ + ".dead." + token(lane), prefix_ + ":dead:" + delivery,
-                       {{"Evr-Envelope", &envelope},
-                        {"Evr-Lane", &lane},
-                        {"Evr-Delivery-Id", &delivery},
-                        {"Evr-Attempts", &hist}},
-                       body, nullptr, nullptr);
+    return ops().dead_letter(m, lane, id, recorded);
   }
 
   void forget(int64_t id) {
@@ -788,6 +724,9 @@ class JetStreamStore final : public Store {
   std::string events_stream_;
   std::string deliveries_stream_;
   std::string dead_stream_;
+  jetstream::Names names_;
+  std::unique_ptr<jetstream::Operations> ops_;
+  jetstream::KvWatch watch_;
   natsConnection* nc_ = nullptr;
   jsCtx* js_ = nullptr;
   kvStore* listeners_kv_ = nullptr;

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <future>
 #include <thread>
@@ -91,7 +93,7 @@ class JetStreamStoreTest : public ::testing::Test {
     return o;
   }
 
-  std::unique_ptr<store::Store> open() {
+  std::unique_ptr<store::Store> open() const {
     auto s = store::make_jetstream_store(options());
     s->open();
     return s;
@@ -196,9 +198,7 @@ TEST_F(JetStreamStoreTest, DeadLetterLeavesTheQueueForTheDeadStream) {
   const auto c = s->counts();
   EXPECT_EQ(c.dead, 1);
   EXPECT_EQ(c.pending, 0);
-  // The operations the store does not offer yet say so.
-  EXPECT_THROW(s->dead_letters({}), store::NotSupported);
-  EXPECT_THROW(s->event("x"), store::NotSupported);
+  EXPECT_EQ(s->dead_letters({}).dead_letters.size(), 1u);
 }
 
 TEST_F(JetStreamStoreTest, HeldDeliveriesAreNotHandedOutTwice) {
@@ -286,4 +286,298 @@ TEST(JetStreamStoreOpen, UnreachableServerIsAClearError) {
   } catch (const std::runtime_error& ex) {
     EXPECT_NE(std::string(ex.what()).find("cannot connect to NATS"), std::string::npos) << ex.what();
   }
+}
+
+// ---- Operations (docs/scaling.md#what-is-cluster-wide) ----
+
+namespace {
+
+// Fetches one delivery of `lane` and records `kinds` for it in turn (all but the last must be retries,
+// due at once). Returns the delivery as last fetched.
+store::Delivery attempt(store::Store& s, const std::string& lane,
+                        std::initializer_list<store::Outcome::Kind> kinds) {
+  store::Delivery d;
+  for (auto kind : kinds) {
+    auto got = fetch_n(s, lane, 1);
+    EXPECT_EQ(got.size(), 1u);
+    if (got.empty()) return d;
+    d = got[0];
+    auto o = outcome(d, kind, event::now_ms());
+    o.attempt.error = kind == store::Outcome::Kind::delivered ? "" : "HTTP 500";
+    record(s, o);
+  }
+  return d;
+}
+
+std::vector<std::string> ids_of(const store::EventPage& p) {
+  std::vector<std::string> out;
+  for (const auto& r : p.events) out.push_back(r.event->id);
+  return out;
+}
+
+}  // namespace
+
+TEST_F(JetStreamStoreTest, EventByIdOrWebhookIdWithDeliveriesAndHistory) {
+  auto s = open();
+  auto e = make_event("wh-lookup", R"({"id":7})");
+  ASSERT_EQ(commit(*s, e, {"lane-a", "lane-b"}).status, Status::accepted);
+  using K = store::Outcome::Kind;
+  attempt(*s, "lane-a", {K::retry, K::delivered});
+
+  auto r = s->event(e->id);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->event->id, e->id);
+  EXPECT_EQ(r->event->payload, e->payload);
+  EXPECT_EQ(r->event->headers, e->headers);
+  ASSERT_EQ(r->deliveries.size(), 2u);
+  const auto& a = r->deliveries[0];
+  EXPECT_EQ(a.lane, "lane-a");
+  EXPECT_EQ(a.state, store::DeliveryState::delivered);
+  EXPECT_EQ(a.attempts, 2);
+  ASSERT_EQ(a.history.size(), 2u);
+  EXPECT_EQ(a.history[0].number, 1);
+  EXPECT_EQ(a.history[0].error, "HTTP 500");
+  EXPECT_EQ(a.history[1].status, 200);
+  const auto& b = r->deliveries[1];
+  EXPECT_EQ(b.lane, "lane-b");
+  EXPECT_EQ(b.state, store::DeliveryState::pending);
+  EXPECT_EQ(b.attempts, 0);
+  EXPECT_GT(b.id, 0);
+
+  auto by_webhook = s->event("wh-lookup");
+  ASSERT_TRUE(by_webhook.has_value());
+  EXPECT_EQ(by_webhook->event->id, e->id);
+  EXPECT_FALSE(s->event("no-such-event").has_value());
+  EXPECT_FALSE(s->event("").has_value());
+  EXPECT_FALSE(s->event("a.b*>").has_value());
+  // Any delivery by id, in whatever state: the pending one, never attempted.
+  auto pending = s->dead_letter(b.id);
+  ASSERT_TRUE(pending.has_value());
+  EXPECT_EQ(pending->delivery.state, store::DeliveryState::pending);
+  EXPECT_EQ(pending->event->id, e->id);
+  auto delivered = s->dead_letter(a.id);
+  ASSERT_TRUE(delivered.has_value());
+  EXPECT_EQ(delivered->delivery.state, store::DeliveryState::delivered);
+  EXPECT_EQ(delivered->event->payload, e->payload);
+  EXPECT_EQ(s->attempts(a.id).size(), 2u);
+  EXPECT_FALSE(s->dead_letter(999999).has_value());
+}
+
+TEST_F(JetStreamStoreTest, EventListFiltersAndPagesNewestFirst) {
+  auto s = open();
+  std::vector<std::string> ids;  // oldest first
+  for (int i = 0; i < 5; ++i) {
+    auto e = std::make_shared<event::Event>(*make_event("list-" + std::to_string(i)));
+    if (i >= 3) {
+      e->flow = "other flow";
+      e->type = "products/update";
+    }
+    ids.push_back(e->id);
+    ASSERT_EQ(commit(*s, e, {i >= 3 ? "lane-o" : "lane"}).status, Status::accepted);
+  }
+  const std::vector<std::string> newest_first(ids.rbegin(), ids.rend());
+  store::EventQuery all;
+  auto page = s->events(all);
+  EXPECT_EQ(ids_of(page), newest_first);
+  EXPECT_FALSE(page.next_cursor.has_value());
+  EXPECT_TRUE(page.events[0].event->payload.empty());  // lists leave payloads out
+  ASSERT_EQ(page.events[0].deliveries.size(), 1u);
+  EXPECT_EQ(page.events[0].deliveries[0].lane, "lane-o");
+
+  // Pages of two, following the cursor: every event once, in order.
+  std::vector<std::string> paged;
+  store::EventQuery q;
+  q.limit = 2;
+  for (int i = 0; i < 5; ++i) {
+    auto p = s->events(q);
+    for (auto& id : ids_of(p)) paged.push_back(id);
+    if (!p.next_cursor) break;
+    q.cursor = p.next_cursor;
+  }
+  EXPECT_EQ(paged, newest_first);
+
+  store::EventQuery by_flow;
+  by_flow.flow = "other flow";
+  EXPECT_EQ(ids_of(s->events(by_flow)), (std::vector<std::string>{ids[4], ids[3]}));
+  store::EventQuery by_type;
+  by_type.type = "orders/create";
+  EXPECT_EQ(ids_of(s->events(by_type)), (std::vector<std::string>{ids[2], ids[1], ids[0]}));
+  store::EventQuery old;
+  old.time.until_ms = event::now_ms() - 3'600'000;
+  EXPECT_TRUE(s->events(old).events.empty());
+  store::EventQuery recent;
+  recent.time.since_ms = event::now_ms() - 60'000;
+  EXPECT_EQ(s->events(recent).events.size(), 5u);
+
+  // Status: the one dead-lettered.
+  attempt(*s, "lane-o", {store::Outcome::Kind::dead});
+  store::EventQuery dead;
+  dead.status = store::DeliveryState::dead;
+  auto dead_page = s->events(dead);
+  ASSERT_EQ(dead_page.events.size(), 1u);
+  EXPECT_EQ(dead_page.events[0].deliveries[0].state, store::DeliveryState::dead);
+  store::EventQuery pending;
+  pending.status = store::DeliveryState::pending;
+  EXPECT_EQ(s->events(pending).events.size(), 4u);
+
+  store::EventQuery bad;
+  bad.cursor = "nonsense";
+  EXPECT_THROW(s->events(bad), std::invalid_argument);
+}
+
+TEST_F(JetStreamStoreTest, DeadLettersListLookupReplayAndDiscard) {
+  auto s = open();
+  using K = store::Outcome::Kind;
+  std::vector<std::string> events;
+  store::Delivery first, third;
+  for (int i = 0; i < 3; ++i) {
+    auto e = std::make_shared<event::Event>(
+        *make_event("dl-" + std::to_string(i), R"({"n":)" + std::to_string(i) + "}"));
+    if (i == 2) e->flow = "second";
+    events.push_back(e->id);
+    ASSERT_EQ(commit(*s, e, {i == 2 ? "lane-2" : "lane-1"}).status, Status::accepted);
+    // Each dies before the next is committed (a retried delivery may come back after a newer one).
+    const auto d =
+        attempt(*s, i == 2 ? "lane-2" : "lane-1",
+                i == 0 ? std::initializer_list<K>{K::retry, K::dead} : std::initializer_list<K>{K::dead});
+    if (i == 0) first = d;
+    if (i == 2) third = d;
+  }
+
+  auto page = s->dead_letters({});
+  ASSERT_EQ(page.dead_letters.size(), 3u);
+  EXPECT_EQ(page.dead_letters[0].delivery.id, third.id);  // most recently dead first
+  EXPECT_EQ(page.dead_letters[2].delivery.id, first.id);
+  EXPECT_EQ(page.dead_letters[2].delivery.attempts, 2);
+  EXPECT_EQ(page.dead_letters[2].delivery.last_error, "HTTP 500");
+  EXPECT_EQ(page.dead_letters[2].delivery.state, store::DeliveryState::dead);
+  EXPECT_EQ(page.dead_letters[2].event->id, events[0]);
+  EXPECT_TRUE(page.dead_letters[2].delivery.history.empty());  // lists leave history out
+
+  store::DeadLetterQuery by_lane;
+  by_lane.filter.lane = "lane-1";
+  EXPECT_EQ(s->dead_letters(by_lane).dead_letters.size(), 2u);
+  store::DeadLetterQuery by_flow;
+  by_flow.filter.flow = "second";
+  EXPECT_EQ(s->dead_letters(by_flow).dead_letters.size(), 1u);
+  store::DeadLetterQuery paged;
+  paged.limit = 2;
+  auto p1 = s->dead_letters(paged);
+  ASSERT_EQ(p1.dead_letters.size(), 2u);
+  ASSERT_TRUE(p1.next_cursor.has_value());
+  paged.cursor = p1.next_cursor;
+  auto p2 = s->dead_letters(paged);
+  ASSERT_EQ(p2.dead_letters.size(), 1u);
+  EXPECT_EQ(p2.dead_letters[0].delivery.id, first.id);
+  EXPECT_FALSE(p2.next_cursor.has_value());
+
+  // By id: payload and the whole history, persisted.
+  auto dl = s->dead_letter(first.id);
+  ASSERT_TRUE(dl.has_value());
+  EXPECT_EQ(dl->event->payload, R"({"n":0})");
+  ASSERT_EQ(dl->delivery.history.size(), 2u);
+  EXPECT_EQ(dl->delivery.history[1].number, 2);
+
+  // Replay one: back in its lane under the same id; the retry policy starts over, numbering goes on.
+  auto b = s->replay(first.id);
+  EXPECT_EQ(b.count, 1);
+  EXPECT_EQ(b.lanes, std::vector<std::string>{"lane-1"});
+  EXPECT_EQ(s->replay(first.id).count, 0);  // not dead any more
+  EXPECT_EQ(s->dead_letters({}).dead_letters.size(), 2u);
+  auto back = fetch_n(*s, "lane-1", 1);
+  ASSERT_EQ(back.size(), 1u);
+  EXPECT_EQ(back[0].id, first.id);
+  EXPECT_EQ(back[0].attempts, 2);
+  EXPECT_EQ(back[0].attempts_before_replay, 2);
+  EXPECT_GT(back[0].replayed_ms, 0);
+  EXPECT_EQ(back[0].event->payload, R"({"n":0})");
+  record(*s, outcome(back[0], K::delivered));
+  auto done = s->dead_letter(first.id);
+  ASSERT_TRUE(done.has_value());
+  EXPECT_EQ(done->delivery.state, store::DeliveryState::delivered);
+  EXPECT_EQ(done->delivery.replays, 1);
+  ASSERT_EQ(done->delivery.history.size(), 3u);
+  EXPECT_EQ(done->delivery.history[2].number, 3);
+
+  // Discard by filter: kept with its history, never listed as dead again, not sent.
+  store::DeadLetterFilter lane2;
+  lane2.lane = "lane-2";
+  auto d = s->discard(lane2);
+  EXPECT_EQ(d.count, 1);
+  EXPECT_TRUE(d.lanes.empty());
+  auto gone = s->dead_letter(third.id);
+  ASSERT_TRUE(gone.has_value());
+  EXPECT_EQ(gone->delivery.state, store::DeliveryState::discarded);
+  EXPECT_EQ(gone->delivery.history.size(), 1u);
+  EXPECT_TRUE(fetch(*s, "lane-2", 10).deliveries.empty());
+  // Replay by filter: the one left; a time range in the past matches none.
+  store::DeadLetterFilter past;
+  past.time.until_ms = event::now_ms() - 3'600'000;
+  EXPECT_EQ(s->replay(past).count, 0);
+  auto all = s->replay(store::DeadLetterFilter{});
+  EXPECT_EQ(all.count, 1);
+  EXPECT_TRUE(s->dead_letters({}).dead_letters.empty());
+  EXPECT_EQ(s->counts().dead, 0);
+  EXPECT_EQ(fetch_n(*s, "lane-1", 1).size(), 1u);
+}
+
+TEST_F(JetStreamStoreTest, HistoryAndAttemptsSurviveARestart) {
+  int64_t id = 0;
+  {
+    auto s = open();
+    ASSERT_EQ(commit(*s, make_event("restart-h"), {"lane"}).status, Status::accepted);
+    id = attempt(*s, "lane", {store::Outcome::Kind::retry}).id;
+    s->close();
+  }
+  auto s = open();
+  EXPECT_EQ(s->attempts(id).size(), 1u);
+  auto got = fetch_n(*s, "lane", 1);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].id, id);
+  EXPECT_EQ(got[0].attempts, 1);  // from the journal, not JetStream's hand-out count
+  record(*s, outcome(got[0], store::Outcome::Kind::dead));
+  auto dl = s->dead_letter(id);
+  ASSERT_TRUE(dl.has_value());
+  EXPECT_EQ(dl->delivery.history.size(), 2u);
+}
+
+TEST_F(JetStreamStoreTest, TwoInstancesSeeTheSameEventsDeadLettersAndFlowState) {
+  auto a = open();
+  auto b = open();
+  std::atomic<int> changes{0};
+  b->watch_shared_state([&changes] { ++changes; });
+  auto e = make_event("two-1");
+  ASSERT_EQ(commit(*a, e, {"lane"}).status, Status::accepted);
+  const auto dead = attempt(*a, "lane", {store::Outcome::Kind::dead});
+
+  auto seen = b->event(e->id);
+  ASSERT_TRUE(seen.has_value());
+  ASSERT_EQ(seen->deliveries.size(), 1u);
+  EXPECT_EQ(seen->deliveries[0].state, store::DeliveryState::dead);
+  auto page = b->dead_letters({});
+  ASSERT_EQ(page.dead_letters.size(), 1u);
+  EXPECT_EQ(page.dead_letters[0].delivery.id, dead.id);
+  // Replayed on b, delivered by a; both see it delivered.
+  EXPECT_EQ(b->replay(dead.id).count, 1);
+  EXPECT_EQ(a->replay(dead.id).count, 0);
+  EXPECT_TRUE(a->dead_letters({}).dead_letters.empty());
+  auto back = fetch_n(*a, "lane", 1);
+  ASSERT_EQ(back.size(), 1u);
+  record(*a, outcome(back[0], store::Outcome::Kind::delivered));
+  EXPECT_EQ(b->dead_letter(dead.id)->delivery.state, store::DeliveryState::delivered);
+
+  // A flow disabled and a listener id rotated on a reach b's watch.
+  a->set_flow_enabled("orders", false);
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (changes.load() == 0 && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_GE(changes.load(), 1);
+  EXPECT_EQ(b->flow_states()["orders"].enabled, std::optional<bool>(false));
+  const int before = changes.load();
+  const std::string rotated = a->rotate_listener_id("orders");
+  const auto until2 = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (changes.load() == before && std::chrono::steady_clock::now() < until2)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_GT(changes.load(), before);
+  EXPECT_EQ(b->listener_id("orders", std::nullopt), rotated);
 }

@@ -286,6 +286,10 @@ class Store {
   virtual void set_flow_enabled(const std::string& flow, std::optional<bool> enabled) = 0;
   // A new random listener id for the flow, kept from now on; the old one stops being known.
   virtual std::string rotate_listener_id(const std::string& flow) = 0;
+  // Calls `changed` (on a store thread, never an event loop) after listener ids or flow states changed,
+  // also when another instance sharing the store changed them; once at most per burst of changes. Stores
+  // that one process owns alone (SQLite) never call it. Call before any change; close() stops it.
+  virtual void watch_shared_state(std::function<void()> changed) { (void)changed; }
 
   // Schema discovery. Blocking; called from the schema registry's own thread, never from an event loop.
   // Every kept schema (startup).

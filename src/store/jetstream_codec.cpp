@@ -1,0 +1,112 @@
+#include "store/jetstream_codec.h"
+
+namespace evr::store::jetstream {
+
+std::string token(std::string_view name) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(name.size());
+  for (unsigned char c : name) {
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-') {
+      out += static_cast<char>(c);
+    } else {
+      out += '_';
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  return out.empty() ? std::string("_") : out;
+}
+
+std::string untoken(std::string_view t) {
+  if (t == "_") return {};
+  std::string out;
+  for (std::size_t i = 0; i < t.size(); ++i) {
+    if (t[i] == '_' && i + 2 < t.size()) {
+      auto nibble = [](char c) { return c <= '9' ? c - '0' : c - 'A' + 10; };
+      out += static_cast<char>(nibble(t[i + 1]) * 16 + nibble(t[i + 2]));
+      i += 2;
+    } else {
+      out += t[i];
+    }
+  }
+  return out;
+}
+
+std::string status_text(natsStatus s, jsErrCode code) {
+  std::string text = natsStatus_GetText(s);
+  if (const char* last = nats_GetLastError(nullptr); last && *last) text += std::string(": ") + last;
+  if (code != 0) text += " (JetStream error " + std::to_string(static_cast<int>(code)) + ")";
+  return text;
+}
+
+nlohmann::json envelope_json(const event::Event& e) {
+  nlohmann::json headers = nlohmann::json::array();
+  for (const auto& [k, v] : e.headers) headers.push_back({k, v});
+  return {{"id", e.id},
+          {"flow", e.flow},
+          {"listener_id", e.listener_id},
+          {"source", e.source},
+          {"type", e.type},
+          {"time_ms", e.time_ms},
+          {"occurred_ms", e.occurred_ms},
+          {"shop", e.shop_domain},
+          {"webhook_id", e.webhook_id},
+          {"dedup_key", e.dedup_key},
+          {"correlation_id", e.correlation_id},
+          {"headers", std::move(headers)},
+          {"resources", e.resources}};
+}
+
+event::EventPtr event_from(const nlohmann::json& j, const char* data, int len) {
+  auto e = std::make_shared<event::Event>();
+  e->id = j.value("id", "");
+  e->flow = j.value("flow", "");
+  e->listener_id = j.value("listener_id", "");
+  e->source = j.value("source", "");
+  e->type = j.value("type", "");
+  e->time_ms = j.value("time_ms", int64_t{0});
+  e->occurred_ms = j.value("occurred_ms", int64_t{0});
+  e->shop_domain = j.value("shop", "");
+  e->webhook_id = j.value("webhook_id", "");
+  e->dedup_key = j.value("dedup_key", "");
+  e->correlation_id = j.value("correlation_id", "");
+  if (auto h = j.find("headers"); h != j.end() && h->is_array()) {
+    for (const auto& pair : *h) {
+      if (pair.is_array() && pair.size() == 2 && pair[0].is_string() && pair[1].is_string())
+        e->headers.emplace_back(pair[0].get<std::string>(), pair[1].get<std::string>());
+    }
+  }
+  if (auto r = j.find("resources"); r != j.end() && r->is_array()) {
+    for (const auto& v : *r) {
+      if (v.is_string()) e->resources.push_back(v.get<std::string>());
+    }
+  }
+  if (data && len > 0) e->payload.assign(data, static_cast<std::size_t>(len));
+  return e;
+}
+
+nlohmann::json attempt_json(const Attempt& a) {
+  return {{"number", a.number},         {"at_ms", a.at_ms}, {"status", a.status},
+          {"latency_ms", a.latency_ms}, {"error", a.error}, {"response", a.response}};
+}
+
+Attempt attempt_from(const nlohmann::json& j) {
+  Attempt a;
+  if (!j.is_object()) return a;
+  a.number = j.value("number", 0);
+  a.at_ms = j.value("at_ms", int64_t{0});
+  a.status = j.value("status", 0);
+  a.latency_ms = j.value("latency_ms", int64_t{0});
+  a.error = j.value("error", "");
+  a.response = j.value("response", "");
+  return a;
+}
+
+std::string header(natsMsg* m, const char* name) {
+  const char* v = nullptr;
+  if (m && natsMsgHeader_Get(m, name, &v) == NATS_OK && v) return v;
+  return {};
+}
+
+}  // namespace evr::store::jetstream

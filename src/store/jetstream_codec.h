@@ -1,0 +1,34 @@
+#pragma once
+// How the JetStream store writes names and events into messages (docs/scaling.md): subject tokens, the
+// JSON envelope carried in the Evr-Envelope header, attempts as JSON. Private to the store.
+
+#include <nats/nats.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "evrouter/event/event.h"
+#include "evrouter/store/store.h"
+
+namespace evr::store::jetstream {
+
+// A name (flow, lane, type, webhook id) as one subject token: [A-Za-z0-9-] as is, any other byte as _XX.
+std::string token(std::string_view name);
+std::string untoken(std::string_view token);
+
+// A NATS status (and JetStream error code) as text, with the client's last error.
+std::string status_text(natsStatus s, jsErrCode code = static_cast<jsErrCode>(0));
+
+nlohmann::json envelope_json(const event::Event& e);
+// The event from its envelope and (when given) its payload.
+event::EventPtr event_from(const nlohmann::json& envelope, const char* data, int len);
+
+nlohmann::json attempt_json(const Attempt& a);
+Attempt attempt_from(const nlohmann::json& j);
+
+// A header of `m`, empty when absent.
+std::string header(natsMsg* m, const char* name);
+
+}  // namespace evr::store::jetstream
