@@ -88,14 +88,14 @@ def growth(t):
     flows = {}
     backlogs = {}
     for line in t.splitlines():
-        if line.startswith("startup "):
+        if line.startswith("startup kind="):
             k = re.search(r"kind=(\w+)", line).group(1)
             d = kv(line)
             starts[(k, int(d["flows"]))] = d
-        elif line.startswith("flows "):
+        elif line.startswith("flows flows="):
             d = kv(line)
             flows[int(d["flows"])] = d
-        elif line.startswith("backlog "):
+        elif line.startswith("backlog backlog="):
             d = kv(line)
             backlogs[int(d["backlog"])] = d
     base = starts.get(("bus", 1))
