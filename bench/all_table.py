@@ -146,6 +146,10 @@ def nodered(t):
         ratio = e / n if n else float("inf")
         row("e2e delivered/s vs %s" % m.group(1), "evrouter " + fmt(e), "node-red " + fmt(n), ratio, ">= 20",
             "met" if ratio >= 20 else "MISSED")
+    for m in re.finditer(r"RATIO evrouter/(nodered-\w+) sink_per_cpu_s ([\d.]+) / ([\d.]+)", t):
+        e, n = float(m.group(2)), float(m.group(3))
+        row("deliveries per CPU s vs %s" % m.group(1), "evrouter " + fmt(e), "node-red " + fmt(n),
+            e / n if n else None, "-", "info")
 
 
 def stores(t):

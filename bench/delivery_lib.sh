@@ -301,3 +301,8 @@ wrk_window() {
   start=${start%% *}; dur=${dur%% *}
   echo "$start $(echo "$start + $dur / 1000000" | bc -l)"
 }
+
+# cpu_s PID: CPU time (user + system) PID has used so far, in seconds.
+cpu_s() {
+  awk -v hz="$(getconf CLK_TCK)" '{sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / hz}' "/proc/$1/stat" 2>/dev/null || echo 0
+}

@@ -15,7 +15,9 @@
 # Each: wrk (bench/ingest.lua: the order fixture with its real HMAC, a unique webhook id per request),
 # CONNECTIONS keep-alive connections for DURATION s, closed loop. The sink is nginx (bench/delivery_lib.sh)
 # logging every request: what counts is what the sink received *during* the load (and, separately, up to
-# SETTLE s after it), not what was acknowledged. Prints medians and evrouter / Node-RED ratios.
+# SETTLE s after it), not what was acknowledged; and the CPU time the server process used from the start
+# of the load to the end of SETTLE (/proc/PID/stat), so "deliveries per CPU second" compares the work per
+# event whatever share of the shared CPUs each got. Prints medians and evrouter / Node-RED ratios.
 # Docs and results: docs/benchmarks.md.
 #
 # Environment: DURATION (s, 10), REPEATS (3), CONNECTIONS (64), SETTLE (5), WARMUP (s, 2), EVR_CONCURRENCY (32),
@@ -136,7 +138,7 @@ PY
 # measure NAME URL PID PREFIX: a warm-up (wrk, 8 connections, WARMUP s, then SETTLE s for its deliveries),
 # then wrk for DURATION s and SETTLE s more; appends one result line.
 measure() {
-  local out t0 t1 during after rss_peak=0 sampler
+  local out t0 t1 during after rss_peak=0 sampler cpu0 cpu1
   if ((WARMUP > 0)); then
     wrk_shopify "$2" 8 "$WARMUP" "warm-$1" >/dev/null
     sleep "$SETTLE"
@@ -145,16 +147,18 @@ measure() {
     while kill -0 "$3" 2>/dev/null; do rss_kb "$3"; sleep 0.5; done
   ) >"$WORK/rss-$1.txt" 2>/dev/null &
   sampler=$!
+  cpu0=$(cpu_s "$3")
   out=$(wrk_shopify "$2" "$CONNECTIONS" "$DURATION" "$1")
   read -r t0 t1 <<<"$(wrk_window "$out")"
   sleep "$SETTLE"
+  cpu1=$(cpu_s "$3")
   sleep 1.2  # nginx flushes its log every second
   kill "$sampler" 2>/dev/null || true
   wait "$sampler" 2>/dev/null || true
   rss_peak=$(sort -n "$WORK/rss-$1.txt" | tail -1)
   during=$(sink_count "$SINK_LOG" "$4" "$t0" "$t1")
   after=$(sink_count "$SINK_LOG" "$4" "$t0" "$(echo "$t1 + $SETTLE" | bc)")
-  echo "$1 $out sink_during=$during sink_settle=$after rss_peak_kb=${rss_peak:-0}" \
+  echo "$1 $out sink_during=$during sink_settle=$after rss_peak_kb=${rss_peak:-0} cpu_s=$(echo "$cpu1 - $cpu0" | bc)" \
     | tee -a "$WORK/results.txt"
 }
 
@@ -206,8 +210,11 @@ for line in open(sys.argv[1]):
         "acked/s": int(kv["ok"]) / el, "sink/s": int(kv["sink_during"]) / el,
         "sink+settle/s": int(kv["sink_settle"]) / el, "p50 ms": int(kv["p50_us"]) / 1000,
         "p99 ms": int(kv["p99_us"]) / 1000, "non2xx": int(kv["non2xx"]), "errors": int(kv["errors"]),
-        "rss MB": int(kv["rss_peak_kb"]) / 1024})
-cols = ["acked/s", "sink/s", "sink+settle/s", "p50 ms", "p99 ms", "non2xx", "errors", "rss MB"]
+        "rss MB": int(kv["rss_peak_kb"]) / 1024,
+        # Deliveries (load + settle) per CPU second the server itself used meanwhile: how much work it
+        # does per event, whatever share of the shared CPUs the scheduler gave it.
+        "sink/cpu s": int(kv["sink_settle"]) / max(float(kv["cpu_s"]), 0.01)})
+cols = ["acked/s", "sink/s", "sink+settle/s", "p50 ms", "p99 ms", "non2xx", "errors", "rss MB", "sink/cpu s"]
 med = {n: {c: statistics.median(r[c] for r in v) for c in cols} for n, v in runs.items()}
 print("\nmedians of %d runs (sink/s: received by the sink during the load / load time)" % len(runs["evrouter"]))
 print("%-20s" % "target" + "".join("%14s" % c for c in cols))
@@ -218,4 +225,6 @@ for n in ("nodered-verify", "nodered-delivery"):
     ratio = e / med[n]["sink/s"] if med[n]["sink/s"] else float("inf")
     print("RATIO evrouter/%s sink_per_s %.1f / %.1f = %.2f (target >= 20): %s"
           % (n, e, med[n]["sink/s"], ratio, "met" if ratio >= 20 else "MISSED"))
+    c = med["evrouter"]["sink/cpu s"] / med[n]["sink/cpu s"] if med[n]["sink/cpu s"] else float("inf")
+    print("RATIO evrouter/%s sink_per_cpu_s %.1f / %.1f = %.2f" % (n, med["evrouter"]["sink/cpu s"], med[n]["sink/cpu s"], c))
 PY
