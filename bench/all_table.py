@@ -107,6 +107,11 @@ def growth(t):
             b = float(base[phase + "_ms"]) if base else None
             row("startup, %d %s flows, %s (ms)" % (n, k, phase), fmt(v), "1 flow " + fmt(b) if b else "-",
                 v / b if b else None, "< 200 ms", "met" if v < 200 else "MISSED")
+            if phase + "_cpu_ms" in d:
+                c = float(d[phase + "_cpu_ms"])
+                bc = float(base[phase + "_cpu_ms"]) if base and phase + "_cpu_ms" in base else None
+                row("startup, %d %s flows, %s: CPU ms" % (n, k, phase), fmt(c), "1 flow " + fmt(bc) if bc else "-",
+                    c / bc if bc else None, "< 200 ms", "met" if c < 200 else "MISSED")
 
     def per_s(d, key):
         return int(d[key]) / (int(d["duration_us"]) / 1e6)

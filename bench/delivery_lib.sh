@@ -269,11 +269,13 @@ wrk_publish() {
   echo "requests=$requests ok=$((requests - non2xx)) non2xx=$non2xx $(grep -o 'errors=[0-9]*' <<<"$out") $(grep -o 'rps=[0-9]*' <<<"$out") $(grep -o 'duration_us=[0-9]*' <<<"$out") $(grep -o ' p50_us=[0-9]*' <<<"$out" | xargs) $(grep -o ' p99_us=[0-9]*' <<<"$out" | xargs) $(grep -o 'start_s=[0-9.]*' <<<"$out")"
 }
 
-# ready_ms CONFIG PORT LOG: starts evrouter and polls GET /readyz every 2 ms; prints the milliseconds from
-# exec to the first 200 and leaves the process running (its pid in $WORK/ready.pid).
+# ready_ms CONFIG PORT LOG: starts evrouter and polls GET /readyz every 2 ms; prints "WALL_MS CPU_MS": the
+# milliseconds from exec to the first 200, and the CPU time (user + system) evrouter had used by then (on a
+# loaded machine the wall time mostly measures the wait for a CPU). Leaves the process running (its pid in
+# $WORK/ready.pid).
 ready_ms() {
   python3 - "$EVROUTER" "$1" "$2" "$3" "$WORK/ready.pid" <<'PY'
-import http.client, subprocess, sys, time
+import http.client, os, subprocess, sys, time
 exe, config, port, log, pidfile = sys.argv[1:6]
 t0 = time.monotonic()
 proc = subprocess.Popen([exe, "serve", "--config", config], stdout=open(log, "a"), stderr=subprocess.STDOUT)
@@ -291,7 +293,10 @@ while True:
     except OSError:
         pass
     time.sleep(0.002)
-print("%.1f" % ((time.monotonic() - t0) * 1000))
+wall = (time.monotonic() - t0) * 1000
+fields = open("/proc/%d/stat" % proc.pid).read().rsplit(")", 1)[1].split()
+cpu = (int(fields[11]) + int(fields[12])) * 1000.0 / os.sysconf("SC_CLK_TCK")
+print("%.1f %.0f" % (wall, cpu))
 PY
 }
 

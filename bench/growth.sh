@@ -11,7 +11,8 @@
 #    its own `detail.shop` value; the events carry flow 0's shop, so every event is matched against every
 #    flow and delivered once (the worst case for routing: no flow is skipped by its source). Startup time
 #    (exec -> GET /readyz answers 200, polled every 2 ms) cold (new state directory) and warm (restart),
-#    median of STARTS starts each, for that flow set and for as many Shopify flows (each with its own
+#    median of STARTS starts each, with the CPU time evrouter had used when it became ready (on a loaded
+#    machine the wall time is mostly waiting for a CPU), for that flow set and for as many Shopify flows (each with its own
 #    listener, ids generated and stored on the cold start); then the throughput (acknowledged/s and
 #    delivered at the sink during the load) and evrouter's RSS (peak, sampled every 0.5 s).
 # 2. Backlog: BACKLOGS (0, 100000, 1000000) events published first (batches of 100, as bench/backlog.sh)
@@ -39,6 +40,7 @@ sed -i 's/"shop":"bench-shop"/"shop":"shop-0"/' "$WORK/event.json"
 : >"$WORK/results.txt"
 
 result() { echo "$*" | tee -a "$WORK/results.txt"; }
+median() { printf '%s\n' "$@" | sort -n | sed -n "$((($# + 1) / 2))p"; }
 
 # The process ready_ms started is not this shell's child: wait for it by polling.
 stop_orphan() {
@@ -88,15 +90,17 @@ for n in $FLOWS; do
   for kind in bus shopify; do
     [[ $kind == shopify && $n == 1 ]] && continue
     dir=$WORK/flows-$kind-$n
-    cold=() warm=()
+    cold=() warm=() cold_cpu=() warm_cpu=()
     for s in $(seq "$STARTS"); do
       flow_set "$dir" "$n" "$kind"
-      cold+=("$(ready_ms "$dir/evrouter.yaml" "$EVR_PORT" "$dir/evrouter.log")")
+      read -r w c <<<"$(ready_ms "$dir/evrouter.yaml" "$EVR_PORT" "$dir/evrouter.log")"
+      cold+=("$w") cold_cpu+=("$c")
       stop_orphan "$(cat "$WORK/ready.pid")"
-      warm+=("$(ready_ms "$dir/evrouter.yaml" "$EVR_PORT" "$dir/evrouter.log")")
+      read -r w c <<<"$(ready_ms "$dir/evrouter.yaml" "$EVR_PORT" "$dir/evrouter.log")"
+      warm+=("$w") warm_cpu+=("$c")
       stop_orphan "$(cat "$WORK/ready.pid")"
     done
-    result "startup kind=$kind flows=$n cold_ms=$(printf '%s\n' "${cold[@]}" | sort -n | sed -n "$(((STARTS + 1) / 2))p") warm_ms=$(printf '%s\n' "${warm[@]}" | sort -n | sed -n "$(((STARTS + 1) / 2))p") cold_all=$(IFS=,; echo "${cold[*]}") warm_all=$(IFS=,; echo "${warm[*]}")"
+    result "startup kind=$kind flows=$n cold_ms=$(median "${cold[@]}") warm_ms=$(median "${warm[@]}") cold_cpu_ms=$(median "${cold_cpu[@]}") warm_cpu_ms=$(median "${warm_cpu[@]}") cold_all=$(IFS=,; echo "${cold[*]}") warm_all=$(IFS=,; echo "${warm[*]}")"
   done
 
   dir=$WORK/flows-bus-$n
@@ -162,11 +166,12 @@ python3 - "$WORK/results.txt" <<'PY'
 import re, sys
 rows = [(l.split()[0], dict(re.findall(r"(\w+)=([0-9.,]+)", l))) for l in open(sys.argv[1])]
 print("\nstartup (exec -> /readyz 200, median of starts)")
-print("%-8s %6s %9s %9s" % ("kind", "flows", "cold ms", "warm ms"))
+print("%-8s %6s %9s %9s %13s %13s" % ("kind", "flows", "cold ms", "warm ms", "cold cpu ms", "warm cpu ms"))
 for line in open(sys.argv[1]):
     if line.startswith("startup"):
         kv = dict(re.findall(r"(\w+)=([\w.,]+)", line))
-        print("%-8s %6s %9s %9s" % (kv["kind"], kv["flows"], kv["cold_ms"], kv["warm_ms"]))
+        print("%-8s %6s %9s %9s %13s %13s" % (kv["kind"], kv["flows"], kv["cold_ms"], kv["warm_ms"],
+                                              kv.get("cold_cpu_ms", "-"), kv.get("warm_cpu_ms", "-")))
 def rates(r):
     el = int(r["duration_us"]) / 1e6
     return int(r["ok"]) / el, int(r["sink_during"]) / el
