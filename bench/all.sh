@@ -2,7 +2,7 @@
 # The whole benchmark set, one summary table: metric, value, baseline, ratio, target, met/missed.
 #
 #   QUICK=1 bench/all.sh     # short runs, one repeat each: about 6-8 minutes
-#   bench/all.sh             # the documented settings of every script: about 30-40 minutes
+#   bench/all.sh             # the documented settings of every script: about 25-40 minutes
 #
 # Runs, in turn (each under `timeout`: STEP_TIMEOUT s, default 600 quick / 2400 full): bench/ingest.sh
 # (against nginx), bench/isolation.sh, bench/rate.sh, bench/backlog.sh, bench/growth.sh,
