@@ -164,3 +164,150 @@ make_event_body() {
 machine_line() {
   echo "machine     $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/{print $2}') GiB; $(uname -sr)"
 }
+
+# --- Shopify webhooks (bench/nodered.sh, bench/growth.sh, bench/stores.sh) --------------------------------
+LISTENER_ID=benchmark-listener-0000000001
+
+# setup_shopify_request: $WORK/order.json (the Shopify order fixture), a random secret exported as
+# EVROUTER_BENCH_SECRET and the body's X-Shopify-Hmac-Sha256 in HMAC.
+setup_shopify_request() {
+  command -v openssl >/dev/null || { echo "$0: openssl is required" >&2; exit 1; }
+  cp "$ROOT/tests/data/shopify/orders-create.json" "$WORK/order.json"
+  EVROUTER_BENCH_SECRET="bench-$(openssl rand -hex 16)"
+  export EVROUTER_BENCH_SECRET
+  HMAC=$(openssl dgst -sha256 -hmac "$EVROUTER_BENCH_SECRET" -binary "$WORK/order.json" | base64 -w0)
+}
+
+# write_shopify_config DIR PORT SINK_BASE_URI STORE_YAML [CONCURRENCY]: an evrouter config with the sample
+# flow (flows/shopify-orders.yaml: topic filter, numeric-string pattern on total_price, two branches) on
+# the pinned listener LISTENER_ID, delivering to SINK_BASE_URI/orders[/priority] on a connection without a
+# rate limit. STORE_YAML: the lines under `store:` (indented by two spaces).
+write_shopify_config() {
+  local dir=$1
+  rm -rf "$dir"
+  mkdir -p "$dir/flows"
+  cat >"$dir/evrouter.yaml" <<CONF
+server:
+  listen: 127.0.0.1
+  port: $2
+  workers: 0
+  shutdown_grace: 3s
+store:
+$4
+log:
+  level: warn
+flows:
+  - $dir/flows
+connections:
+  sink:
+    base_uri: $3
+    concurrency: ${5:-32}
+CONF
+  cat >"$dir/flows/shopify-orders.yaml" <<CONF
+name: shopify-orders
+source:
+  type: shopify
+  listener_id: $LISTENER_ID
+  secret: {env: EVROUTER_BENCH_SECRET}
+  topics: [orders/create, orders/updated]
+mode: first
+branches:
+  - name: priority
+    match:
+      detail-type: [orders/create]
+      detail:
+        total_price: [{numeric-string: [">", 100]}]
+    destinations:
+      - {connection: sink, path: /orders/priority}
+  - name: standard
+    destinations:
+      - {connection: sink, path: /orders}
+CONF
+}
+
+# start_evrouter_ready DIR PORT: starts evrouter with DIR/evrouter.yaml, waits for /readyz 200; sets EVR_PID.
+start_evrouter_ready() {
+  "$EVROUTER" serve --config "$1/evrouter.yaml" >>"$1/evrouter.log" 2>&1 &
+  EVR_PID=$!
+  PIDS+=("$EVR_PID")
+  wait_http "http://127.0.0.1:$2/readyz" 200 || { cat "$1/evrouter.log" >&2; return 1; }
+}
+
+# wrk_shopify URL CONNECTIONS DURATION TAG: closed-loop wrk (bench/ingest.lua: the order with its HMAC, a
+# unique webhook id per request) for DURATION s; prints "requests=N ok=N non2xx=N errors=N rps=N p50_us=N
+# p99_us=N duration_us=N start_s=EPOCH" (start_s: when wrk started its threads; the load ran from there
+# for duration_us).
+wrk_shopify() {
+  local threads=2 out requests non2xx
+  (($2 < 2)) && threads=1
+  out=$(wrk -t"$threads" -c"$2" -d"${3}s" --timeout 10s -s "$ROOT/bench/ingest.lua" "$1" -- \
+    "$WORK/order.json" "$HMAC" "$4" | grep '^WRK ')
+  requests=${out#*requests=}; requests=${requests%% *}
+  non2xx=${out#*non2xx=}; non2xx=${non2xx%% *}
+  echo "requests=$requests ok=$((requests - non2xx)) non2xx=$non2xx $(grep -o 'errors=[0-9]*' <<<"$out") $(grep -o 'rps=[0-9]*' <<<"$out") $(grep -o 'duration_us=[0-9]*' <<<"$out") $(grep -o ' p50_us=[0-9]*' <<<"$out" | xargs) $(grep -o ' p99_us=[0-9]*' <<<"$out" | xargs) $(grep -o 'start_s=[0-9.]*' <<<"$out")"
+}
+
+# sink_count LOG PREFIX FROM TO: requests answered 200 by the sink (start_nginx's log) whose URI starts with
+# PREFIX and that arrived between the epoch times FROM and TO.
+sink_count() {
+  [[ -f $1 ]] || { echo 0; return; }
+  awk -v p="$2" -v a="$3" -v b="$4" 'index($3, p) == 1 && $4 == 200 && $1 >= a && $1 <= b {n++} END {print n + 0}' "$1"
+}
+
+# rss_kb PID: resident set size of PID (VmRSS), in KiB.
+rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# wrk_publish URL CONNECTIONS DURATION BODY_FILE: closed-loop wrk on the publish API (bench/publish.lua, one
+# event per request); prints the same fields as wrk_shopify.
+wrk_publish() {
+  local threads=2 out requests non2xx
+  (($2 < 2)) && threads=1
+  out=$(wrk -t"$threads" -c"$2" -d"${3}s" --timeout 10s -s "$ROOT/bench/publish.lua" "$1" -- "$4" "$PUBLISH_KEY" \
+    | grep '^WRK ')
+  requests=${out#*requests=}; requests=${requests%% *}
+  non2xx=${out#*non2xx=}; non2xx=${non2xx%% *}
+  echo "requests=$requests ok=$((requests - non2xx)) non2xx=$non2xx $(grep -o 'errors=[0-9]*' <<<"$out") $(grep -o 'rps=[0-9]*' <<<"$out") $(grep -o 'duration_us=[0-9]*' <<<"$out") $(grep -o ' p50_us=[0-9]*' <<<"$out" | xargs) $(grep -o ' p99_us=[0-9]*' <<<"$out" | xargs) $(grep -o 'start_s=[0-9.]*' <<<"$out")"
+}
+
+# ready_ms CONFIG PORT LOG: starts evrouter and polls GET /readyz every 2 ms; prints "WALL_MS CPU_MS": the
+# milliseconds from exec to the first 200, and the CPU time (user + system) evrouter had used by then (on a
+# loaded machine the wall time mostly measures the wait for a CPU). Leaves the process running (its pid in
+# $WORK/ready.pid).
+ready_ms() {
+  python3 - "$EVROUTER" "$1" "$2" "$3" "$WORK/ready.pid" <<'PY'
+import http.client, os, subprocess, sys, time
+exe, config, port, log, pidfile = sys.argv[1:6]
+t0 = time.monotonic()
+proc = subprocess.Popen([exe, "serve", "--config", config], stdout=open(log, "a"), stderr=subprocess.STDOUT)
+open(pidfile, "w").write(str(proc.pid))
+while True:
+    if proc.poll() is not None:
+        sys.exit("evrouter exited with %s" % proc.returncode)
+    if time.monotonic() - t0 > 60:
+        sys.exit("evrouter not ready after 60 s")
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", int(port), timeout=1)
+        c.request("GET", "/readyz")
+        if c.getresponse().status == 200:
+            break
+    except OSError:
+        pass
+    time.sleep(0.002)
+wall = (time.monotonic() - t0) * 1000
+fields = open("/proc/%d/stat" % proc.pid).read().rsplit(")", 1)[1].split()
+cpu = (int(fields[11]) + int(fields[12])) * 1000.0 / os.sysconf("SC_CLK_TCK")
+print("%.1f %.0f" % (wall, cpu))
+PY
+}
+
+# wrk_window WRK_FIELDS: "FROM TO", the epoch seconds during which wrk_shopify / wrk_publish loaded.
+wrk_window() {
+  local start=${1#*start_s=} dur=${1#*duration_us=}
+  start=${start%% *}; dur=${dur%% *}
+  echo "$start $(echo "$start + $dur / 1000000" | bc -l)"
+}
+
+# cpu_s PID: CPU time (user + system) PID has used so far, in seconds.
+cpu_s() {
+  awk -v hz="$(getconf CLK_TCK)" '{sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / hz}' "/proc/$1/stat" 2>/dev/null || echo 0
+}

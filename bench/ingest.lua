@@ -6,6 +6,12 @@
 local threads = {}
 
 function setup(thread)
+  -- The wall clock when the load starts (wrk's Lua has no sub-second clock), printed by done().
+  if not start_s then
+    local p = io.popen("date +%s.%N")
+    start_s = p:read("*l")
+    p:close()
+  end
   table.insert(threads, thread)
   thread:set("tid", #threads)
 end
@@ -43,8 +49,8 @@ function done(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
     "WRK requests=%d duration_us=%d rps=%.0f non2xx=%d errors=%d p50_us=%d p90_us=%d p99_us=%d " ..
-    "p999_us=%d max_us=%d\n",
+    "p999_us=%d max_us=%d start_s=%s\n",
     summary.requests, summary.duration, summary.requests / (summary.duration / 1e6), e.status,
     e.connect + e.read + e.write + e.timeout, latency:percentile(50), latency:percentile(90),
-    latency:percentile(99), latency:percentile(99.9), latency.max))
+    latency:percentile(99), latency:percentile(99.9), latency.max, start_s or "0"))
 end

@@ -30,11 +30,14 @@ for tool in wrk nginx openssl python3 curl cmake ninja; do
 done
 
 # --- build -------------------------------------------------------------------------------------------
-cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DEVROUTER_TESTS=OFF -DEVROUTER_BENCH=ON \
-  >/dev/null
-cmake --build "$BUILD_DIR" --target evrouter evrouter-loadgen -j2 >/dev/null
-EVROUTER=$BUILD_DIR/evrouter
-LOADGEN=$BUILD_DIR/bench/evrouter-loadgen
+# EVROUTER and LOADGEN may name binaries built elsewhere (then nothing is built; bench/all.sh does that).
+if [[ -z ${EVROUTER:-} || -z ${LOADGEN:-} ]]; then
+  cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DEVROUTER_TESTS=OFF -DEVROUTER_BENCH=ON \
+    >/dev/null
+  cmake --build "$BUILD_DIR" --target evrouter evrouter-loadgen -j2 >/dev/null
+  EVROUTER=$BUILD_DIR/evrouter
+  LOADGEN=$BUILD_DIR/bench/evrouter-loadgen
+fi
 
 # --- work directory and cleanup ----------------------------------------------------------------------
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/evrouter-bench.XXXXXX")

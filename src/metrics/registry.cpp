@@ -138,16 +138,14 @@ const std::vector<double>& size_buckets() {
 
 Registry::Family& Registry::family(const std::string& name, Type type, const std::string& help) {
   if (!valid_name(name)) throw std::invalid_argument("invalid metric name: " + name);
-  auto [it, inserted] = families_.try_emplace(name, Family{type, help, {}});
+  auto [it, inserted] = families_.try_emplace(name, Family{type, help, {}, {}});
   if (!inserted && it->second.type != type)
     throw std::invalid_argument("metric " + name + " has another type");
   return it->second;
 }
 
 Registry::Series* Registry::find(Family& f, const Labels& labels) {
-  for (auto& s : f.series) {
-    if (s.labels == labels) return &s;
-  }
+  if (auto it = f.index.find(labels); it != f.index.end()) return &f.series[it->second];
   for (const auto& [k, v] : labels) {
     if (!valid_name(k) || k.find(':') != std::string::npos)
       throw std::invalid_argument("invalid label name: " + k);
@@ -155,12 +153,17 @@ Registry::Series* Registry::find(Family& f, const Labels& labels) {
   return nullptr;
 }
 
+void Registry::add(Family& f, Series s) {
+  f.index.try_emplace(s.labels, f.series.size());
+  f.series.push_back(std::move(s));
+}
+
 Counter& Registry::counter(const std::string& name, const std::string& help, const Labels& labels) {
   std::lock_guard lock(mu_);
   auto& f = family(name, Type::counter, help);
   if (auto* s = find(f, labels)) return *s->counter;
   auto& c = counters_.emplace_back();
-  f.series.push_back(Series{labels, &c, nullptr, nullptr, nullptr});
+  add(f, Series{labels, &c, nullptr, nullptr, nullptr});
   return c;
 }
 
@@ -169,7 +172,7 @@ Gauge& Registry::gauge(const std::string& name, const std::string& help, const L
   auto& f = family(name, Type::gauge, help);
   if (auto* s = find(f, labels); s != nullptr && s->gauge != nullptr) return *s->gauge;
   auto& g = gauges_.emplace_back();
-  f.series.push_back(Series{labels, nullptr, &g, nullptr, nullptr});
+  add(f, Series{labels, nullptr, &g, nullptr, nullptr});
   return g;
 }
 
@@ -179,7 +182,7 @@ Histogram& Registry::histogram(const std::string& name, const std::string& help,
   auto& f = family(name, Type::histogram, help);
   if (auto* s = find(f, labels)) return *s->histogram;
   auto& h = histograms_.emplace_back(bounds);
-  f.series.push_back(Series{labels, nullptr, nullptr, &h, nullptr});
+  add(f, Series{labels, nullptr, nullptr, &h, nullptr});
   return h;
 }
 
@@ -192,7 +195,7 @@ void Registry::gauge_fn(const std::string& name, const std::string& help, const 
     s->gauge = nullptr;
     return;
   }
-  f.series.push_back(Series{labels, nullptr, nullptr, nullptr, std::move(read)});
+  add(f, Series{labels, nullptr, nullptr, nullptr, std::move(read)});
 }
 
 std::string Registry::render() const {

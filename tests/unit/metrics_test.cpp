@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -84,4 +86,24 @@ TEST(Metrics, ConcurrentUpdatesAreNotLost) {
   EXPECT_NEAR(h.snapshot().sum, 800.0, 1e-6);
   // The same series is returned for the same name and labels.
   EXPECT_EQ(&r.counter("hits_total", "Hits."), &c);
+}
+
+TEST(Metrics, ManySeriesAreFoundAgainByLabelsAndRenderInCreationOrder) {
+  Registry r;
+  constexpr int n = 5000;  // one series per lane: 1,000 flows make thousands (lookups are not a linear scan)
+  std::vector<evr::metrics::Counter*> made;
+  for (int i = n - 1; i >= 0; --i) {
+    made.push_back(&r.counter("evrouter_lane_sent_total", "Sent.", {{"lane", "l" + std::to_string(i)}}));
+  }
+  for (int i = 0; i < n; ++i) {
+    auto& again = r.counter("evrouter_lane_sent_total", "Sent.", {{"lane", "l" + std::to_string(i)}});
+    EXPECT_EQ(&again, made[static_cast<std::size_t>(n - 1 - i)]);
+    again.inc(static_cast<std::uint64_t>(i));
+  }
+  const std::string text = r.render();
+  const auto last = text.find("evrouter_lane_sent_total{lane=\"l4999\"} 4999\n");
+  const auto first = text.find("evrouter_lane_sent_total{lane=\"l0\"} 0\n");
+  ASSERT_NE(last, std::string::npos);
+  ASSERT_NE(first, std::string::npos);
+  EXPECT_LT(last, first);  // creation order, not label order
 }

@@ -6,6 +6,7 @@
 // once and keep the reference, which stays valid for the registry's lifetime.
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -97,9 +98,11 @@ class Registry {
     Type type;
     std::string help;
     std::vector<Series> series;
+    std::map<Labels, std::size_t> index;  // labels -> first series with them (no linear scan per lookup)
   };
   Family& family(const std::string& name, Type type, const std::string& help);
   Series* find(Family& f, const Labels& labels);
+  static void add(Family& f, Series s);
 
   mutable std::mutex mu_;
   std::map<std::string, Family> families_;
