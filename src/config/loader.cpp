@@ -32,6 +32,8 @@ using Severity = Diagnostic::Severity;
 // ---------------------------------------------------------------------------------------------------
 // A YAML document as a small tree that keeps 1-based positions, and remembers which scalars were quoted.
 
+struct Entry;
+
 struct Node {
   enum class Kind { null, scalar, sequence, map };
   Kind kind = Kind::null;
@@ -40,8 +42,15 @@ struct Node {
   int line = 0;
   int column = 0;
   bool bad = false;  // a problem was already reported here (e.g. env expansion); stay quiet about it
-  std::vector<std::pair<Node, Node>> entries;  // map: key, value (in file order, duplicates kept)
-  std::vector<Node> items;                     // sequence
+  // A vector of pairs of the incomplete Node does not compile with clang 14 and libstdc++ 12 (std::pair
+  // checks its members are complete); a vector of a declared-later struct does.
+  std::vector<Entry> entries;  // map: key, value (in file order, duplicates kept)
+  std::vector<Node> items;     // sequence
+};
+
+struct Entry {
+  Node key;
+  Node value;
 };
 
 void set_mark(Node& n, const YAML::Mark& m) {
@@ -77,7 +86,7 @@ Node convert(const YAML::Node& y) {
           value.line = key.line;
           value.column = key.column;
         }
-        n.entries.emplace_back(std::move(key), std::move(value));
+        n.entries.push_back(Entry{std::move(key), std::move(value)});
       }
       break;
   }
@@ -545,6 +554,8 @@ std::optional<std::string> secret_problem(const SecretRef& ref) {
   std::ifstream f(ref.name, std::ios::binary);
   if (!f) return "secret file " + ref.name + " cannot be read (" + std::strerror(errno) + ")";
   if (fs::is_directory(ref.name)) return "secret file " + ref.name + " is a directory";
+  if (f.seekg(0, std::ios::end) && f.tellg() > static_cast<std::streamoff>(kMaxSecretFileBytes))
+    return "secret file " + ref.name + " is larger than 64 KiB";
   return "secret file " + ref.name + " is empty";
 }
 
