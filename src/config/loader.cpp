@@ -1242,11 +1242,17 @@ std::optional<Node> read_yaml(Reader& r, const fs::path& file, const char* expec
     docs = YAML::LoadAll(text);
   } catch (const YAML::ParserException& e) {
     Node at;
+    at.line = 1;
+    at.column = 1;
     set_mark(at, e.mark);
     r.error(at, "", "invalid YAML: " + e.msg);
     return std::nullopt;
   } catch (const YAML::Exception& e) {
-    r.error(Node{}, "", std::string("invalid YAML: ") + e.what());
+    Node at;  // where yaml-cpp says, or the start of the file
+    at.line = 1;
+    at.column = 1;
+    set_mark(at, e.mark);
+    r.error(at, "", std::string("invalid YAML: ") + e.what());
     return std::nullopt;
   }
   if (docs.empty() || (docs.size() == 1 && docs[0].IsNull())) {
