@@ -28,7 +28,7 @@ for t in "${targets[@]}"; do
   # closed: a fuzzed config may name /dev/stdin as a file.
   status=0
   "$lib_build/tests/fuzz/fuzz_$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
-    -artifact_prefix="$out/findings/$t-" -print_final_stats=1 "$corpus" "tests/fuzz/corpus/$t" \
+    -artifact_prefix="$PWD/$out/findings/$t-" -print_final_stats=1 "$PWD/$corpus" "$PWD/tests/fuzz/corpus/$t" \
     </dev/null >"$out/$t.log" 2>&1 || status=$?
   grep -E "^(Done [0-9]+ runs|stat::number_of_executed_units|stat::peak_rss_mb)" "$out/$t.log" || true
   if [[ $status -ne 0 ]] || ls "$out/findings/$t-"* >/dev/null 2>&1; then

@@ -1,6 +1,7 @@
 #include "evrouter/config/loader.h"
 
 #include <arpa/inet.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -1225,6 +1226,26 @@ void parse_schemas(Reader& r, const Node* n, Schemas& s) {
 // ---------------------------------------------------------------------------------------------------
 // Files.
 
+// Counts a stream's documents (up to kMax) and remembers where the second one starts.
+struct DocumentCounter final : YAML::EventHandler {
+  static constexpr int kMax = 16;
+  int documents = 0;
+  YAML::Mark second = YAML::Mark::null_mark();
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    if (documents == 1) second = mark;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+  }
+  void OnMapEnd() override {}
+};
+
 // Reads and parses a YAML file with exactly one document; reports its problems and returns nullopt.
 std::optional<Node> read_yaml(Reader& r, const fs::path& file, const char* expected) {
   std::ifstream f(file, std::ios::binary);
@@ -1237,9 +1258,18 @@ std::optional<Node> read_yaml(Reader& r, const fs::path& file, const char* expec
   std::ostringstream ss;
   ss << f.rdbuf();
   const std::string text = ss.str();
-  std::vector<YAML::Node> docs;
+  YAML::Node doc;
+  DocumentCounter counter;
   try {
-    docs = YAML::LoadAll(text);
+    // Not YAML::LoadAll: in yaml-cpp 0.7 it loops forever, allocating, on some malformed input (the
+    // parser reports a document it cannot consume again and again; found by tests/fuzz/config_fuzz.cpp).
+    // The documents are counted with a bounded loop, and only the first is built.
+    std::istringstream in(text);
+    YAML::Parser parser(in);
+    while (counter.documents < DocumentCounter::kMax && parser.HandleNextDocument(counter)) {
+      ++counter.documents;
+    }
+    if (counter.documents > 0) doc = YAML::Load(text);
   } catch (const YAML::ParserException& e) {
     Node at;
     at.line = 1;
@@ -1255,21 +1285,26 @@ std::optional<Node> read_yaml(Reader& r, const fs::path& file, const char* expec
     r.error(at, "", std::string("invalid YAML: ") + e.what());
     return std::nullopt;
   }
-  if (docs.empty() || (docs.size() == 1 && docs[0].IsNull())) {
+  if (counter.documents == 0 || (counter.documents == 1 && doc.IsNull())) {
     Node at;
     at.line = 1;
     at.column = 1;
     r.error(at, "", std::string("the file is empty (expected ") + expected + ")");
     return std::nullopt;
   }
-  if (docs.size() > 1) {
-    Node at = convert(docs[1]);
+  if (counter.documents > 1) {
+    Node at;
+    at.line = 1;
+    at.column = 1;
+    set_mark(at, counter.second);
     r.error(at, "",
             std::string("expected a single YAML document (") + expected + "), found " +
-                std::to_string(docs.size()));
+                (counter.documents < DocumentCounter::kMax
+                     ? std::to_string(counter.documents)
+                     : "more than " + std::to_string(counter.documents - 1)));
     return std::nullopt;
   }
-  Node root = convert(docs[0]);
+  Node root = convert(doc);
   if (root.kind != Node::Kind::map) {
     r.error(root, "", std::string("expected ") + expected + ", found " + found(root));
     return std::nullopt;

@@ -1,6 +1,7 @@
 // libFuzzer target: the configuration and flow loader (src/config/loader.cpp). The input is split at the
 // first NUL byte into a main config file and a flow file, written to a private temporary directory (the
-// working directory, so that `flows: [flow.yaml]` finds the flow). Both are loaded as `evrouter validate`
+// working directory while loading, so that `flows: [flow.yaml]` finds the flow; libFuzzer reads its corpus
+// by relative paths, so the directory is left again after each input). Both are loaded as `evrouter validate`
 // does (secrets not required), the flow file on its own too.
 //
 // Checked for every input: no crash, no sanitizer report, no exception escaping the loader; a result is
@@ -35,7 +36,6 @@ struct Dir {
     std::string tmpl = (fs::temp_directory_path() / "evr-config-fuzz-XXXXXX").string();
     if (::mkdtemp(tmpl.data()) == nullptr) fail("mkdtemp");
     path = fs::canonical(tmpl);
-    fs::current_path(path);
     ::setenv("EVR_FUZZ_SECRET", "fuzz-secret", 1);
     std::atexit([] {
       std::error_code ec;
@@ -45,6 +45,18 @@ struct Dir {
   }
   fs::path path;
   static inline Dir* instance = nullptr;
+};
+
+// Runs in `dir` for the lifetime of the object.
+class InDir {
+ public:
+  explicit InDir(const fs::path& dir) : old_(fs::current_path()) { fs::current_path(dir); }
+  ~InDir() { fs::current_path(old_); }
+  InDir(const InDir&) = delete;
+  InDir& operator=(const InDir&) = delete;
+
+ private:
+  fs::path old_;
 };
 
 void write(const fs::path& file, std::string_view text) {
@@ -80,6 +92,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   write(main, main_text);
   write(flow, flow_text);
 
+  const InDir in_dir(dir.path);
   LoadOptions options;
   options.require_secrets = false;
   LoadResult result;

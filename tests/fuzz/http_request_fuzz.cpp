@@ -350,8 +350,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (req.complete) {
         const std::string path = target_path(req.msg);
         const bool good_signature = req.msg["X-Shopify-Hmac-Sha256"] == hmac_b64(req.msg.body());
-        const bool good_key = req.msg["X-Api-Key"] == kPublishKey ||
-                              req.msg[http::field::authorization].substr(7) == kPublishKey;
+        const std::string_view auth = req.msg[http::field::authorization];
+        const bool good_key =
+            req.msg["X-Api-Key"] == kPublishKey || (auth.size() > 7 && auth.substr(7) == kPublishKey);
         if (status / 100 == 2 && path.rfind("/hooks/", 0) == 0 && !good_signature)
           fail("a 2xx for a webhook with a bad signature");
         if (status / 100 == 2 && path == "/v1/events" && !good_key)
