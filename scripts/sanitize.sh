@@ -34,7 +34,7 @@ case "$mode" in
     # shellcheck disable=SC2086
     cmake --build "$BUILD_DIR" -j"$jobs" ${ASAN_TARGETS:+--target $ASAN_TARGETS}
     [[ "${ASAN_BUILD_ONLY:-0}" == "1" ]] && exit 0
-    export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:halt_on_error=1:detect_stack_use_after_return=1:strict_string_checks=1:check_initialization_order=1}
+    export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:halt_on_error=1:check_initialization_order=1}
     export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:suppressions=$supp/ubsan.supp}
     export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$supp/lsan.supp:print_suppressions=0}
     cd "$BUILD_DIR"
