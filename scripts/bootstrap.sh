@@ -13,7 +13,7 @@ build=(build-essential cmake ninja-build pkg-config git ccache
   libgtest-dev libgmock-dev libbenchmark-dev
   libnats-dev nats-server
   python3 curl wrk nginx-light
-  clang libclang-rt-14-dev)
+  clang libclang-rt-14-dev lld)
 test_only=(chromium python3-websocket)
 
 want=("${build[@]}" "${test_only[@]}")

@@ -1,17 +1,67 @@
 #!/usr/bin/env bash
-# Installs dependencies, builds everything, fuzzes the input parsers briefly and runs the whole test suite
-# (what CI runs).
-#   scripts/test.sh                 release-ish build in build/
-#   BUILD_DIR=build-x scripts/test.sh
+# What CI runs (docs/testing.md): installs dependencies, then
+#   1. build    the release-ish build (gcc, RelWithDebInfo, warnings as errors) in build/
+#   2. test     the whole test suite on it
+#   3. asan     the whole tree with AddressSanitizer + UndefinedBehaviorSanitizer (clang -O1) in build-asan/,
+#               and the whole suite under them (scripts/sanitize.sh asan)
+#   4. fuzz     every libFuzzer target for FUZZ_SECONDS (15) each, on build-asan's library (scripts/fuzz.sh)
+#   5. tsan     ThreadSanitizer: the concurrency-heavy test executables (scripts/sanitize.sh tsan)
+# Any failure, sanitizer report or fuzz finding fails the run. Stage times are printed at the end.
+# CI's budget is 30 minutes: a stage that would not finish within BUDGET_MINUTES (default 28; 0 = no limit)
+# by its expected duration is skipped, and the skip is printed. Expected durations scale with this machine's
+# `build` stage (CPU cost of each build relative to it, measured: docs/testing.md).
+#   scripts/test.sh                          everything
+#   STAGES="build test" scripts/test.sh      only some stages (FUZZ_SECONDS=0 also skips fuzzing)
+#   BUILD_DIR=build-x scripts/test.sh        the release build elsewhere
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
 BUILD_DIR=${BUILD_DIR:-build}
-cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEVROUTER_WERROR=${EVROUTER_WERROR:-ON} >/dev/null
-cmake --build "$BUILD_DIR" -j"$(nproc)"
-# Fuzz the parsers that face untrusted input for a bounded time (scripts/fuzz.sh; FUZZ_SECONDS=0 skips).
-if [[ "${FUZZ_SECONDS:-15}" != "0" ]]; then
-  FUZZ_SECONDS=${FUZZ_SECONDS:-15} scripts/fuzz.sh
-fi
-cd "$BUILD_DIR"
-ctest --output-on-failure -j"$(nproc)" --timeout 300
+STAGES=${STAGES:-build test asan fuzz tsan}
+[[ "${FUZZ_SECONDS:-15}" == "0" ]] && STAGES=${STAGES//fuzz/}
+BUDGET_MINUTES=${BUDGET_MINUTES:-28}
+times=()
+# Expected seconds of each stage; refined from the build stage's own time once it has run.
+declare -A expected=([build]=840 [test]=120 [asan]=1080 [fuzz]=180 [tsan]=600)
+rescale() {
+  local b=$1
+  expected[asan]=$((b * 115 / 100 + 180)) # the same tree at about 1.15x the CPU, and the suite under ASan
+  expected[tsan]=$((b * 45 / 100 + 240))  # the library and 4 test executables at about 0.8x the CPU per file
+  expected[fuzz]=$((b * 60 / 100 + 180))  # the sanitized library, unless the asan stage built it
+}
+
+stage() {
+  local name=$1
+  shift
+  [[ " $STAGES " == *" $name "* ]] || return 0
+  if ((BUDGET_MINUTES > 0 && SECONDS + expected[$name] > BUDGET_MINUTES * 60)); then
+    echo "=== $name SKIPPED: ${SECONDS} s elapsed + ${expected[$name]} s expected > budget of $BUDGET_MINUTES min"
+    times+=("$(printf '%-6s SKIPPED (time budget)' "$name")")
+    return 0
+  fi
+  echo "=== $name"
+  local start=$SECONDS
+  "$@"
+  local took=$((SECONDS - start))
+  [[ $name == build ]] && rescale "$took"
+  [[ $name == asan ]] && expected[fuzz]=180
+  times+=("$(printf '%-6s %4d s' "$name" "$took")")
+}
+
+build() {
+  cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEVROUTER_WERROR=${EVROUTER_WERROR:-ON} \
+    >/dev/null
+  cmake --build "$BUILD_DIR" -j"$(nproc)"
+}
+
+suite() {
+  (cd "$BUILD_DIR" && ctest --output-on-failure -j"$(nproc)" --timeout 300)
+}
+
+stage build build
+stage test suite
+stage asan scripts/sanitize.sh asan
+stage fuzz env FUZZ_SECONDS="${FUZZ_SECONDS:-15}" scripts/fuzz.sh
+stage tsan scripts/sanitize.sh tsan
+echo "=== stage times"
+printf '%s\n' "${times[@]}"

@@ -1,6 +1,7 @@
 #include "evrouter/config/loader.h"
 
 #include <arpa/inet.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -32,6 +33,8 @@ using Severity = Diagnostic::Severity;
 // ---------------------------------------------------------------------------------------------------
 // A YAML document as a small tree that keeps 1-based positions, and remembers which scalars were quoted.
 
+struct Entry;
+
 struct Node {
   enum class Kind { null, scalar, sequence, map };
   Kind kind = Kind::null;
@@ -40,8 +43,15 @@ struct Node {
   int line = 0;
   int column = 0;
   bool bad = false;  // a problem was already reported here (e.g. env expansion); stay quiet about it
-  std::vector<std::pair<Node, Node>> entries;  // map: key, value (in file order, duplicates kept)
-  std::vector<Node> items;                     // sequence
+  // A vector of pairs of the incomplete Node does not compile with clang 14 and libstdc++ 12 (std::pair
+  // checks its members are complete); a vector of a declared-later struct does.
+  std::vector<Entry> entries;  // map: key, value (in file order, duplicates kept)
+  std::vector<Node> items;     // sequence
+};
+
+struct Entry {
+  Node key;
+  Node value;
 };
 
 void set_mark(Node& n, const YAML::Mark& m) {
@@ -77,7 +87,7 @@ Node convert(const YAML::Node& y) {
           value.line = key.line;
           value.column = key.column;
         }
-        n.entries.emplace_back(std::move(key), std::move(value));
+        n.entries.push_back(Entry{std::move(key), std::move(value)});
       }
       break;
   }
@@ -545,6 +555,8 @@ std::optional<std::string> secret_problem(const SecretRef& ref) {
   std::ifstream f(ref.name, std::ios::binary);
   if (!f) return "secret file " + ref.name + " cannot be read (" + std::strerror(errno) + ")";
   if (fs::is_directory(ref.name)) return "secret file " + ref.name + " is a directory";
+  if (f.seekg(0, std::ios::end) && f.tellg() > static_cast<std::streamoff>(kMaxSecretFileBytes))
+    return "secret file " + ref.name + " is larger than 64 KiB";
   return "secret file " + ref.name + " is empty";
 }
 
@@ -1217,6 +1229,26 @@ void parse_schemas(Reader& r, const Node* n, Schemas& s) {
 // ---------------------------------------------------------------------------------------------------
 // Files.
 
+// Counts a stream's documents (up to kMax) and remembers where the second one starts.
+struct DocumentCounter final : YAML::EventHandler {
+  static constexpr int kMax = 16;
+  int documents = 0;
+  YAML::Mark second = YAML::Mark::null_mark();
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    if (documents == 1) second = mark;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+  }
+  void OnMapEnd() override {}
+};
+
 // Reads and parses a YAML file with exactly one document; reports its problems and returns nullopt.
 std::optional<Node> read_yaml(Reader& r, const fs::path& file, const char* expected) {
   std::ifstream f(file, std::ios::binary);
@@ -1229,33 +1261,53 @@ std::optional<Node> read_yaml(Reader& r, const fs::path& file, const char* expec
   std::ostringstream ss;
   ss << f.rdbuf();
   const std::string text = ss.str();
-  std::vector<YAML::Node> docs;
+  YAML::Node doc;
+  DocumentCounter counter;
   try {
-    docs = YAML::LoadAll(text);
+    // Not YAML::LoadAll: in yaml-cpp 0.7 it loops forever, allocating, on some malformed input (the
+    // parser reports a document it cannot consume again and again; found by tests/fuzz/config_fuzz.cpp).
+    // The documents are counted with a bounded loop, and only the first is built.
+    std::istringstream in(text);
+    YAML::Parser parser(in);
+    while (counter.documents < DocumentCounter::kMax && parser.HandleNextDocument(counter)) {
+      ++counter.documents;
+    }
+    if (counter.documents > 0) doc = YAML::Load(text);
   } catch (const YAML::ParserException& e) {
     Node at;
+    at.line = 1;
+    at.column = 1;
     set_mark(at, e.mark);
     r.error(at, "", "invalid YAML: " + e.msg);
     return std::nullopt;
   } catch (const YAML::Exception& e) {
-    r.error(Node{}, "", std::string("invalid YAML: ") + e.what());
+    Node at;  // where yaml-cpp says, or the start of the file
+    at.line = 1;
+    at.column = 1;
+    set_mark(at, e.mark);
+    r.error(at, "", std::string("invalid YAML: ") + e.what());
     return std::nullopt;
   }
-  if (docs.empty() || (docs.size() == 1 && docs[0].IsNull())) {
+  if (counter.documents == 0 || (counter.documents == 1 && doc.IsNull())) {
     Node at;
     at.line = 1;
     at.column = 1;
     r.error(at, "", std::string("the file is empty (expected ") + expected + ")");
     return std::nullopt;
   }
-  if (docs.size() > 1) {
-    Node at = convert(docs[1]);
+  if (counter.documents > 1) {
+    Node at;
+    at.line = 1;
+    at.column = 1;
+    set_mark(at, counter.second);
     r.error(at, "",
             std::string("expected a single YAML document (") + expected + "), found " +
-                std::to_string(docs.size()));
+                (counter.documents < DocumentCounter::kMax
+                     ? std::to_string(counter.documents)
+                     : "more than " + std::to_string(counter.documents - 1)));
     return std::nullopt;
   }
-  Node root = convert(docs[0]);
+  Node root = convert(doc);
   if (root.kind != Node::Kind::map) {
     r.error(root, "", std::string("expected ") + expected + ", found " + found(root));
     return std::nullopt;

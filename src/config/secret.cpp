@@ -2,7 +2,6 @@
 
 #include <cstdlib>
 #include <fstream>
-#include <sstream>
 
 namespace evr::config {
 
@@ -15,10 +14,11 @@ std::optional<std::string> SecretRef::resolve() const {
   } else {
     std::ifstream f(name, std::ios::binary);
     if (!f) return std::nullopt;
-    std::ostringstream ss;
-    ss << f.rdbuf();
-    if (f.bad()) return std::nullopt;
-    value = ss.str();
+    // Bounded: a secret is short, and a path like /dev/zero must not fill the memory.
+    value.resize(kMaxSecretFileBytes + 1);
+    f.read(value.data(), static_cast<std::streamsize>(value.size()));
+    if (f.bad() || static_cast<std::size_t>(f.gcount()) > kMaxSecretFileBytes) return std::nullopt;
+    value.resize(static_cast<std::size_t>(f.gcount()));
     // Files written by editors and `echo` end with a newline that is not part of the secret.
     if (!value.empty() && value.back() == '\n') value.pop_back();
     if (!value.empty() && value.back() == '\r') value.pop_back();

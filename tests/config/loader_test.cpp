@@ -391,6 +391,25 @@ TEST(Loader, YamlSyntaxErrorHasItsPosition) {
   EXPECT_EQ(f.diagnostics[0].str(), "flows/orders.yaml:2:9: error: invalid YAML: illegal map value");
 }
 
+// yaml-cpp 0.7's LoadAll never returns on a stray comma (found by tests/fuzz/config_fuzz.cpp); the loader
+// counts documents with a bounded loop, so this must come back with a diagnostic, quickly.
+TEST(Loader, MalformedYamlThatHangsLoadAllIsReported) {
+  Fixture fx;
+  fx.main(",\n");
+  const auto r = fx.load();
+  EXPECT_FALSE(r.ok());
+  ASSERT_FALSE(r.diagnostics.empty());
+  EXPECT_EQ(r.diagnostics[0].where.file, "evrouter.yaml");
+  EXPECT_GE(r.diagnostics[0].where.line, 1);
+
+  fx.main("server: {}\n---\nstore: {}\n");
+  const auto two = fx.load();
+  ASSERT_EQ(two.diagnostics.size(), 1u);
+  EXPECT_EQ(two.diagnostics[0].where.line, 2) << two.diagnostics[0].str();
+  EXPECT_NE(two.diagnostics[0].message.find("expected a single YAML document"), std::string::npos)
+      << two.diagnostics[0].str();
+}
+
 TEST(Loader, MissingConfigFileAndFlowDirectory) {
   Fixture fx;
   const auto none = fx.load();

@@ -109,6 +109,17 @@ TEST(Secret, ResolvesEnvAndFile) {
   EXPECT_FALSE((SecretRef{SecretRef::Kind::file, (dir / "missing").string(), {}}.resolve()));
 }
 
+TEST(Secret, FileReadIsBounded) {
+  test::TempDir dir;
+  test::write_file(dir / "limit", std::string(kMaxSecretFileBytes, 'k'));
+  EXPECT_EQ((SecretRef{SecretRef::Kind::file, (dir / "limit").string(), {}}.resolve()->size()),
+            kMaxSecretFileBytes);
+  test::write_file(dir / "big", std::string(kMaxSecretFileBytes + 1, 'k'));
+  EXPECT_FALSE((SecretRef{SecretRef::Kind::file, (dir / "big").string(), {}}.resolve()));
+  // A device that never ends is refused, not read into memory.
+  EXPECT_FALSE((SecretRef{SecretRef::Kind::file, "/dev/zero", {}}.resolve()));
+}
+
 TEST(YamlJson, TypesPlainScalarsPerYaml12Core) {
   const auto j = yaml_to_json(YAML::Load(R"(
 quoted: "100"

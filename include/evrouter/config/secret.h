@@ -1,12 +1,16 @@
 #pragma once
 // A reference to a secret: an environment variable or a file. Values are never written inline in YAML.
 
+#include <cstddef>
 #include <optional>
 #include <string>
 
 #include "evrouter/config/diagnostic.h"
 
 namespace evr::config {
+
+// A secret file longer than this is refused (as unreadable).
+inline constexpr std::size_t kMaxSecretFileBytes = 64 * 1024;
 
 struct SecretRef {
   enum class Kind { env, file };
