@@ -18,11 +18,6 @@ class JetStreamPipeline : public PipelineTest {
     if (!NatsServer::available()) GTEST_SKIP() << "nats-server is not installed";
     nats_ = std::make_unique<NatsServer>(dir_ / "nats");
   }
-  void TearDown() override {
-    PipelineTest::TearDown();
-    nats_.reset();
-  }
-
   config::Config js_config() {
     auto cfg = make_config();
     cfg.store.type = "jetstream";
@@ -36,8 +31,6 @@ class JetStreamPipeline : public PipelineTest {
     cfg.admin.token = config::SecretRef{config::SecretRef::Kind::env, "EVR_TEST_JS_TOKEN", {}};
     return cfg;
   }
-
-  std::unique_ptr<NatsServer> nats_;
 };
 
 }  // namespace

@@ -84,6 +84,9 @@ struct Due {
   std::vector<Delivery> deliveries;
   std::optional<int64_t> next_due_ms;  // earliest pending delivery of the lane not yet due
   bool blocked = false;                // the lane has pending deliveries blocked behind their key's head
+  // More deliveries wait than the store could hand out now (a cluster-wide cap is full): read again as
+  // soon as one of the lane's deliveries is settled.
+  bool capped = false;
 };
 
 struct Counts {
@@ -250,6 +253,15 @@ class Store {
   virtual void set_flow_enabled(const std::string& flow, std::optional<bool> enabled) = 0;
   // A new random listener id for the flow, kept from now on; the old one stops being known.
   virtual std::string rotate_listener_id(const std::string& flow) = 0;
+
+  // Cluster-wide limits (docs/scaling.md#what-is-cluster-wide), for stores shared by several evrouter
+  // instances (JetStream); the SQLite store has one instance and ignores them.
+  // The most deliveries each lane may hold unsettled at once across every instance (lane → cap; a lane
+  // not named has none). Set at start and after each reload, before the lanes read. Blocking: off loops.
+  virtual void cap_lanes(const std::map<std::string, int>& caps) { (void)caps; }
+  // How many evrouter instances share the store now (each sends at its share of a connection's rate
+  // limit). Cheap and thread-safe: a value the store keeps current on its own thread.
+  virtual int live_instances() const { return 1; }
 
   // Schema discovery. Blocking; called from the schema registry's own thread, never from an event loop.
   // Every kept schema (startup).
