@@ -699,12 +699,14 @@ class JetStreamStore final : public Store {
     jsFetchRequest_Init(&req);
     std::size_t batch = std::min<std::size_t>(limit, 256);
     bool capped = false;
+    bool capped_lane = false;
     {
       // A capped lane holds at most its share of the cap here (cap / live instances, rounded up), so that
       // one instance (sending at its share of the rate limit) does not take every place while the others
       // could send too. The server would also refuse a batch above the consumer's MaxAckPending.
       std::lock_guard lk(caps_mu_);
       if (auto it = caps_.find(lane); it != caps_.end()) {
+        capped_lane = true;
         const std::size_t cap = static_cast<std::size_t>(std::max(1, it->second));
         const std::size_t live = static_cast<std::size_t>(std::max(1, live_.load()));
         const std::size_t share = (cap + live - 1) / live;
@@ -776,7 +778,10 @@ class JetStreamStore final : public Store {
       due.deliveries.push_back(std::move(d));
     }
     natsMsgList_Destroy(&list);
-    if (due.deliveries.empty()) due.next_due_ms = std::max(*due.next_due_ms, now_ms + kIdlePollMs);
+    // A capped lane polls sooner: its fetch can come back empty while places are being freed (acks in
+    // flight, other instances settling), with deliveries waiting behind them.
+    if (due.deliveries.empty())
+      due.next_due_ms = std::max(*due.next_due_ms, now_ms + (capped_lane ? kPollMs : kIdlePollMs));
     return due;
   }
 
