@@ -986,7 +986,7 @@ void parse_store(Reader& r, const Node* n, Store& s) {
   Map m(r, n, "store");
   if (!m.valid()) return;
   m.allow({"type", "state_dir", "durability", "dedup_window", "commit_max_batch", "servers", "stream",
-           "replicas", "timeout", "retention"});
+           "replicas", "timeout", "retention", "ack_wait"});
   if (const Node* v = m.get("type"); given(v)) {
     if (auto t = get_choice(r, *v, m.path("type"), {"sqlite", "jetstream"})) s.type = *t;
   }
@@ -1020,6 +1020,15 @@ void parse_store(Reader& r, const Node* n, Store& s) {
   }
   if (const Node* v = m.get("timeout"); given(v)) {
     if (auto d = get_duration(r, *v, m.path("timeout"))) s.timeout = *d;
+  }
+  if (const Node* v = m.get("ack_wait"); given(v)) {
+    if (auto d = get_duration(r, *v, m.path("ack_wait"))) {
+      if (*d < std::chrono::seconds(1)) {
+        r.error(*v, m.path("ack_wait"), "expected a duration of at least 1s, found " + found(*v));
+      } else {
+        s.ack_wait = *d;
+      }
+    }
   }
   if (const Node* v = m.get("state_dir"); given(v)) {
     if (auto str = get_string(r, *v, m.path("state_dir"), "a directory path")) {

@@ -1,5 +1,6 @@
 #include "connection/connection.h"
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <stdexcept>
 #include <utility>
@@ -100,7 +101,8 @@ void Connection::update_gauges() {
 void Connection::reconfigure(const config::Connection& config, Prepared prepared) {
   if (config.rate_limit.per_second != config_.rate_limit.per_second ||
       config.rate_limit.burst != config_.rate_limit.burst) {
-    bucket_.reconfigure(config.rate_limit.per_second, config.rate_limit.burst);
+    bucket_.reconfigure(config.rate_limit.per_second / instances_,
+                        std::max(1.0, config.rate_limit.burst / instances_));
   }
   breaker_.reconfigure(config.breaker);
   if (config.adaptive != config_.adaptive || config.concurrency != config_.concurrency) {
@@ -121,6 +123,15 @@ void Connection::reconfigure(const config::Connection& config, Prepared prepared
     }
   }
   // A higher cap or rate may let waiting lanes go now.
+  drain();
+}
+
+void Connection::share_rate(int instances) {
+  instances = std::max(1, instances);
+  if (instances == instances_) return;
+  instances_ = instances;
+  bucket_.reconfigure(config_.rate_limit.per_second / instances_,
+                      std::max(1.0, config_.rate_limit.burst / instances_));
   drain();
 }
 

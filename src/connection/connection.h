@@ -77,6 +77,9 @@ class Connection {
   // Drops the lane from the wait queue (stopping, or the lane moved or went away).
   void forget(lane::Lane* lane);
   int in_flight() const { return in_flight_; }
+  // Several evrouter instances share the store (docs/scaling.md#what-is-cluster-wide): this one sends at
+  // 1/instances of the rate limit, with 1/instances of the burst (at least 1).
+  void share_rate(int instances);
   ConnectionState state() const;
   void close();
 
@@ -111,6 +114,7 @@ class Connection {
   std::shared_ptr<const destination::Signer> signer_;
   std::shared_ptr<OAuth2> oauth2_;
   TokenBucket bucket_;
+  int instances_ = 1;  // share_rate()
   Breaker breaker_;
   AdaptiveLimit limit_;
   std::optional<Breaker::Ticket> pending_ticket_;  // granted in drain(), taken by send() within send_one()

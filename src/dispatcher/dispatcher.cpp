@@ -1,5 +1,6 @@
 #include "evrouter/dispatcher/dispatcher.h"
 
+#include <algorithm>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -63,6 +64,28 @@ std::vector<LanePlan> plan_lanes(const config::Config& config) {
   return out;
 }
 
+// Cluster-wide concurrency (docs/scaling.md#what-is-cluster-wide): a connection's `concurrency` split over
+// the lanes that send on it, as the most deliveries each lane may hold at once across every instance.
+// Each lane gets concurrency / lanes, the first ones (by id) one more until the remainder is used up, and
+// at least 1 (so a connection with more lanes than its concurrency can have one per lane in flight).
+std::map<std::string, int> lane_caps(const config::Config& config, const std::vector<LanePlan>& plans) {
+  std::map<std::string, std::vector<std::string>> by_connection;
+  for (const auto& p : plans) by_connection[p.connection].push_back(p.spec.id);
+  std::map<std::string, int> caps;
+  for (auto& [name, ids] : by_connection) {
+    std::sort(ids.begin(), ids.end());
+    const int concurrency = std::max(1, config.connections.at(name).concurrency);
+    const int n = static_cast<int>(ids.size());
+    if (n > concurrency && config.store.type != "sqlite") {
+      log::warn(
+          "connection has more lanes than its concurrency: across instances up to one request per lane",
+          {{"connection", name}, {"lanes", std::to_string(n)}, {"concurrency", std::to_string(concurrency)}});
+    }
+    for (int i = 0; i < n; ++i) caps[ids[i]] = std::max(1, concurrency / n + (i < concurrency % n ? 1 : 0));
+  }
+  return caps;
+}
+
 bool same_spec(const lane::Spec& a, const lane::Spec& b) {
   return a.id == b.id && a.flow == b.flow && config::same_settings(a.destination, b.destination) &&
          a.retry == b.retry && a.responses == b.responses;
@@ -76,7 +99,11 @@ class DispatcherImpl final : public Dispatcher {
       connections_.emplace(name, std::make_unique<connection::Connection>(c, ioc_));
     }
     applied_ = config.connections;
-    for (auto& plan : plan_lanes(config)) {
+    instances_ = store_.live_instances();
+    for (auto& [_, c] : connections_) c->share_rate(instances_);
+    auto plans = plan_lanes(config);
+    store_.cap_lanes(lane_caps(config, plans));
+    for (auto& plan : plans) {
       const std::string id = plan.spec.id;
       lanes_.emplace(id, std::make_unique<lane::Lane>(std::move(plan.spec), *connections_.at(plan.connection),
                                                       store_, ioc_, stopping_));
@@ -146,6 +173,8 @@ class DispatcherImpl final : public Dispatcher {
       if (!config.connections.count(name)) changes.connections_removed.push_back(name);
     }
 
+    store_.cap_lanes(lane_caps(config, lanes));
+
     // On the loop: swap.
     std::promise<void> done;
     net::post(ioc_, [&] {
@@ -153,8 +182,9 @@ class DispatcherImpl final : public Dispatcher {
         removed_connections_.erase(c.name);
         auto it = connections_.find(c.name);
         if (it == connections_.end()) {
-          connections_.emplace(c.name,
-                               std::make_unique<connection::Connection>(c, std::move(prepared), ioc_));
+          auto conn = std::make_unique<connection::Connection>(c, std::move(prepared), ioc_);
+          conn->share_rate(instances_);
+          connections_.emplace(c.name, std::move(conn));
         } else {
           it->second->reconfigure(c, std::move(prepared));
         }
@@ -256,6 +286,12 @@ class DispatcherImpl final : public Dispatcher {
       if (ec || stopping_) return;
       const int64_t now = event::now_ms();
       for (auto& [_, lane] : lanes_) lane->tick(now);
+      if (const int n = store_.live_instances(); n != instances_) {
+        log::info("evrouter instances sharing the store changed; rate limits are shared by them",
+                  {{"instances", std::to_string(n)}});
+        instances_ = n;
+        for (auto& [_, c] : connections_) c->share_rate(n);
+      }
       sweep();
       schedule_tick();
     });
@@ -316,6 +352,7 @@ class DispatcherImpl final : public Dispatcher {
   net::io_context ioc_{1};
   net::executor_work_guard<net::io_context::executor_type> work_;
   net::steady_timer tick_;
+  int instances_ = 1;  // loop only: live evrouter instances sharing the store (rate-limit shares)
   bool stopping_ = false;
   std::map<std::string, std::unique_ptr<connection::Connection>> connections_;
   std::unordered_map<std::string, std::unique_ptr<lane::Lane>> lanes_;

@@ -122,6 +122,7 @@ void Lane::fetch(int64_t now_ms) {
       deferred_during_fetch_ = false;
       blocked_on_disk_ = due.blocked || blocked_during_fetch_;
       blocked_during_fetch_ = false;
+      capped_ = due.capped;
       if (due.next_due_ms)
         next_due_ms_ = next_due_ms_ ? std::min(next_due_ms_, *due.next_due_ms) : *due.next_due_ms;
       for (auto& d : due.deliveries) {
@@ -259,10 +260,10 @@ bool Lane::send_batch() {
   // Signed over the whole batch body (what build_request signed was one member's).
   const destination::Signer* signer = spec_.signer ? spec_.signer->get() : connection_->signer();
   if (signer) {
-    std::erase_if(req.headers, [](const auto& h) {
-      return ::strncasecmp(h.first.c_str(), "webhook-", 8) == 0;
-    });
-    signer->sign(req.headers, "batch-" + std::to_string(members.front().id) + "-" + std::to_string(members.size()),
+    std::erase_if(req.headers,
+                  [](const auto& h) { return ::strncasecmp(h.first.c_str(), "webhook-", 8) == 0; });
+    signer->sign(req.headers,
+                 "batch-" + std::to_string(members.front().id) + "-" + std::to_string(members.size()),
                  event::now_ms() / 1000, req.body);
   }
   ++in_flight_;
@@ -378,6 +379,8 @@ void Lane::reject(store::Delivery d, std::string error) {
 void Lane::finish(int64_t delivery_id) {
   // Only now, with the outcome durable, may a fetch see this delivery again.
   held_.erase(delivery_id);
+  // A place under the cap is free: read the deliveries that waited for one.
+  if (capped_ && !fetching_ && !stopping_ && ready_.size() <= kWindow / 2) fetch(event::now_ms());
   if (keys_.finish(delivery_id)) {
     // Its key is free: a ready delivery of it may go, and the key's next one on disk may be unblocked.
     if (!ready_.empty()) on_ready();

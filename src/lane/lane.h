@@ -13,8 +13,8 @@
 
 #include "connection/connection.h"
 #include "evrouter/config/config.h"
-#include "evrouter/destination/signing.h"
 #include "evrouter/destination/retry.h"
+#include "evrouter/destination/signing.h"
 #include "evrouter/http/client.h"
 #include "evrouter/mapping/mapping.h"
 #include "evrouter/store/store.h"
@@ -31,8 +31,8 @@ struct Spec {
   std::optional<mapping::Mapping> mapping;  // none: raw payload, constant path and headers
   // The destination's own signing (secrets resolved; null: unsigned); unset: the connection's.
   std::optional<std::shared_ptr<const destination::Signer>> signer;
-  config::Responses responses;              // the destination's, else its connection's
-  destination::Classifier classify;         // built from `responses`
+  config::Responses responses;       // the destination's, else its connection's
+  destination::Classifier classify;  // built from `responses`
 };
 
 class Lane {
@@ -107,6 +107,7 @@ class Lane {
   KeyGate keys_;                           // ordering keys of deliveries sent and not yet finished
   bool blocked_on_disk_ = false;           // deliveries wait on disk behind their key's head
   bool blocked_during_fetch_ = false;      // offer() saw a blocked delivery while a fetch was under way
+  bool capped_ = false;                    // the last fetch was cut short by a cap (Due::capped)
   boost::asio::steady_timer flush_timer_;  // batching: when the oldest ready delivery's max_wait ends
   int64_t flush_at_ms_ = 0;                // 0 = not armed
   uint64_t fetches_ = 0;

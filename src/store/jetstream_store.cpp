@@ -9,6 +9,8 @@
 //   stream <S>_attempts    subjects <S>.attempts.<delivery id>  limits, max age = dedup window: each
 //                                  delivery's journal (attempts, replays, discards); jetstream_operations.h
 //   KV <S>_listeners (flow → listener id), KV <S>_flows (flow → enabled override)
+//   stream <S>_instances   subjects <S>.instances.<id>     limits, one message per subject, max age
+//                                                          kInstanceTtl: a heartbeat per live instance
 // Names in subjects (flows, lanes) are encoded as tokens of [A-Za-z0-9-] with _XX escapes.
 #include "evrouter/store/jetstream_store.h"
 
@@ -35,10 +37,11 @@
 namespace evr::store {
 namespace {
 
-// How long a fetched delivery may stay unacknowledged before JetStream hands it out again; the store
-// extends it (in progress) every kProgressEvery for deliveries its lanes still hold.
-constexpr int64_t kAckWaitMs = 30'000;
-constexpr auto kProgressEvery = std::chrono::seconds(10);
+// A fetched delivery may stay unacknowledged for `ack_wait` (config) before JetStream hands it out again;
+// the store extends it (in progress) every ack_wait / 3 for deliveries its lanes still hold.
+// Instances announce themselves every kBeatEvery; one not heard of for kInstanceTtl no longer counts.
+constexpr auto kBeatEvery = std::chrono::milliseconds(1000);
+constexpr int64_t kInstanceTtlMs = 3000;
 // Lanes poll their consumer for retries whose delay ended (JetStream does not tell): soon after a fetch
 // that brought something, less often when it was empty (new commits wake their lanes at once).
 constexpr int64_t kPollMs = 250;
@@ -132,7 +135,9 @@ class JetStreamStore final : public Store {
         events_stream_(options_.stream),
         deliveries_stream_(options_.stream + "_deliveries"),
         dead_stream_(options_.stream + "_dead"),
-        names_(jetstream::names_for(options_.stream)) {}
+        names_(jetstream::names_for(options_.stream)),
+        instances_stream_(options_.stream + "_instances"),
+        instance_subject_(options_.stream + ".instances." + crypto::random_token(16)) {}
   ~JetStreamStore() override { close(); }
 
   void open() override {
@@ -168,11 +173,16 @@ class JetStreamStore final : public Store {
     ensure_stream(dead_stream_, dead_subject, js_LimitsPolicy, 0, 0);
     ensure_stream(names_.attempts, prefix_ + ".attempts.>", js_LimitsPolicy, window_ns, 0);
     ops_ = std::make_unique<jetstream::Operations>(js_, names_, timeout_ms());
+    ensure_stream(instances_stream_, prefix_ + ".instances.*", js_LimitsPolicy, kInstanceTtlMs * 1'000'000,
+                  kInstanceTtlMs * 1'000'000, 1);
     listeners_kv_ = ensure_kv(prefix_ + "_listeners");
     flows_kv_ = ensure_kv(prefix_ + "_flows");
 
     writer_.start(nullptr, std::chrono::milliseconds(1000));
-    reader_.start([this] { keep_held(); }, kProgressEvery);
+    reader_.start([this] { keep_held(); },
+                  std::chrono::duration_cast<std::chrono::milliseconds>(options_.ack_wait / 3));
+    join_instances();
+    beat_.start([this] { beat(); }, kBeatEvery);
     open_ = true;
     log::info("store opened", {{"type", "jetstream"}, {"stream", events_stream_}});
   }
@@ -192,6 +202,8 @@ class JetStreamStore final : public Store {
         subs_.clear();
       });
       reader_.stop();
+      beat_.stop();
+      leave_instances();
     }
     watch_.stop();
     ops_.reset();
@@ -357,6 +369,27 @@ class JetStreamStore final : public Store {
     return out;
   }
 
+  void cap_lanes(const std::map<std::string, int>& caps) override {
+    {
+      std::lock_guard lk(caps_mu_);
+      for (const auto& [lane, cap] : caps) caps_[lane] = cap;
+    }
+    // Consumers already made get their new cap; the others get theirs when first read. A lane no longer
+    // configured (retired, delivering what is left) keeps the cap it had.
+    reader_.post([this, caps] {
+      for (const auto& [lane, _] : subs_) {
+        if (!caps.count(lane)) continue;
+        try {
+          ensure_consumer(lane);
+        } catch (const std::exception& ex) {
+          log::warn("store: cannot change a lane's cap", {{"lane", lane}, {"error", ex.what()}});
+        }
+      }
+    });
+  }
+
+  int live_instances() const override { return live_.load(); }
+
   void set_flow_enabled(const std::string& flow, std::optional<bool> enabled) override {
     const std::string key = token(flow);
     if (!enabled) {
@@ -396,7 +429,7 @@ class JetStreamStore final : public Store {
   bool connected() const { return nc_ && natsConnection_Status(nc_) == NATS_CONN_STATUS_CONNECTED; }
 
   void ensure_stream(const std::string& name, const std::string& subject, jsRetentionPolicy retention,
-                     int64_t max_age_ns, int64_t duplicates_ns) {
+                     int64_t max_age_ns, int64_t duplicates_ns, int64_t max_per_subject = 0) {
     jsStreamConfig cfg;
     jsStreamConfig_Init(&cfg);
     cfg.Name = name.c_str();
@@ -409,6 +442,7 @@ class JetStreamStore final : public Store {
     cfg.MaxAge = max_age_ns;
     if (duplicates_ns > 0) cfg.Duplicates = duplicates_ns;
     cfg.AllowDirect = true;  // the operations read with direct gets (jetstream_operations.cpp)
+    if (max_per_subject > 0) cfg.MaxMsgsPerSubject = max_per_subject;
     jsStreamInfo* si = nullptr;
     jsErrCode code{};
     natsStatus s = js_AddStream(&si, js_, &cfg, nullptr, &code);
@@ -536,29 +570,43 @@ class JetStreamStore final : public Store {
     return id;
   }
 
-  natsSubscription* subscription(const std::string& lane) {
-    if (auto it = subs_.find(lane); it != subs_.end()) return it->second;
+  // The lane's durable consumer, created or brought to this instance's settings: its ack wait and its
+  // MaxAckPending = the lane's cluster-wide cap (cap_lanes), the most deliveries all instances together
+  // may hold unsettled, which bounds the lane's requests in flight across the cluster.
+  void ensure_consumer(const std::string& lane) {
     const std::string durable = "evr-" + token(lane);
     const std::string subject = prefix_ + ".deliveries." + token(lane);
-    // The consumer is created here and bound below, so that closing the subscription never deletes it.
     jsConsumerConfig cc;
     jsConsumerConfig_Init(&cc);
     cc.Durable = durable.c_str();
     cc.FilterSubject = subject.c_str();
     cc.AckPolicy = js_AckExplicit;
-    cc.AckWait = kAckWaitMs * 1'000'000;
+    cc.AckWait = std::chrono::duration_cast<std::chrono::nanoseconds>(options_.ack_wait).count();
     cc.MaxDeliver = -1;
     cc.MaxAckPending = -1;
+    {
+      std::lock_guard lk(caps_mu_);
+      if (auto it = caps_.find(lane); it != caps_.end()) cc.MaxAckPending = std::max(1, it->second);
+    }
     jsConsumerInfo* ci = nullptr;
     jsErrCode code{};
     natsStatus s = js_AddConsumer(&ci, js_, deliveries_stream_.c_str(), &cc, nullptr, &code);
     if (s != NATS_OK) {
-      // It exists (created by another instance, maybe with other settings): use it as it is.
+      // It exists with other settings (an older cap, another instance's reload): bring it to ours.
       code = {};
-      s = js_GetConsumerInfo(&ci, js_, deliveries_stream_.c_str(), durable.c_str(), nullptr, &code);
+      s = js_UpdateConsumer(&ci, js_, deliveries_stream_.c_str(), &cc, nullptr, &code);
     }
     check(s, "consumer " + durable, code);
     jsConsumerInfo_Destroy(ci);
+  }
+
+  natsSubscription* subscription(const std::string& lane) {
+    if (auto it = subs_.find(lane); it != subs_.end()) return it->second;
+    const std::string durable = "evr-" + token(lane);
+    const std::string subject = prefix_ + ".deliveries." + token(lane);
+    // The consumer is created here and bound below, so that closing the subscription never deletes it.
+    ensure_consumer(lane);
+    jsErrCode code{};
     jsSubOptions so;
     jsSubOptions_Init(&so);
     so.Stream = deliveries_stream_.c_str();
@@ -591,7 +639,31 @@ class JetStreamStore final : public Store {
     }
     jsFetchRequest req;
     jsFetchRequest_Init(&req);
-    req.Batch = static_cast<int>(std::min<std::size_t>(limit, 256));
+    std::size_t batch = std::min<std::size_t>(limit, 256);
+    bool capped = false;
+    bool capped_lane = false;
+    {
+      // A capped lane holds at most its share of the cap here (cap / live instances, rounded up), so that
+      // one instance (sending at its share of the rate limit) does not take every place while the others
+      // could send too. The server would also refuse a batch above the consumer's MaxAckPending.
+      std::lock_guard lk(caps_mu_);
+      if (auto it = caps_.find(lane); it != caps_.end()) {
+        capped_lane = true;
+        const std::size_t cap = static_cast<std::size_t>(std::max(1, it->second));
+        const std::size_t live = static_cast<std::size_t>(std::max(1, live_.load()));
+        const std::size_t share = (cap + live - 1) / live;
+        std::size_t held = 0;
+        for (const auto& [_, h] : held_) held += h.lane == lane ? 1 : 0;
+        const std::size_t room = share > held ? share - held : 0;
+        capped = room < batch;
+        batch = std::min(batch, room);
+      }
+    }
+    if (batch == 0) {
+      due.capped = true;  // read again once one of this lane's deliveries is settled here
+      return due;
+    }
+    req.Batch = static_cast<int>(batch);
     // A short wait rather than no_wait: the server answers no_wait requests from its pending count, which
     // leaves out messages that are due for redelivery (nak'ed with a delay, or handed back).
     req.Expires = kFetchWaitMs * 1'000'000;
@@ -612,6 +684,9 @@ class JetStreamStore final : public Store {
       const auto id = ops().delivery_id(m, static_cast<int64_t>(meta->Sequence.Stream));
       const auto delivered = static_cast<int>(meta->NumDelivered);
       const int64_t stored_ms = meta->Timestamp / 1'000'000;
+      // Pending on the consumer behind this one: more than the cap let through.
+      if (capped && i == list.Count - 1)
+        due.capped = meta->NumPending > 0 || list.Count == static_cast<int>(batch);
       jsMsgMetaData_Destroy(meta);
       // Keep the newest handle: acknowledgements go through it.
       if (auto it = held_.find(id); it != held_.end()) natsMsg_Destroy(it->second.msg);
@@ -649,7 +724,10 @@ class JetStreamStore final : public Store {
       due.deliveries.push_back(std::move(d));
     }
     natsMsgList_Destroy(&list);
-    if (due.deliveries.empty()) due.next_due_ms = std::max(*due.next_due_ms, now_ms + kIdlePollMs);
+    // A capped lane polls sooner: its fetch can come back empty while places are being freed (acks in
+    // flight, other instances settling), with deliveries waiting behind them.
+    if (due.deliveries.empty())
+      due.next_due_ms = std::max(*due.next_due_ms, now_ms + (capped_lane ? kPollMs : kIdlePollMs));
     return due;
   }
 
@@ -714,7 +792,51 @@ class JetStreamStore final : public Store {
     recorded_.erase(id);
   }
 
-  // Reader thread, every kProgressEvery: deliveries the lanes still hold stay theirs.
+  // Heartbeats (the instances stream): each instance publishes to its own subject every kBeatEvery; the
+  // subjects with a message younger than kInstanceTtl are the live instances, among which connections
+  // share their rate limits. An instance joining others waits one beat before it sends, so that they have
+  // counted it by then.
+  void join_instances() {
+    beat();
+    if (live_.load() > 1) std::this_thread::sleep_for(kBeatEvery + std::chrono::milliseconds(200));
+    beat();
+  }
+
+  void beat() {
+    if (!connected()) return;  // keep the last count (docs/scaling.md#failure-modes)
+    const std::string body = "{}";
+    if (const auto error = publish_msg(instance_subject_, {}, {}, body, nullptr, nullptr); !error.empty()) {
+      log::warn("store: heartbeat failed", {{"error", error}});
+      return;
+    }
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = timeout_ms();
+    const std::string filter = prefix_ + ".instances.*";
+    jo.Stream.Info.SubjectsFilter = filter.c_str();
+    jsStreamInfo* si = nullptr;
+    jsErrCode code{};
+    if (js_GetStreamInfo(&si, js_, instances_stream_.c_str(), &jo, &code) != NATS_OK) return;
+    int n = 0;
+    if (si->State.Subjects) {
+      for (int i = 0; i < si->State.Subjects->Count; ++i) n += si->State.Subjects->List[i].Msgs > 0 ? 1 : 0;
+    }
+    jsStreamInfo_Destroy(si);
+    live_ = std::max(1, n);
+  }
+
+  // Closing: the others count this instance out at once rather than after kInstanceTtl.
+  void leave_instances() {
+    if (!connected()) return;
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = timeout_ms();
+    jo.Stream.Purge.Subject = instance_subject_.c_str();
+    jsErrCode code{};
+    js_PurgeStream(js_, instances_stream_.c_str(), &jo, &code);
+  }
+
+  // Reader thread, every ack_wait / 3: deliveries the lanes still hold stay theirs.
   void keep_held() {
     for (auto& [_, h] : held_) natsMsg_InProgress(h.msg, nullptr);
   }
@@ -727,6 +849,8 @@ class JetStreamStore final : public Store {
   jetstream::Names names_;
   std::unique_ptr<jetstream::Operations> ops_;
   jetstream::KvWatch watch_;
+  std::string instances_stream_;
+  std::string instance_subject_;  // this instance's heartbeat subject
   natsConnection* nc_ = nullptr;
   jsCtx* js_ = nullptr;
   kvStore* listeners_kv_ = nullptr;
@@ -736,6 +860,10 @@ class JetStreamStore final : public Store {
   std::atomic<int64_t> delivered_{0};
   Worker writer_;
   Worker reader_;
+  Worker beat_;
+  std::atomic<int> live_{1};  // live instances (heartbeats), this one included
+  std::mutex caps_mu_;
+  std::map<std::string, int> caps_;  // lane → cluster-wide cap (MaxAckPending of its consumer)
   // Reader thread only.
   std::map<std::string, natsSubscription*> subs_;
   std::unordered_map<int64_t, Held> held_;

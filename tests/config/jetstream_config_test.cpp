@@ -39,16 +39,18 @@ TEST(JetStreamConfig, DefaultsAndValues) {
   EXPECT_EQ(r.config->store.stream, "evrouter");
   EXPECT_EQ(r.config->store.replicas, 1);
   EXPECT_EQ(r.config->store.timeout, std::chrono::seconds(5));
+  EXPECT_EQ(r.config->store.ack_wait, std::chrono::seconds(30));
 
   r = f.load(
       "  type: jetstream\n  servers: [nats://10.0.0.1:4222, tls://10.0.0.2:4222]\n  stream: events_prod\n"
-      "  replicas: 3\n  timeout: 2s\n");
+      "  replicas: 3\n  timeout: 2s\n  ack_wait: 4s\n");
   ASSERT_TRUE(r.ok()) << all(r);
   EXPECT_EQ(r.config->store.servers,
             (std::vector<std::string>{"nats://10.0.0.1:4222", "tls://10.0.0.2:4222"}));
   EXPECT_EQ(r.config->store.stream, "events_prod");
   EXPECT_EQ(r.config->store.replicas, 3);
   EXPECT_EQ(r.config->store.timeout, std::chrono::seconds(2));
+  EXPECT_EQ(r.config->store.ack_wait, std::chrono::seconds(4));
 }
 
 TEST(JetStreamConfig, BadValuesHaveTheirPosition) {
@@ -68,6 +70,16 @@ TEST(JetStreamConfig, BadValuesHaveTheirPosition) {
   EXPECT_NE(
       text.find("evrouter.yaml:5:13: error: store.replicas: expected an integer between 1 and 5, found 7"),
       std::string::npos)
+      << text;
+}
+
+TEST(JetStreamConfig, AckWaitBelowOneSecondIsRefused) {
+  Files f;
+  const auto r = f.load("  type: jetstream\n  ack_wait: 200ms\n");
+  EXPECT_FALSE(r.ok());
+  const std::string text = all(r);
+  EXPECT_NE(text.find("evrouter.yaml:3:13: error: store.ack_wait: expected a duration of at least 1s"),
+            std::string::npos)
       << text;
 }
 

@@ -4,7 +4,12 @@
 using namespace evr;
 using namespace evr::test;
 
-TEST_F(PipelineTest, ValidSignatureIsAcceptedAndDelivered) {
+namespace {
+class IngestOnStores : public StorePipelineTest {};
+}  // namespace
+INSTANTIATE_TEST_SUITE_P(Stores, IngestOnStores, kStores, store_name);
+
+TEST_P(IngestOnStores, ValidSignatureIsAcceptedAndDelivered) {
   start(make_config());
   auto r = post(order_);
   ASSERT_EQ(r.status, 200) << r.body << r.error;
@@ -23,7 +28,7 @@ TEST_F(PipelineTest, ValidSignatureIsAcceptedAndDelivered) {
   EXPECT_EQ(req.header("x-evrouter-attempt"), "1");
 }
 
-TEST_F(PipelineTest, InvalidOrMissingSignatureIs401) {
+TEST_P(IngestOnStores, InvalidOrMissingSignatureIs401) {
   start(make_config());
   auto bad = post(order_, {}, "orders/create", "wrong-secret");
   EXPECT_EQ(bad.status, 401);
@@ -39,7 +44,7 @@ TEST_F(PipelineTest, InvalidOrMissingSignatureIs401) {
   EXPECT_EQ(daemon_->store().counts().events, 0);
 }
 
-TEST_F(PipelineTest, RotatedSecretsBothVerify) {
+TEST_P(IngestOnStores, RotatedSecretsBothVerify) {
   ::setenv("EVR_TEST_OLD_SECRET", "old-secret", 1);
   auto cfg = make_config();
   cfg.flows[0].source.secrets.push_back({config::SecretRef::Kind::env, "EVR_TEST_OLD_SECRET", {}});
@@ -50,7 +55,7 @@ TEST_F(PipelineTest, RotatedSecretsBothVerify) {
   EXPECT_TRUE(sink_.wait_for(2, std::chrono::seconds(5)));
 }
 
-TEST_F(PipelineTest, HttpErrorsAreClearJson) {
+TEST_P(IngestOnStores, HttpErrorsAreClearJson) {
   auto cfg = make_config();
   start(cfg);
   const uint16_t port = daemon_->port();
@@ -79,7 +84,7 @@ TEST_F(PipelineTest, HttpErrorsAreClearJson) {
   EXPECT_EQ(daemon_->store().counts().events, 0);
 }
 
-TEST_F(PipelineTest, UnsubscribedTopicIsIgnoredWith200) {
+TEST_P(IngestOnStores, UnsubscribedTopicIsIgnoredWith200) {
   start(make_config());
   auto r = post(order_, {}, "products/update");
   EXPECT_EQ(r.status, 200);
@@ -89,7 +94,7 @@ TEST_F(PipelineTest, UnsubscribedTopicIsIgnoredWith200) {
   EXPECT_EQ(daemon_->store().counts().events, 0);
 }
 
-TEST_F(PipelineTest, DuplicateWebhookIsRoutedOnce) {
+TEST_P(IngestOnStores, DuplicateWebhookIsRoutedOnce) {
   start(make_config());
   auto first = post(order_, {{"X-Shopify-Webhook-Id", "dup-1"}});
   ASSERT_EQ(first.status, 200);
@@ -108,7 +113,7 @@ TEST_F(PipelineTest, DuplicateWebhookIsRoutedOnce) {
   EXPECT_EQ(sink_.count(), 2u);
 }
 
-TEST_F(PipelineTest, DisabledFlowAnswers503AndKeepsNothing) {
+TEST_P(IngestOnStores, DisabledFlowAnswers503AndKeepsNothing) {
   auto cfg = make_config();
   cfg.flows[0].enabled = false;
   start(cfg);

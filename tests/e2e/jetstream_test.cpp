@@ -21,11 +21,6 @@ class JetStreamPipeline : public PipelineTest {
     if (!NatsServer::available()) GTEST_SKIP() << "nats-server is not installed";
     nats_ = std::make_unique<NatsServer>(dir_ / "nats");
   }
-  void TearDown() override {
-    PipelineTest::TearDown();
-    nats_.reset();
-  }
-
   config::Config js_config() {
     auto cfg = make_config();
     cfg.store.type = "jetstream";
@@ -60,7 +55,6 @@ class JetStreamPipeline : public PipelineTest {
     return j;
   }
 
-  std::unique_ptr<NatsServer> nats_;
 };
 
 }  // namespace

@@ -1,14 +1,17 @@
 #pragma once
 // An in-process daemon on 127.0.0.1 (ephemeral port, real SQLite file) delivering to a recording sink.
+// StorePipelineTest runs the same tests on each store: SQLite, and JetStream against a real nats-server.
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
 #include <memory>
+#include <string>
 
 #include "evrouter/config/config.h"
 #include "evrouter/daemon/daemon.h"
 #include "support/harness.h"
+#include "support/nats_server.h"
 #include "support/sink.h"
 
 namespace evr::test {
@@ -26,6 +29,8 @@ class PipelineTest : public ::testing::Test {
 
   void TearDown() override {
     if (daemon_) daemon_->stop();
+    daemon_.reset();
+    nats_.reset();
   }
 
   // A config with one connection "sink" and one flow "orders" (priority above 100, standard otherwise).
@@ -37,6 +42,13 @@ class PipelineTest : public ::testing::Test {
     cfg.server.max_body_bytes = 64 * 1024;
     cfg.server.shutdown_grace = std::chrono::seconds(2);
     cfg.store.state_dir = (dir_ / "state").string();
+    if (nats_) {
+      cfg.store.type = "jetstream";
+      cfg.store.servers = {nats_->url()};
+      cfg.store.stream = "evrpipe";
+      cfg.store.timeout = std::chrono::seconds(3);
+      cfg.store.dedup_window = std::chrono::minutes(10);
+    }
     config::Connection c;
     c.name = "sink";
     c.base_uri = sink_.url() + "/api";
@@ -118,6 +130,26 @@ class PipelineTest : public ::testing::Test {
   std::unique_ptr<daemon::Daemon> daemon_;
   std::string order_;
   int webhook_seq_ = 0;
+  std::unique_ptr<NatsServer> nats_;  // set: the daemon's store is JetStream on this server
 };
+
+// The same tests on each store ("sqlite", "jetstream"); the JetStream runs skip when nats-server is not
+// installed. Instantiate with INSTANTIATE_TEST_SUITE_P(Stores, <fixture>, kStores, store_name).
+class StorePipelineTest : public PipelineTest, public ::testing::WithParamInterface<std::string> {
+ protected:
+  void SetUp() override {
+    PipelineTest::SetUp();
+    if (jetstream()) {
+      if (!NatsServer::available()) GTEST_SKIP() << "nats-server is not installed";
+      nats_ = std::make_unique<NatsServer>(dir_ / "nats");
+    }
+  }
+  bool jetstream() const { return GetParam() == "jetstream"; }
+};
+
+inline const auto kStores = ::testing::Values(std::string("sqlite"), std::string("jetstream"));
+inline std::string store_name(const ::testing::TestParamInfo<std::string>& info) {
+  return info.param;
+}
 
 }  // namespace evr::test

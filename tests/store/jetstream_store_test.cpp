@@ -212,6 +212,47 @@ TEST_F(JetStreamStoreTest, HeldDeliveriesAreNotHandedOutTwice) {
   EXPECT_LT(got[1].id, got[2].id);
 }
 
+// The lane's cap holds across instances: two stores on one stream (two evrouter instances) together
+// never hold more unsettled deliveries of the lane than its cap; settling one frees a place.
+TEST_F(JetStreamStoreTest, LaneCapHoldsAcrossInstances) {
+  auto a = open();
+  auto b = open();
+  a->cap_lanes({{"lane", 3}});
+  b->cap_lanes({{"lane", 3}});
+  for (int i = 0; i < 8; ++i)
+    ASSERT_EQ(commit(*a, make_event("cap-" + std::to_string(i)), {"lane"}).status, Status::accepted);
+  auto got_a = fetch_n(*a, "lane", 2);
+  ASSERT_EQ(got_a.size(), 2u);
+  // b may only get what is left of the cap, however long it asks.
+  auto got_b = fetch_n(*b, "lane", 5, std::chrono::seconds(2));
+  EXPECT_EQ(got_b.size(), 1u);
+  EXPECT_TRUE(fetch(*a, "lane", 5).deliveries.empty());
+  record(*a, outcome(got_a[0], store::Outcome::Kind::delivered));
+  EXPECT_EQ(fetch_n(*b, "lane", 5, std::chrono::seconds(2)).size(), 1u);
+
+  // A new cap (configuration reload) applies to the consumer already made.
+  a->cap_lanes({{"lane", 5}});
+  EXPECT_EQ(fetch_n(*a, "lane", 5, std::chrono::seconds(3)).size(), 2u);
+}
+
+// Instances count each other through their heartbeats; one that closes is counted out at once, and a
+// store that opens next to a live one starts with both counted.
+TEST_F(JetStreamStoreTest, InstancesCountEachOther) {
+  auto a = open();
+  EXPECT_EQ(a->live_instances(), 1);
+  auto b = open();
+  EXPECT_EQ(b->live_instances(), 2);
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (a->live_instances() != 2 && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(a->live_instances(), 2);
+  b->close();
+  const auto until2 = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (a->live_instances() != 1 && std::chrono::steady_clock::now() < until2)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(a->live_instances(), 1);
+}
+
 TEST_F(JetStreamStoreTest, ReopenedStoreStillHasThePendingDeliveries) {
   {
     auto s = open();

@@ -240,6 +240,9 @@ struct Store {
   std::string stream = "evrouter";
   int replicas = 1;
   Millis timeout = std::chrono::seconds(5);
+  // How long a delivery handed to an instance stays its own without news (then JetStream hands it to
+  // another): the time a crashed instance's deliveries wait. Instances alive extend it every ack_wait/3.
+  Millis ack_wait = std::chrono::seconds(30);
 
   bool operator==(const Store&) const = default;
 };

@@ -88,6 +88,9 @@ struct Due {
   std::vector<Delivery> deliveries;
   std::optional<int64_t> next_due_ms;  // earliest pending delivery of the lane not yet due
   bool blocked = false;                // the lane has pending deliveries blocked behind their key's head
+  // More deliveries wait than the store could hand out now (a cluster-wide cap is full): read again as
+  // soon as one of the lane's deliveries is settled.
+  bool capped = false;
 };
 
 struct Counts {
@@ -290,6 +293,15 @@ class Store {
   // also when another instance sharing the store changed them; once at most per burst of changes. Stores
   // that one process owns alone (SQLite) never call it. Call before any change; close() stops it.
   virtual void watch_shared_state(std::function<void()> changed) { (void)changed; }
+
+  // Cluster-wide limits (docs/scaling.md#what-is-cluster-wide), for stores shared by several evrouter
+  // instances (JetStream); the SQLite store has one instance and ignores them.
+  // The most deliveries each lane may hold unsettled at once across every instance (lane → cap; a lane
+  // not named has none). Set at start and after each reload, before the lanes read. Blocking: off loops.
+  virtual void cap_lanes(const std::map<std::string, int>& caps) { (void)caps; }
+  // How many evrouter instances share the store now (each sends at its share of a connection's rate
+  // limit). Cheap and thread-safe: a value the store keeps current on its own thread.
+  virtual int live_instances() const { return 1; }
 
   // Schema discovery. Blocking; called from the schema registry's own thread, never from an event loop.
   // Every kept schema (startup).
