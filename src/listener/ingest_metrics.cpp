@@ -98,24 +98,29 @@ void count_matched(const flow::Flow& flow, const std::vector<store::Delivery>& d
   }
 }
 
-void count_published(const flow::Routes& routes, const std::vector<event::EventPtr>& events,
+void count_published(const flow::Routes& routes, const std::vector<store::Ingest>& published,
                      const std::vector<store::CommitResult>& results) {
   std::vector<store::Delivery> mine;
-  for (std::size_t i = 0; i < events.size() && i < results.size(); ++i) {
+  for (std::size_t i = 0; i < published.size() && i < results.size(); ++i) {
     const auto& r = results[i];
-    if (!events[i] || r.status == store::CommitResult::Status::failed) continue;
+    const auto& event = published[i].event;
+    if (!event || r.status == store::CommitResult::Status::failed) continue;
     for (const auto& f : routes.flows()) {
-      if (!f.is_bus() || !f.enabled || !f.bus_sources.allows(events[i]->source)) continue;
+      if (!f.is_bus() || !f.enabled || !f.bus_sources.allows(event->source)) continue;
       if (r.status == store::CommitResult::Status::duplicate) {
         count_answer(f.name, "duplicate");
         continue;
       }
       count_answer(f.name, "accepted");
       mine.clear();
-      for (const auto& d : r.deliveries) {
-        if (d.lane.size() > f.name.size() && d.lane.compare(0, f.name.size(), f.name) == 0 &&
-            d.lane[f.name.size()] == '/')
-          mine.push_back(d);
+      // The lanes routed to (the commit's deliveries have been handed to the dispatcher by now).
+      for (const auto& lane : published[i].lanes) {
+        if (lane.size() > f.name.size() && lane.compare(0, f.name.size(), f.name) == 0 &&
+            lane[f.name.size()] == '/') {
+          store::Delivery d;
+          d.lane = lane;
+          mine.push_back(std::move(d));
+        }
       }
       count_matched(f, mine);
     }

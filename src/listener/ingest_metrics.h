@@ -18,10 +18,10 @@ void count_answer(std::string_view flow, std::string_view result);
 // least one of them, or as unmatched when there are none.
 void count_matched(const flow::Flow& flow, const std::vector<store::Delivery>& deliveries);
 
-// Published events (the publish API), committed with `results` (same order as `events`): counted for every
-// enabled bus flow that takes the event's source, as a webhook's answer is for its flow (received, accepted
-// or duplicate, matched per branch).
-void count_published(const flow::Routes& routes, const std::vector<event::EventPtr>& events,
+// Published events (the publish API: each event with the lanes it was routed to), committed with `results`
+// (same order): counted for every enabled bus flow that takes the event's source, as a webhook's answer is
+// for its flow (received, accepted or duplicate, matched per branch).
+void count_published(const flow::Routes& routes, const std::vector<store::Ingest>& published,
                      const std::vector<store::CommitResult>& results);
 
 }  // namespace evr::listener

@@ -320,7 +320,7 @@ void Session::handle_publish() {
   std::vector<store::Ingest> ingests = std::move(batch_->ingests);
   batch_->ingests.clear();
   published_.clear();
-  for (const auto& i : ingests) published_.push_back(i.event);
+  for (const auto& i : ingests) published_.push_back({i.event, i.lanes});
   shared_.pipeline.commit_batch(std::move(ingests), [self = shared_from_this(), ex = stream_.get_executor()](
                                                         std::vector<store::CommitResult> results) mutable {
     net::post(ex, [self = std::move(self), results = std::move(results)]() mutable {

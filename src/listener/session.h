@@ -63,7 +63,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::shared_ptr<const flow::Routes> routes_;  // keeps flow_ alive across a reload
   const flow::Flow* flow_ = nullptr;            // the webhook's flow; null for the publish API
   std::optional<bus::Batch> batch_;             // a published batch awaiting its commit
-  std::vector<event::EventPtr> published_;      // its events, for the flows' stats
+  std::vector<store::Ingest> published_;        // its events and lanes, for the flows' stats
   bool first_ = true;
   bool busy_ = false;
   bool keep_alive_ = true;
