@@ -99,13 +99,17 @@ Response Router::route(Request& request) const {
       continue;
     }
     request.params = std::move(params);
+    Response response;
     try {
-      return e.handler(request);
+      response = e.handler(request);
     } catch (const store::NotSupported& ex) {
-      return Response::error(501, "not_supported", ex.what());
+      response = Response::error(501, "not_supported", ex.what());
     } catch (const std::exception& ex) {
-      return Response::error(500, "internal_error", ex.what());
+      response = Response::error(500, "internal_error", ex.what());
     }
+    if (!instance_.empty()) response.headers.emplace_back("X-Evrouter-Instance", instance_);
+    response.headers.emplace_back("X-Evrouter-Scope", e.per_instance ? "instance" : "cluster");
+    return response;
   }
   if (!allow.empty()) {
     auto r = Response::error(405, "method_not_allowed", "use " + allow);
@@ -113,6 +117,14 @@ Response Router::route(Request& request) const {
     return r;
   }
   return Response::error(404, "not_found", "no such endpoint: " + request.path);
+}
+
+void Router::per_instance(const std::string& prefix) {
+  for (auto& e : entries_) {
+    if (e.path == prefix || (e.path.size() > prefix.size() && e.path.compare(0, prefix.size(), prefix) == 0 &&
+                             e.path[prefix.size()] == '/'))
+      e.per_instance = true;
+  }
 }
 
 std::vector<Router::Route> Router::routes() const {

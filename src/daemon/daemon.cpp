@@ -1,6 +1,9 @@
 #include "evrouter/daemon/daemon.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <array>
 #include <map>
 #include <optional>
 
@@ -62,6 +65,9 @@ Daemon::Daemon(config::Config config) : config_(std::move(config)) {
     config_.server.public_base_url = "http://localhost:" + std::to_string(config_.server.port);
   }
   baseline_ = config_;
+  std::array<char, 256> host{};
+  if (::gethostname(host.data(), host.size() - 1) != 0) host[0] = '\0';
+  instance_id_ = std::string(host[0] != '\0' ? host.data() : "localhost") + "/" + std::to_string(::getpid());
 }
 
 Daemon::~Daemon() {
@@ -96,7 +102,8 @@ void Daemon::start() {
   });
   start_admin();
   ready_ = true;
-  log::info("evrouter listening", {{"address", config_.server.listen},
+  log::info("evrouter listening", {{"instance", instance_id_},
+                                   {"address", config_.server.listen},
                                    {"port", std::to_string(server_->port())},
                                    {"flows", std::to_string(routes_->flows().size())}});
   for (const auto& f : routes_->flows()) {
@@ -374,20 +381,19 @@ void Daemon::commit(store::Ingest ingest, std::function<void(store::CommitResult
   std::optional<store::Ingest> watched;
   if (tail::Hub::global().active()) watched = store::Ingest{ingest.event, ingest.lanes};
   event::EventPtr inferred = schemas_ ? ingest.event : nullptr;
-  store_->commit(std::move(ingest),
-                 [this, done = std::move(done), watched = std::move(watched),
-                  inferred = std::move(inferred)](store::CommitResult r) mutable {
-                   // The tail shows the event before any outcome of its deliveries.
-                   if (watched && r.status == store::CommitResult::Status::accepted) {
-                     tail_accepted(watched->event, watched->lanes);
-                   }
-                   if (inferred && r.status == store::CommitResult::Status::accepted) schemas_->offer(inferred);
-                   if (r.status == store::CommitResult::Status::accepted && !r.deliveries.empty()) {
-                     dispatcher_->offer(r.deliveries);
-                   }
-                   if (!r.lanes_to_read.empty()) dispatcher_->notify(std::move(r.lanes_to_read));
-                   done(std::move(r));
-                 });
+  store_->commit(std::move(ingest), [this, done = std::move(done), watched = std::move(watched),
+                                     inferred = std::move(inferred)](store::CommitResult r) mutable {
+    // The tail shows the event before any outcome of its deliveries.
+    if (watched && r.status == store::CommitResult::Status::accepted) {
+      tail_accepted(watched->event, watched->lanes);
+    }
+    if (inferred && r.status == store::CommitResult::Status::accepted) schemas_->offer(inferred);
+    if (r.status == store::CommitResult::Status::accepted && !r.deliveries.empty()) {
+      dispatcher_->offer(r.deliveries);
+    }
+    if (!r.lanes_to_read.empty()) dispatcher_->notify(std::move(r.lanes_to_read));
+    done(std::move(r));
+  });
 }
 
 void Daemon::commit_batch(std::vector<store::Ingest> ingests,
@@ -401,29 +407,29 @@ void Daemon::commit_batch(std::vector<store::Ingest> ingests,
     inferred.reserve(ingests.size());
     for (const auto& i : ingests) inferred.push_back(i.event);
   }
-  store_->commit_batch(std::move(ingests), [this, done = std::move(done), watched = std::move(watched),
-                                            inferred = std::move(inferred)](
-                                               std::vector<store::CommitResult> results) mutable {
-    std::vector<store::Delivery> deliveries;
-    std::vector<std::string> lanes_to_read;
-    for (std::size_t i = 0; i < results.size(); ++i) {
-      auto& r = results[i];
-      for (auto& lane : r.lanes_to_read) {
-        if (std::find(lanes_to_read.begin(), lanes_to_read.end(), lane) == lanes_to_read.end())
-          lanes_to_read.push_back(std::move(lane));
-      }
-      r.lanes_to_read.clear();
-      if (r.status != store::CommitResult::Status::accepted) continue;
-      if (i < watched.size()) tail_accepted(watched[i].event, watched[i].lanes);
-      if (i < inferred.size()) schemas_->offer(inferred[i]);
-      deliveries.insert(deliveries.end(), std::make_move_iterator(r.deliveries.begin()),
-                        std::make_move_iterator(r.deliveries.end()));
-      r.deliveries.clear();
-    }
-    if (!deliveries.empty()) dispatcher_->offer(std::move(deliveries));
-    if (!lanes_to_read.empty()) dispatcher_->notify(std::move(lanes_to_read));
-    done(std::move(results));
-  });
+  store_->commit_batch(
+      std::move(ingests), [this, done = std::move(done), watched = std::move(watched),
+                           inferred = std::move(inferred)](std::vector<store::CommitResult> results) mutable {
+        std::vector<store::Delivery> deliveries;
+        std::vector<std::string> lanes_to_read;
+        for (std::size_t i = 0; i < results.size(); ++i) {
+          auto& r = results[i];
+          for (auto& lane : r.lanes_to_read) {
+            if (std::find(lanes_to_read.begin(), lanes_to_read.end(), lane) == lanes_to_read.end())
+              lanes_to_read.push_back(std::move(lane));
+          }
+          r.lanes_to_read.clear();
+          if (r.status != store::CommitResult::Status::accepted) continue;
+          if (i < watched.size()) tail_accepted(watched[i].event, watched[i].lanes);
+          if (i < inferred.size()) schemas_->offer(inferred[i]);
+          deliveries.insert(deliveries.end(), std::make_move_iterator(r.deliveries.begin()),
+                            std::make_move_iterator(r.deliveries.end()));
+          r.deliveries.clear();
+        }
+        if (!deliveries.empty()) dispatcher_->offer(std::move(deliveries));
+        if (!lanes_to_read.empty()) dispatcher_->notify(std::move(lanes_to_read));
+        done(std::move(results));
+      });
 }
 
 }  // namespace evr::daemon

@@ -1,6 +1,7 @@
 // The admin API of a running daemon: health without a token, everything else behind it, Prometheus text,
 // flows with their listener URLs, store totals after a webhook.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include "e2e/pipeline_fixture.h"
 
@@ -40,6 +41,14 @@ TEST_F(PipelineTest, AdminApiServesHealthMetricsAndFlows) {
             "http://127.0.0.1:" + std::to_string(daemon_->port()) + "/hooks/" + kListener);
   EXPECT_EQ(j["flows"][0]["branches"][0]["lanes"][0], "admin-orders/priority/sink");
   EXPECT_EQ(http_request(admin, "GET", "/v1/flows/nope", auth, "").status, 404);
+  // Every answer names the instance and whether it is cluster-wide (the store's) or this instance's own.
+  EXPECT_EQ(flows.headers["x-evrouter-scope"], "cluster");
+  EXPECT_EQ(flows.headers["x-evrouter-instance"], daemon_->instance_id());
+  EXPECT_EQ(daemon_->instance_id().substr(daemon_->instance_id().rfind('/') + 1), std::to_string(::getpid()));
+  for (const char* path : {"/v1/connections", "/v1/flows/admin-orders/stats", "/v1/schemas", "/v1/stats"}) {
+    EXPECT_EQ(http_request(admin, "GET", path, auth, "").headers["x-evrouter-scope"], "instance") << path;
+  }
+  EXPECT_EQ(http_request(admin, "GET", "/v1/events", auth, "").headers["x-evrouter-scope"], "cluster");
 
   // The delivery's outcome is recorded asynchronously after the sink answers.
   nlohmann::json stats;

@@ -53,8 +53,16 @@ class Router {
  public:
   // `path` segments written {name} match any one segment and are passed in Request::params.
   void add(std::string method, std::string path, Handler handler);
-  // 404 when no path matches, 405 (with Allow) when the path exists for other methods.
+  // 404 when no path matches, 405 (with Allow) when the path exists for other methods. Every answer of a
+  // route carries `X-Evrouter-Instance` (when set) and `X-Evrouter-Scope`: `instance` for the routes marked
+  // below (what this process alone saw or holds), `cluster` for the others (what every instance sharing the
+  // store answers the same; docs/scaling.md).
   Response route(Request& request) const;
+
+  // The instance that answers (Daemon::instance_id()).
+  void set_instance(std::string id) { instance_ = std::move(id); }
+  // Marks the routes whose path is `prefix` or starts with `prefix` + "/" as answered per instance.
+  void per_instance(const std::string& prefix);
 
   struct Route {
     std::string method;
@@ -69,8 +77,10 @@ class Router {
     std::string path;
     std::vector<std::string> segments;
     Handler handler;
+    bool per_instance = false;
   };
   std::vector<Entry> entries_;
+  std::string instance_;
 };
 
 // Splits "/a/b?x=1&y=%20" into a decoded path and query map. Returns false on a malformed escape.

@@ -62,6 +62,9 @@ class Daemon final : public listener::Pipeline {
   ReloadResult apply(config::Config next);
 
   uint16_t port() const;
+  // Names this process among the instances sharing a store: "<hostname>/<pid>" (a container's hostname
+  // under Docker). Logged at start and sent as X-Evrouter-Instance on every admin answer.
+  const std::string& instance_id() const { return instance_id_; }
   // The admin API's port; 0 when it is disabled.
   uint16_t admin_port() const;
   // The running configuration (not thread-safe against a concurrent reload).
@@ -96,6 +99,7 @@ class Daemon final : public listener::Pipeline {
   bool ready() const override { return ready_; }
 
  private:
+  std::string instance_id_;
   void start_admin();
   std::vector<std::string> keep_restart_settings(config::Config& next) const;
   const config::Flow* configured_flow(const std::string& name) const;
