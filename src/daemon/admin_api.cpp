@@ -241,7 +241,8 @@ admin::Router make_admin_router(Daemon& daemon) {
   // What this process alone saw or holds (docs/scaling.md#what-each-admin-route-covers); the rest is the
   // store's and the configuration's, the same on every instance sharing the store.
   r.set_instance(daemon.instance_id());
-  for (const char* prefix : {"/metrics", "/v1/stats", "/v1/connections", "/v1/tail", "/v1/schemas"}) {
+  for (const char* prefix : {"/healthz", "/readyz", "/", "/dashboard", "/metrics", "/v1/stats",
+                             "/v1/connections", "/v1/tail", "/v1/schemas"}) {
     r.per_instance(prefix);
   }
   r.per_instance("/v1/flows/{name}/stats");
