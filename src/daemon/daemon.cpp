@@ -42,8 +42,13 @@ void log_diagnostics(const std::vector<config::Diagnostic>& diagnostics) {
 }  // namespace
 
 std::shared_ptr<const flow::Routes> resolve_routes(const config::Config& config, store::Store& store) {
-  auto listener_id = [&store](const config::Flow& f) {
-    return store.listener_id(f.name, f.source.listener_id);
+  std::vector<std::pair<std::string, std::optional<std::string>>> wanted;
+  wanted.reserve(config.flows.size());
+  for (const auto& f : config.flows) wanted.emplace_back(f.name, f.source.listener_id);
+  const auto ids = store.listener_ids(wanted);
+  auto listener_id = [&store, &ids](const config::Flow& f) {
+    const auto it = ids.find(f.name);
+    return it != ids.end() ? it->second : store.listener_id(f.name, f.source.listener_id);
   };
   // Runtime enable/disable (admin API) overrides the files' `enabled` until cleared.
   const auto states = store.flow_states();

@@ -234,7 +234,31 @@ class SqliteStore final : public Store {
 
   std::string listener_id(const std::string& flow, const std::optional<std::string>& pinned) override {
     std::lock_guard lk(admin_mu_);
+    return listener_id_locked(flow, pinned);
+  }
+
+  // One transaction for all: a first start with 1,000 flows writes 1,000 ids with one fsync, not 1,000.
+  std::map<std::string, std::string> listener_ids(
+      const std::vector<std::pair<std::string, std::optional<std::string>>>& flows) override {
+    std::lock_guard lk(admin_mu_);
+    std::map<std::string, std::string> ids;
+    admin_db_.exec("BEGIN IMMEDIATE");
+    try {
+      for (const auto& [flow, pinned] : flows) ids[flow] = listener_id_locked(flow, pinned);
+      admin_db_.exec("COMMIT");
+    } catch (...) {
+      admin_db_.exec("ROLLBACK");
+      throw;
+    }
+    return ids;
+  }
+
+  std::string listener_id_locked(const std::string& flow, const std::optional<std::string>& pinned) {
     if (pinned) {
+      // Written only when it changed: a restart with pinned ids writes nothing.
+      sqlite::Stmt cur(admin_db_, "SELECT id FROM listeners WHERE flow = ?1");
+      cur.bind(1, flow);
+      if (cur.step() && cur.text(0) == *pinned) return *pinned;
       sqlite::Stmt up(admin_db_,
                       "INSERT INTO listeners(flow, id) VALUES(?1, ?2) "
                       "ON CONFLICT(flow) DO UPDATE SET id = excluded.id");

@@ -236,6 +236,14 @@ class Store {
   // The listener id of a flow: the pinned one, else the one kept from before, else a new random one.
   // Blocking; for startup and the CLI, never on an event loop.
   virtual std::string listener_id(const std::string& flow, const std::optional<std::string>& pinned) = 0;
+  // The listener ids of many flows at once (flow name → pinned id or none), as listener_id() gives them;
+  // a store may write them all in one transaction (startup with many flows). Blocking, like listener_id().
+  virtual std::map<std::string, std::string> listener_ids(
+      const std::vector<std::pair<std::string, std::optional<std::string>>>& flows) {
+    std::map<std::string, std::string> ids;
+    for (const auto& [flow, pinned] : flows) ids[flow] = listener_id(flow, pinned);
+    return ids;
+  }
 
   // Durably records the event and its deliveries (grouped with other commits into one transaction), or
   // recognises a duplicate (same listener and dedup key within the dedup window).
