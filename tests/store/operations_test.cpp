@@ -4,6 +4,10 @@
 #include <sqlite3.h>
 
 #include <future>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "evrouter/store/sqlite_store.h"
 #include "support/harness.h"
@@ -115,6 +119,35 @@ TEST(StoreOperations, FlowStateAndListenerRotationAreKept) {
   const auto states = s->flow_states();
   ASSERT_EQ(states.size(), 1U);
   EXPECT_EQ(states.at("f").enabled, false);
+}
+
+TEST(StoreOperations, ListenerIdsOfManyFlowsAtOnceMatchOneByOne) {
+  test::TempDir dir;
+  std::vector<std::pair<std::string, std::optional<std::string>>> flows;
+  for (int i = 0; i < 300; ++i) flows.emplace_back("flow-" + std::to_string(i), std::nullopt);
+  flows.emplace_back("pinned", std::string("pinned-id-0123456789abcdef"));
+  std::map<std::string, std::string> first;
+  {
+    auto s = store::make_sqlite_store(options(dir));
+    s->open();
+    first = s->listener_ids(flows);
+    ASSERT_EQ(first.size(), flows.size());
+    EXPECT_EQ(first.at("pinned"), "pinned-id-0123456789abcdef");
+    EXPECT_NE(first.at("flow-0"), first.at("flow-1"));
+    EXPECT_EQ(first.at("flow-7").size(), 32U);  // 24 random bytes, base64url
+    for (const auto& [flow, pinned] : flows) EXPECT_EQ(s->listener_id(flow, pinned), first.at(flow)) << flow;
+  }
+  // Kept across a restart; a pinned id that changes is written, the others stay.
+  flows.back().second = std::string("pinned-id-changed-0123456789");
+  auto s = store::make_sqlite_store(options(dir));
+  s->open();
+  const auto again = s->listener_ids(flows);
+  EXPECT_EQ(again.at("pinned"), "pinned-id-changed-0123456789");
+  EXPECT_EQ(s->listener_id("pinned", std::nullopt), "pinned-id-changed-0123456789");
+  for (int i = 0; i < 300; ++i) {
+    const auto name = "flow-" + std::to_string(i);
+    EXPECT_EQ(again.at(name), first.at(name)) << name;
+  }
 }
 
 TEST(StoreOperations, OpensADatabaseFromBeforeTheReplayColumns) {
