@@ -344,7 +344,10 @@ connection::Feedback Lane::on_result(store::Delivery d, const http::Result& resu
   tail::publish_delivery(d.event, spec_.id, kind_name(out.kind), out.attempts, out.attempt.status,
                          out.attempt.latency_ms, out.attempt.error, d.replay);
   const int64_t id = d.id;
-  store_.record(std::move(out), [this, id] { boost::asio::post(ioc_, [this, id] { finish(id); }); });
+  const int64_t retry_at = out.kind == store::Outcome::Kind::retry ? out.next_attempt_ms : 0;
+  store_.record(std::move(out), [this, id, retry_at] {
+    boost::asio::post(ioc_, [this, id, retry_at] { finish(id, retry_at); });
+  });
   switch (verdict) {
     case destination::Verdict::success:
       return connection::Feedback::success;
@@ -376,9 +379,10 @@ void Lane::reject(store::Delivery d, std::string error) {
   store_.record(std::move(out), [this, id] { boost::asio::post(ioc_, [this, id] { finish(id); }); });
 }
 
-void Lane::finish(int64_t delivery_id) {
+void Lane::finish(int64_t delivery_id, int64_t retry_at_ms) {
   // Only now, with the outcome durable, may a fetch see this delivery again.
   held_.erase(delivery_id);
+  if (retry_at_ms != 0) next_due_ms_ = next_due_ms_ ? std::min(next_due_ms_, retry_at_ms) : retry_at_ms;
   // A place under the cap is free: read the deliveries that waited for one.
   if (capped_ && !fetching_ && !stopping_ && ready_.size() <= kWindow / 2) fetch(event::now_ms());
   if (keys_.finish(delivery_id)) {

@@ -81,7 +81,9 @@ class Lane {
   connection::Feedback on_result(store::Delivery delivery, const http::Result& result);
   // The delivery cannot be sent as configured (its mapping failed): dead at once, no request.
   void reject(store::Delivery delivery, std::string error);
-  void finish(int64_t delivery_id);
+  // The delivery's outcome is durable. `retry_at_ms` (a retry's next attempt, else 0) re-arms the lane's
+  // next read: a read that ran before the outcome was written could not see the delivery as due.
+  void finish(int64_t delivery_id, int64_t retry_at_ms = 0);
   // Batching (lane/batch.cpp): sends the next batch when one is due; else arms the flush timer.
   bool send_batch();
   void arm_flush(int64_t deadline_ms);
