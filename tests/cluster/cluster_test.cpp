@@ -56,18 +56,7 @@ struct Instance {
                    "    retry: {max_attempts: 1000, backoff_base: 50ms, backoff_cap: 300ms}\n";
     c.top_extra = "log:\n  level: info\n";
     config_path = write_daemon_config(dir, c);
-    write_file(dir / "flows" / "orders.yaml", std::string("name: orders\n"
-                                                          "source:\n"
-                                                          "  type: shopify\n"
-                                                          "  listener_id: ") +
-                                                  kProcessListener +
-                                                  "\n"
-                                                  "  secret: {env: EVR_PROCESS_TEST_SECRET}\n"
-                                                  "branches:\n"
-                                                  "  - name: all\n"
-                                                  "    destinations:\n"
-                                                  "      - connection: sink\n"
-                                                  "        path: /orders\n");
+    write_orders_flow(dir);
   }
 
   void start() {

@@ -12,6 +12,23 @@ namespace evr::test {
 inline constexpr const char* kProcessSecret = "process-test-secret";
 inline constexpr const char* kProcessListener = "process-listener-00000000001";
 
+// The process tests' flow: "orders", a Shopify source on kProcessListener (secret from
+// EVR_PROCESS_TEST_SECRET), every event to the connection "sink" at /orders.
+inline void write_orders_flow(const TempDir& dir) {
+  write_file(dir / "flows" / "orders.yaml", std::string("name: orders\n"
+                                                        "source:\n"
+                                                        "  type: shopify\n"
+                                                        "  listener_id: ") +
+                                                kProcessListener +
+                                                "\n"
+                                                "  secret: {env: EVR_PROCESS_TEST_SECRET}\n"
+                                                "branches:\n"
+                                                "  - name: all\n"
+                                                "    destinations:\n"
+                                                "      - connection: sink\n"
+                                                "        path: /orders\n");
+}
+
 // The evrouter binary's setting for process-level tests: a config on free ports (listener, sink), state in
 // a temp dir, one Shopify flow "orders" delivering to the sink connection (which tests start when they
 // want), and a helper that posts signed webhooks with id n.
@@ -35,18 +52,7 @@ struct ProcessRig {
         "    breaker: {failures: 5, cooldown: 300ms}\n";
     c.top_extra = "log:\n  level: info\n";
     config_path = write_daemon_config(dir, c);
-    write_file(dir / "flows" / "orders.yaml", std::string("name: orders\n"
-                                                          "source:\n"
-                                                          "  type: shopify\n"
-                                                          "  listener_id: ") +
-                                                  kProcessListener +
-                                                  "\n"
-                                                  "  secret: {env: EVR_PROCESS_TEST_SECRET}\n"
-                                                  "branches:\n"
-                                                  "  - name: all\n"
-                                                  "    destinations:\n"
-                                                  "      - connection: sink\n"
-                                                  "        path: /orders\n");
+    write_orders_flow(dir);
   }
 
   std::vector<std::string> env() const { return {std::string("EVR_PROCESS_TEST_SECRET=") + kProcessSecret}; }
