@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -192,8 +193,14 @@ std::string join(const Range& items, const char* sep = ", ") {
   return out;
 }
 
+// `re` is one of the loader's fixed patterns. Each is compiled once per thread: compiling a std::regex costs
+// far more than matching a short name, and a thousand flows mean thousands of names (it was ~20 % of a
+// 1,000-flow start).
 bool matches(const std::string& text, const char* re) {
-  return std::regex_match(text, std::regex(re));
+  thread_local std::map<std::string, std::regex, std::less<>> compiled;
+  auto it = compiled.find(std::string_view(re));
+  if (it == compiled.end()) it = compiled.emplace(re, std::regex(re)).first;
+  return std::regex_match(text, it->second);
 }
 
 constexpr const char* kHeaderName = "[!#$%&'*+.^_`|~0-9A-Za-z-]+";
@@ -1258,6 +1265,13 @@ struct DocumentCounter final : YAML::EventHandler {
   void OnMapEnd() override {}
 };
 
+// Whether `text` may hold more than one YAML document: it has a document marker or directive anywhere
+// (a conservative test: anywhere, not only at the start of a line), or a byte order mark.
+bool may_hold_documents(std::string_view text) {
+  return text.find("---") != std::string_view::npos || text.find("...") != std::string_view::npos ||
+         text.find('%') != std::string_view::npos || text.find("\xEF\xBB\xBF") != std::string_view::npos;
+}
+
 // Reads and parses a YAML file with exactly one document; reports its problems and returns nullopt.
 std::optional<Node> read_yaml(Reader& r, const fs::path& file, const char* expected) {
   std::ifstream f(file, std::ios::binary);
@@ -1267,21 +1281,32 @@ std::optional<Node> read_yaml(Reader& r, const fs::path& file, const char* expec
     r.error(Node{}, "", "cannot read file (" + why + ")");
     return std::nullopt;
   }
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  const std::string text = ss.str();
+  std::string text;
+  {
+    std::ostringstream ss;
+    ss << f.rdbuf();
+    text = std::move(ss).str();
+  }
   YAML::Node doc;
   DocumentCounter counter;
   try {
     // Not YAML::LoadAll: in yaml-cpp 0.7 it loops forever, allocating, on some malformed input (the
     // parser reports a document it cannot consume again and again; found by tests/fuzz/config_fuzz.cpp).
     // The documents are counted with a bounded loop, and only the first is built.
-    std::istringstream in(text);
-    YAML::Parser parser(in);
-    while (counter.documents < DocumentCounter::kMax && parser.HandleNextDocument(counter)) {
-      ++counter.documents;
+    // A second document needs a marker (a line starting with "---" or "...", or a "%" directive; a byte
+    // order mark may precede one): text with none of them holds at most one document, so the counting
+    // parse (half of the YAML work of a start) is skipped.
+    if (may_hold_documents(text)) {
+      std::istringstream in(text);
+      YAML::Parser parser(in);
+      while (counter.documents < DocumentCounter::kMax && parser.HandleNextDocument(counter)) {
+        ++counter.documents;
+      }
+      if (counter.documents > 0) doc = YAML::Load(text);
+    } else {
+      doc = YAML::Load(text);  // a null node when there is no document
+      counter.documents = doc.IsNull() ? 0 : 1;
     }
-    if (counter.documents > 0) doc = YAML::Load(text);
   } catch (const YAML::ParserException& e) {
     Node at;
     at.line = 1;

@@ -36,6 +36,12 @@ struct LanePlan {
 // Every destination of every flow as a lane. Throws std::runtime_error on a connection no one defines.
 std::vector<LanePlan> plan_lanes(const config::Config& config) {
   std::vector<LanePlan> out;
+  // Reserved: a Spec is large, moving every plan made so far each time the vector grows is not free.
+  std::size_t lanes = 0;
+  for (const auto& f : config.flows) {
+    for (const auto& b : f.branches) lanes += b.destinations.size();
+  }
+  out.reserve(lanes);
   for (const auto& f : config.flows) {
     for (const auto& b : f.branches) {
       for (const auto& d : b.destinations) {

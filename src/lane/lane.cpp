@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <boost/asio/post.hpp>
+#include <random>
 
 #include "connection/connection.h"
 #include "evrouter/common/log.h"
@@ -47,6 +48,13 @@ bool build_request(const Spec& spec, const connection::Connection& conn, const s
   const destination::Signer* signer = spec.signer ? spec.signer->get() : conn.signer();
   if (signer) signer->sign(req.headers, destination::message_id(e, d.id), event::now_ms() / 1000, req.body);
   return true;
+}
+
+// A uniform draw in [0, 1) for the retry backoff's jitter. One generator per thread, seeded once: seeding
+// one per lane from std::random_device was ~6 % of the CPU of a 1,000-flow start.
+double jitter() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return std::uniform_real_distribution<double>(0, 1)(rng);
 }
 
 const char* kind_name(store::Outcome::Kind k) {
@@ -310,8 +318,7 @@ connection::Feedback Lane::on_result(store::Delivery d, const http::Result& resu
     // After a dead-letter replay the retry policy starts over (attempts and age count from the replay).
     const int tries = out.attempts - d.attempts_before_replay;
     const int64_t since_ms = d.replayed_ms != 0 ? d.replayed_ms : d.created_ms;
-    int64_t delay =
-        destination::backoff_ms(spec_.retry, tries, std::uniform_real_distribution<double>(0, 1)(rng_));
+    int64_t delay = destination::backoff_ms(spec_.retry, tries, jitter());
     if (result.ok()) {
       if (auto ra = destination::parse_retry_after(result.response.header("Retry-After"), now)) delay = *ra;
     }

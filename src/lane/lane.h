@@ -7,7 +7,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <cstdint>
 #include <deque>
-#include <random>
 #include <string>
 #include <unordered_set>
 
@@ -113,7 +112,6 @@ class Lane {
   boost::asio::steady_timer flush_timer_;  // batching: when the oldest ready delivery's max_wait ends
   int64_t flush_at_ms_ = 0;                // 0 = not armed
   uint64_t fetches_ = 0;
-  std::mt19937_64 rng_{std::random_device{}()};
 };
 
 }  // namespace evr::lane

@@ -65,12 +65,16 @@ FlowStats* FlowStats::find(std::string_view flow) {
   return it == f.by_name.end() ? nullptr : it->second.get();
 }
 
-FlowStats::Ring::Ring(int64_t width, std::size_t size)
-    : width_ms(width), period(size, -1), counts(size), lat(size) {}
+FlowStats::Ring::Ring(int64_t width, std::size_t buckets) : width_ms(width), size(buckets) {}
 
 std::size_t FlowStats::Ring::touch(int64_t now_ms) {
+  if (period.empty()) {
+    period.assign(size, -1);
+    counts.resize(size);
+    lat.resize(size);
+  }
   const int64_t p = now_ms / width_ms;
-  const auto i = static_cast<std::size_t>(p % static_cast<int64_t>(period.size()));
+  const auto i = static_cast<std::size_t>(p % static_cast<int64_t>(size));
   if (period[i] != p) {
     period[i] = p;
     std::fill(counts[i].begin(), counts[i].end(), 0);
@@ -162,7 +166,7 @@ FlowStats::Report FlowStats::report_at(Window w, int64_t now_ms) const {
   std::lock_guard lk(mu_);
   const Ring& r = ring(w);
   const int64_t current = now_ms / r.width_ms;
-  const auto size = static_cast<int64_t>(r.period.size());
+  const auto size = static_cast<int64_t>(r.size);
   out.from_ms = (current - size + 1) * r.width_ms;
   out.to_ms = now_ms;
   sums.assign(keys_.size(), 0);

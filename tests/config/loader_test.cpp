@@ -410,6 +410,38 @@ TEST(Loader, MalformedYamlThatHangsLoadAllIsReported) {
       << two.diagnostics[0].str();
 }
 
+// A file without any document marker is parsed once (no counting pass); one with markers is counted. Both
+// ways give the same model, and a second document or an empty file is reported either way.
+TEST(Loader, OneDocumentWithOrWithoutMarkersAndFilesWithNone) {
+  Fixture fx;
+  fx.main(kMain);
+  fx.flow("orders.yaml", kFlow);
+  const auto plain = fx.load();
+  ASSERT_TRUE(plain.ok()) << ::testing::PrintToString(strings(plain.diagnostics));
+
+  fx.flow("orders.yaml", std::string("%YAML 1.2\n---\n") + kFlow + "...\n");
+  const auto marked = fx.load();
+  ASSERT_TRUE(marked.ok()) << ::testing::PrintToString(strings(marked.diagnostics));
+  ASSERT_EQ(marked.config->flows.size(), 1u);
+  EXPECT_EQ(marked.config->flows[0].name, "orders");
+  EXPECT_EQ(marked.config->flows[0].branches.size(), plain.config->flows[0].branches.size());
+  EXPECT_EQ(marked.config->flows[0].source.type, plain.config->flows[0].source.type);
+
+  fx.flow("orders.yaml", std::string(kFlow) + "...\nname: again\n");
+  const auto two = fx.load();
+  ASSERT_EQ(two.diagnostics.size(), 1u) << ::testing::PrintToString(strings(two.diagnostics));
+  EXPECT_NE(two.diagnostics[0].message.find("found 2"), std::string::npos) << two.diagnostics[0].str();
+
+  for (const char* empty : {"", "# only a comment\n", "~\n"}) {
+    fx.flow("orders.yaml", empty);
+    const auto r = fx.load();
+    ASSERT_FALSE(r.ok()) << "'" << empty << "'";
+    EXPECT_DIAG(r,
+                "flows/orders.yaml:1:1: error: the file is empty (expected a flow: a mapping with name, "
+                "source and branches)");
+  }
+}
+
 TEST(Loader, MissingConfigFileAndFlowDirectory) {
   Fixture fx;
   const auto none = fx.load();

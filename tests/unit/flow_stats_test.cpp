@@ -67,3 +67,30 @@ TEST(FlowStats, SeveralKeysAtOnceAndAFullKeyTable) {
   EXPECT_EQ(s.key(FlowStats::Count::rejected, "one-too-many"), -1);
   s.add(-1);  // ignored, no crash
 }
+
+// The buckets are made on the first record: before it every window reports its span and nothing in it;
+// the first record (a latency first, a count after it) lands in every window.
+TEST(FlowStats, NothingRecordedYetThenTheFirstRecordsInEveryWindow) {
+  FlowStats s;
+  const auto delivered = s.key(FlowStats::Count::delivered, "orders/all/erp");
+  const auto lane = s.lane_key("orders/all/erp");
+  const int64_t t0 = 1'800'000'000'000;
+  const auto empty = s.report_at(FlowStats::Window::hour, t0);
+  EXPECT_TRUE(empty.counts.empty());
+  EXPECT_TRUE(empty.latency.empty());
+  EXPECT_EQ(empty.to_ms, t0);
+  EXPECT_EQ(empty.from_ms, (t0 / 60'000 - 59) * 60'000);  // 60 per-minute buckets
+  EXPECT_EQ(s.report_at(FlowStats::Window::day, t0).from_ms, (t0 / 900'000 - 95) * 900'000);
+
+  s.latency_at(lane, t0, 0.003);
+  s.add_at(delivered, t0 + 500, 2);
+  for (const auto w : {FlowStats::Window::minute, FlowStats::Window::hour, FlowStats::Window::day}) {
+    const auto r = s.report_at(w, t0 + 1'000);
+    ASSERT_EQ(r.counts.size(), 1U) << FlowStats::to_string(w);
+    EXPECT_EQ(r.counts[0].kind, FlowStats::Count::delivered);
+    EXPECT_EQ(r.counts[0].label, "orders/all/erp");
+    EXPECT_EQ(r.counts[0].value, 2U);
+    ASSERT_EQ(r.latency.size(), 1U) << FlowStats::to_string(w);
+    EXPECT_EQ(r.latency[0].attempts, 1U);
+  }
+}

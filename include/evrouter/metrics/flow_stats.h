@@ -88,12 +88,15 @@ class FlowStats {
   static double quantile_ms(const std::array<uint64_t, kLatencyBins>& bins, double q);
 
  private:
+  // The buckets are made on the first record (touch): a flow that never records anything (most of a
+  // thousand flows at startup) costs no bucket memory, and a start makes none.
   struct Ring {
     int64_t width_ms;
-    std::vector<int64_t> period;                // the period each bucket holds, -1 none
+    std::size_t size;                           // buckets in the window
+    std::vector<int64_t> period;                // the period each bucket holds, -1 none; empty: untouched
     std::vector<std::vector<uint64_t>> counts;  // [bucket][key]
     std::vector<std::vector<std::array<uint32_t, kLatencyBins>>> lat;  // [bucket][lane]
-    Ring(int64_t width, std::size_t size);
+    Ring(int64_t width, std::size_t buckets);
     std::size_t touch(int64_t now_ms);  // the bucket for now, cleared when it held an older period
   };
   const Ring& ring(Window w) const;
