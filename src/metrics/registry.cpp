@@ -8,7 +8,7 @@
 namespace evr::metrics {
 namespace {
 
-bool valid_name(const std::string& name) {
+bool valid_name(std::string_view name) {
   if (name.empty()) return false;
   for (std::size_t i = 0; i < name.size(); ++i) {
     const char c = name[i];
@@ -136,16 +136,41 @@ const std::vector<double>& size_buckets() {
   return b;
 }
 
-Registry::Family& Registry::family(const std::string& name, Type type, const std::string& help) {
-  if (!valid_name(name)) throw std::invalid_argument("invalid metric name: " + name);
-  auto [it, inserted] = families_.try_emplace(name, Family{type, help, {}, {}});
-  if (!inserted && it->second.type != type)
-    throw std::invalid_argument("metric " + name + " has another type");
-  return it->second;
+Registry::Family& Registry::family(std::string_view name, Type type, std::string_view help) {
+  if (auto it = families_.find(name); it != families_.end()) {
+    if (it->second.type != type)
+      throw std::invalid_argument("metric " + std::string(name) + " has another type");
+    return it->second;
+  }
+  if (!valid_name(name)) throw std::invalid_argument("invalid metric name: " + std::string(name));
+  return families_.try_emplace(std::string(name), Family{type, std::string(help), {}, {}}).first->second;
 }
 
+namespace {
+
+std::size_t hash_labels(const Labels& labels) {
+  std::size_t h = labels.size();
+  const auto mix = [&h](const std::string& s) {
+    h ^= std::hash<std::string>{}(s) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
+  };
+  for (const auto& [k, v] : labels) {
+    mix(k);
+    mix(v);
+  }
+  return h;
+}
+
+}  // namespace
+
+// The first series with these labels, or nullptr.
 Registry::Series* Registry::find(Family& f, const Labels& labels) {
-  if (auto it = f.index.find(labels); it != f.index.end()) return &f.series[it->second];
+  const auto [from, to] = f.index.equal_range(hash_labels(labels));
+  Series* first = nullptr;
+  for (auto it = from; it != to; ++it) {
+    Series& s = f.series[it->second];
+    if (s.labels == labels && (first == nullptr || &s < first)) first = &s;
+  }
+  if (first != nullptr) return first;
   for (const auto& [k, v] : labels) {
     if (!valid_name(k) || k.find(':') != std::string::npos)
       throw std::invalid_argument("invalid label name: " + k);
@@ -154,11 +179,11 @@ Registry::Series* Registry::find(Family& f, const Labels& labels) {
 }
 
 void Registry::add(Family& f, Series s) {
-  f.index.try_emplace(s.labels, f.series.size());
+  f.index.emplace(hash_labels(s.labels), f.series.size());
   f.series.push_back(std::move(s));
 }
 
-Counter& Registry::counter(const std::string& name, const std::string& help, const Labels& labels) {
+Counter& Registry::counter(std::string_view name, std::string_view help, const Labels& labels) {
   std::lock_guard lock(mu_);
   auto& f = family(name, Type::counter, help);
   if (auto* s = find(f, labels)) return *s->counter;
@@ -167,7 +192,7 @@ Counter& Registry::counter(const std::string& name, const std::string& help, con
   return c;
 }
 
-Gauge& Registry::gauge(const std::string& name, const std::string& help, const Labels& labels) {
+Gauge& Registry::gauge(std::string_view name, std::string_view help, const Labels& labels) {
   std::lock_guard lock(mu_);
   auto& f = family(name, Type::gauge, help);
   if (auto* s = find(f, labels); s != nullptr && s->gauge != nullptr) return *s->gauge;
@@ -176,7 +201,7 @@ Gauge& Registry::gauge(const std::string& name, const std::string& help, const L
   return g;
 }
 
-Histogram& Registry::histogram(const std::string& name, const std::string& help, const Labels& labels,
+Histogram& Registry::histogram(std::string_view name, std::string_view help, const Labels& labels,
                                const std::vector<double>& bounds) {
   std::lock_guard lock(mu_);
   auto& f = family(name, Type::histogram, help);
@@ -186,7 +211,7 @@ Histogram& Registry::histogram(const std::string& name, const std::string& help,
   return h;
 }
 
-void Registry::gauge_fn(const std::string& name, const std::string& help, const Labels& labels,
+void Registry::gauge_fn(std::string_view name, std::string_view help, const Labels& labels,
                         std::function<double()> read) {
   std::lock_guard lock(mu_);
   auto& f = family(name, Type::gauge, help);

@@ -107,3 +107,24 @@ TEST(Metrics, ManySeriesAreFoundAgainByLabelsAndRenderInCreationOrder) {
   ASSERT_NE(first, std::string::npos);
   EXPECT_LT(last, first);  // creation order, not label order
 }
+
+// Series are looked up by a hash of their labels: labels that differ only in how the text is split between
+// name and value, or in their order, are other series, each found again as itself.
+TEST(Metrics, SeriesWithLookAlikeLabelsStayApart) {
+  Registry r;
+  auto& ab = r.counter("parts_total", "Parts.", {{"a", "bc"}});
+  auto& abc = r.counter("parts_total", "Parts.", {{"ab", "c"}});
+  auto& xy = r.counter("parts_total", "Parts.", {{"x", "1"}, {"y", "2"}});
+  auto& yx = r.counter("parts_total", "Parts.", {{"y", "2"}, {"x", "1"}});
+  EXPECT_NE(&ab, &abc);
+  EXPECT_NE(&xy, &yx);
+  EXPECT_EQ(&r.counter("parts_total", "Parts.", {{"a", "bc"}}), &ab);
+  EXPECT_EQ(&r.counter("parts_total", "Parts.", {{"ab", "c"}}), &abc);
+  EXPECT_EQ(&r.counter("parts_total", "Parts.", {{"y", "2"}, {"x", "1"}}), &yx);
+  abc.inc(2);
+  const std::string text = r.render();
+  EXPECT_NE(text.find("parts_total{a=\"bc\"} 0\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("parts_total{ab=\"c\"} 2\n"), std::string::npos) << text;
+  EXPECT_THROW(r.gauge("parts_total", "Parts."), std::invalid_argument);  // another type
+  EXPECT_THROW(r.counter("bad name", "Bad."), std::invalid_argument);
+}
