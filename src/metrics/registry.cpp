@@ -183,35 +183,35 @@ void Registry::add(Family& f, Series s) {
   f.series.push_back(std::move(s));
 }
 
-Counter& Registry::counter(std::string_view name, std::string_view help, const Labels& labels) {
+Counter& Registry::counter(std::string_view name, std::string_view help, Labels labels) {
   std::lock_guard lock(mu_);
   auto& f = family(name, Type::counter, help);
   if (auto* s = find(f, labels)) return *s->counter;
   auto& c = counters_.emplace_back();
-  add(f, Series{labels, &c, nullptr, nullptr, nullptr});
+  add(f, Series{std::move(labels), &c, nullptr, nullptr, nullptr});
   return c;
 }
 
-Gauge& Registry::gauge(std::string_view name, std::string_view help, const Labels& labels) {
+Gauge& Registry::gauge(std::string_view name, std::string_view help, Labels labels) {
   std::lock_guard lock(mu_);
   auto& f = family(name, Type::gauge, help);
   if (auto* s = find(f, labels); s != nullptr && s->gauge != nullptr) return *s->gauge;
   auto& g = gauges_.emplace_back();
-  add(f, Series{labels, nullptr, &g, nullptr, nullptr});
+  add(f, Series{std::move(labels), nullptr, &g, nullptr, nullptr});
   return g;
 }
 
-Histogram& Registry::histogram(std::string_view name, std::string_view help, const Labels& labels,
+Histogram& Registry::histogram(std::string_view name, std::string_view help, Labels labels,
                                const std::vector<double>& bounds) {
   std::lock_guard lock(mu_);
   auto& f = family(name, Type::histogram, help);
   if (auto* s = find(f, labels)) return *s->histogram;
   auto& h = histograms_.emplace_back(bounds);
-  add(f, Series{labels, nullptr, nullptr, &h, nullptr});
+  add(f, Series{std::move(labels), nullptr, nullptr, &h, nullptr});
   return h;
 }
 
-void Registry::gauge_fn(std::string_view name, std::string_view help, const Labels& labels,
+void Registry::gauge_fn(std::string_view name, std::string_view help, Labels labels,
                         std::function<double()> read) {
   std::lock_guard lock(mu_);
   auto& f = family(name, Type::gauge, help);
@@ -220,7 +220,7 @@ void Registry::gauge_fn(std::string_view name, std::string_view help, const Labe
     s->gauge = nullptr;
     return;
   }
-  add(f, Series{labels, nullptr, nullptr, nullptr, std::move(read)});
+  add(f, Series{std::move(labels), nullptr, nullptr, nullptr, std::move(read)});
 }
 
 std::string Registry::render() const {

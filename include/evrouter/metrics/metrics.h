@@ -72,14 +72,13 @@ const std::vector<double>& size_buckets();
 
 class Registry {
  public:
-  Counter& counter(std::string_view name, std::string_view help, const Labels& labels = {});
-  Gauge& gauge(std::string_view name, std::string_view help, const Labels& labels = {});
-  Histogram& histogram(std::string_view name, std::string_view help, const Labels& labels = {},
+  Counter& counter(std::string_view name, std::string_view help, Labels labels = {});
+  Gauge& gauge(std::string_view name, std::string_view help, Labels labels = {});
+  Histogram& histogram(std::string_view name, std::string_view help, Labels labels = {},
                        const std::vector<double>& bounds = latency_buckets());
   // A gauge computed when rendered (queue depths, breaker states). `read` runs on the rendering thread and
   // must be thread-safe.
-  void gauge_fn(std::string_view name, std::string_view help, const Labels& labels,
-                std::function<double()> read);
+  void gauge_fn(std::string_view name, std::string_view help, Labels labels, std::function<double()> read);
 
   // Prometheus text format, families sorted by name, series in creation order.
   std::string render() const;
