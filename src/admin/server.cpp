@@ -17,6 +17,7 @@
 
 #include "evrouter/common/crypto.h"
 #include "evrouter/common/log.h"
+#include "evrouter/common/thread.h"
 
 namespace evr::admin {
 namespace {
@@ -250,7 +251,10 @@ class ServerImpl final : public Server {
     acceptor_.listen();
     port_ = acceptor_.local_endpoint().port();
     accept();
-    thread_ = std::thread([this] { ioc_.run(); });
+    thread_ = std::thread([this] {
+      name_this_thread("admin");
+      ioc_.run();
+    });
   }
 
   uint16_t port() const override { return port_; }

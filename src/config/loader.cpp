@@ -1202,7 +1202,7 @@ void parse_schemas(Reader& r, const Node* n, Schemas& s) {
   Map m(r, n, "schemas");
   if (!m.valid()) return;
   m.allow({"enabled", "redact", "redact_defaults", "max_fields", "max_schemas", "max_array_items",
-           "sample_rate", "queue", "flush_interval"});
+           "sample_rate", "max_rate", "queue", "flush_interval"});
   if (const Node* v = m.get("enabled"); given(v)) {
     if (auto b = get_bool(r, *v, m.path("enabled"))) s.enabled = *b;
   }
@@ -1233,6 +1233,9 @@ void parse_schemas(Reader& r, const Node* n, Schemas& s) {
   if (const Node* v = m.get("sample_rate"); given(v)) {
     if (auto d = get_number(r, *v, m.path("sample_rate"), 0, 1, "a number between 0 and 1"))
       s.sample_rate = *d;
+  }
+  if (const Node* v = m.get("max_rate"); given(v)) {
+    if (auto i = get_int(r, *v, m.path("max_rate"), 0, 1000000)) s.max_rate = static_cast<int>(*i);
   }
   if (const Node* v = m.get("queue"); given(v)) {
     if (auto i = get_int(r, *v, m.path("queue"), 1, 1000000)) s.queue = static_cast<int>(*i);

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "evrouter/common/log.h"
+#include "evrouter/common/thread.h"
 
 namespace evr::daemon {
 
@@ -146,7 +147,10 @@ Watcher::Watcher(std::chrono::milliseconds debounce, std::function<void()> on_ch
   if (impl_->inotify < 0 || impl_->wake < 0) {
     throw std::runtime_error(std::string("cannot watch configuration files: ") + std::strerror(errno));
   }
-  impl_->thread = std::thread([impl = impl_.get()] { impl->run(); });
+  impl_->thread = std::thread([impl = impl_.get()] {
+    name_this_thread("watch");
+    impl->run();
+  });
 }
 
 Watcher::~Watcher() {

@@ -16,6 +16,7 @@
 
 #include "connection/connection.h"
 #include "evrouter/common/log.h"
+#include "evrouter/common/thread.h"
 #include "evrouter/config/compare.h"
 #include "evrouter/event/event.h"
 #include "evrouter/flow/routes.h"
@@ -126,7 +127,10 @@ class DispatcherImpl final : public Dispatcher {
       }
     }
     schedule_tick();
-    thread_ = std::thread([this] { ioc_.run(); });
+    thread_ = std::thread([this] {
+      name_this_thread("dispatch");
+      ioc_.run();
+    });
     log::info("dispatcher started", {{"lanes", std::to_string(lanes_.size())},
                                      {"connections", std::to_string(connections_.size())}});
   }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "evrouter/common/log.h"
+#include "evrouter/common/thread.h"
 #include "listener/session.h"
 #include "listener/worker.h"
 
@@ -47,9 +48,13 @@ class ServerImpl final : public Server {
       workers_.push_back(std::move(w));
     }
     port_ = port;
-    for (auto& w : workers_) {
+    for (std::size_t i = 0; i < workers_.size(); ++i) {
+      auto& w = workers_[i];
       accept(*w);
-      w->thread = std::thread([w = w.get()] { w->ioc.run(); });
+      w->thread = std::thread([w = w.get(), i] {
+        name_this_thread("listen-" + std::to_string(i));
+        w->ioc.run();
+      });
     }
     started_ = true;
   }

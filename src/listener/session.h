@@ -40,6 +40,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
  private:
   using Response = boost::beast::http::response<boost::beast::http::string_body>;
+  // Read buffer kept by an idle connection: a typical webhook's header and the start of its body.
+  static constexpr std::size_t kReadBuffer = 4096;
 
   void read_header();
   void on_header(boost::beast::error_code ec);

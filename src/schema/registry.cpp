@@ -4,6 +4,7 @@
 #include <random>
 
 #include "evrouter/common/log.h"
+#include "evrouter/common/thread.h"
 
 namespace evr::schema {
 namespace {
@@ -21,6 +22,9 @@ std::vector<std::string> patterns_of(const config::Schemas& c) {
   p.insert(p.end(), c.redact.begin(), c.redact.end());
   return p;
 }
+
+// How long the registry thread lets events gather after a batch before it takes the next one.
+constexpr auto kGather = std::chrono::milliseconds(100);
 
 bool sampled(double rate) {
   if (rate >= 1.0) return true;
@@ -52,7 +56,10 @@ void Registry::start() {
     }
   }
   started_ = true;
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    name_this_thread("schemas");
+    run();
+  });
 }
 
 void Registry::stop() {
@@ -77,6 +84,7 @@ void Registry::offer(const event::EventPtr& event) {
       return;
     }
     queue_.push_back(event);
+    if (queue_.size() > 1) return;  // the registry thread is awake already: no wake-up per event
   }
   queue_cv_.notify_one();
 }
@@ -93,12 +101,16 @@ void Registry::run() {
   using clock = std::chrono::steady_clock;
   auto next_flush = clock::now() + config_.flush_interval;
   std::deque<event::EventPtr> batch;
+  bool worked = false;
   for (;;) {
     bool stopping = false;
     uint64_t serving = 0;  // the sync() calls whose events are in `batch` (or already inferred)
     bool asked = false;
     {
       std::unique_lock lk(queue_mu_);
+      // After a batch, let the next one gather for a while (unless asked to sync or stop): one wake-up per
+      // batch rather than one per accepted event under load.
+      if (worked) queue_cv_.wait_for(lk, kGather, [&] { return stopping_ || sync_asked_ != sync_done_; });
       queue_cv_.wait_until(lk, next_flush,
                            [&] { return stopping_ || sync_asked_ != sync_done_ || !queue_.empty(); });
       batch.swap(queue_);
@@ -106,6 +118,7 @@ void Registry::run() {
       serving = sync_asked_;
       asked = serving != sync_done_;
     }
+    worked = !batch.empty();
     for (const auto& e : batch) infer(*e);
     batch.clear();
     if (asked || stopping || clock::now() >= next_flush) {
@@ -124,7 +137,21 @@ void Registry::run() {
   }
 }
 
+bool Registry::within_rate(const event::Event& e) {
+  if (config_.max_rate <= 0) return true;
+  // Bounded like the schemas themselves (a flood of new types starts the windows over).
+  if (windows_.size() > static_cast<std::size_t>(config_.max_schemas)) windows_.clear();
+  Window& w = windows_[Key{e.source, e.type}];
+  const int64_t second = e.time_ms / 1000;
+  if (w.second != second) w = {second, 0};
+  return w.examined++ < config_.max_rate;
+}
+
 void Registry::infer(const event::Event& e) {
+  if (!within_rate(e)) {
+    sampled_out_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
   const auto payload = nlohmann::json::parse(e.payload, nullptr, false);
   if (payload.is_discarded()) {
     unparsable_.fetch_add(1, std::memory_order_relaxed);

@@ -30,6 +30,7 @@
 
 #include "evrouter/common/crypto.h"
 #include "evrouter/common/log.h"
+#include "evrouter/common/thread.h"
 #include "store/jetstream_codec.h"
 #include "store/jetstream_operations.h"
 #include "store/jetstream_watch.h"
@@ -63,7 +64,10 @@ class Worker {
   void start(std::function<void()> every, std::chrono::milliseconds period) {
     every_ = std::move(every);
     period_ = period;
-    thread_ = std::thread([this] { run(); });
+    thread_ = std::thread([this] {
+      name_this_thread("js-jobs");
+      run();
+    });
   }
   // False when stopped.
   bool post(std::function<void()> job) {

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "evrouter/common/log.h"
+#include "evrouter/common/thread.h"
 #include "store/jetstream_codec.h"
 
 namespace evr::store::jetstream {
@@ -26,7 +27,10 @@ void KvWatch::start(const std::vector<kvStore*>& buckets, std::function<void()> 
     }
     watchers_.push_back(w);
   }
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    name_this_thread("js-watch");
+    run();
+  });
 }
 
 void KvWatch::stop() {

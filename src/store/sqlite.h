@@ -22,7 +22,8 @@ class Error : public std::runtime_error {
 class Db {
  public:
   Db() = default;
-  explicit Db(const std::string& path);
+  // `vfs`: a registered VFS name (store/wal_vfs.h), or null for the default one.
+  explicit Db(const std::string& path, const char* vfs = nullptr);
   ~Db();
   Db(const Db&) = delete;
   Db& operator=(const Db&) = delete;

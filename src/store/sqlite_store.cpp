@@ -12,9 +12,11 @@
 
 #include "evrouter/common/crypto.h"
 #include "evrouter/common/log.h"
+#include "evrouter/common/thread.h"
 #include "evrouter/metrics/metrics.h"
 #include "store/operations.h"
 #include "store/sqlite.h"
+#include "store/wal_vfs.h"
 
 namespace evr::store {
 namespace {
@@ -158,7 +160,10 @@ class SqliteStore final : public Store {
     if (ec)
       throw std::runtime_error("cannot create state directory " + options_.state_dir + ": " + ec.message());
     path_ = (std::filesystem::path(options_.state_dir) / "evrouter.db").string();
-    writer_db_ = sqlite::Db(path_);
+    // fsync: every commit syncs the WAL, so the writer's frames can be gathered into one write per commit.
+    writer_db_ = sqlite::Db(path_, options_.durability == config::Store::Durability::fsync
+                                       ? sqlite::wal_gathering_vfs()
+                                       : nullptr);
     configure(writer_db_);
     writer_db_.exec(kSchema);
     migrate();
@@ -177,11 +182,24 @@ class SqliteStore final : public Store {
     prepare_writer();
     open_ = true;
     cstop_ = false;
-    checkpointer_ = std::thread([this] { checkpointer_loop(); });
-    writer_ = std::thread([this] { writer_loop(); });
-    reader_ = std::thread([this] { reader_loop(); });
+    checkpointer_ = std::thread([this] {
+      name_this_thread("store-ckpt");
+      checkpointer_loop();
+    });
+    writer_ = std::thread([this] {
+      name_this_thread("store-write");
+      writer_loop();
+    });
+    reader_ = std::thread([this] {
+      name_this_thread("store-read");
+      reader_loop();
+    });
     pstop_ = false;
-    if (options_.retention.count() > 0) pruner_ = std::thread([this] { pruner_loop(); });
+    if (options_.retention.count() > 0)
+      pruner_ = std::thread([this] {
+        name_this_thread("store-prune");
+        pruner_loop();
+      });
   }
 
   void close() override {

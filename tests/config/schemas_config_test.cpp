@@ -27,6 +27,7 @@ TEST(SchemasConfig, DefaultsToOnWithBoundedMemory) {
   EXPECT_EQ(s.max_schemas, 1000);
   EXPECT_EQ(s.max_array_items, 20);
   EXPECT_EQ(s.sample_rate, 1.0);
+  EXPECT_EQ(s.max_rate, 10);
   EXPECT_EQ(s.queue, 10000);
   EXPECT_EQ(s.flush_interval, std::chrono::seconds(5));
 }
@@ -36,7 +37,7 @@ TEST(SchemasConfig, ReadsEveryKey) {
   auto r = load_text(dir,
                      "schemas:\n  enabled: false\n  redact: [note, customer.tags]\n  redact_defaults: false\n"
                      "  max_fields: 100\n  max_schemas: 5\n  max_array_items: 3\n  sample_rate: 0.25\n"
-                     "  queue: 50\n  flush_interval: 30s\nflows: []\n");
+                     "  max_rate: 0\n  queue: 50\n  flush_interval: 30s\nflows: []\n");
   ASSERT_TRUE(r.ok());
   const auto& s = r.config->schemas;
   EXPECT_FALSE(s.enabled);
@@ -46,6 +47,7 @@ TEST(SchemasConfig, ReadsEveryKey) {
   EXPECT_EQ(s.max_schemas, 5);
   EXPECT_EQ(s.max_array_items, 3);
   EXPECT_EQ(s.sample_rate, 0.25);
+  EXPECT_EQ(s.max_rate, 0);
   EXPECT_EQ(s.queue, 50);
   EXPECT_EQ(s.flush_interval, std::chrono::seconds(30));
 }

@@ -113,3 +113,33 @@ TEST(SchemaRegistry, SchemaCap) {
   EXPECT_EQ(r.stats().over_limit, 1);
   EXPECT_EQ(r.get("s", "a")->events, 2);
 }
+
+TEST(SchemaRegistry, MaxRateExaminesAFewEventsPerSecondPerType) {
+  Fixture f;
+  config::Schemas cfg;
+  cfg.max_rate = 3;
+  schema::Registry r(cfg, *f.store);
+  r.start();
+  // Ten of one type in the same second: three examined. Another type has its own budget; the next
+  // second starts over.
+  for (int i = 0; i < 10; ++i) r.offer(make_event("s", "busy", "{}", 1700000000100 + i));
+  for (int i = 0; i < 2; ++i) r.offer(make_event("s", "rare", "{}", 1700000000500));
+  for (int i = 0; i < 5; ++i) r.offer(make_event("s", "busy", "{}", 1700000001200));
+  r.sync();
+  EXPECT_EQ(r.get("s", "busy")->events, 6);
+  EXPECT_EQ(r.get("s", "rare")->events, 2);
+  EXPECT_EQ(r.stats().observed, 8);
+  EXPECT_EQ(r.stats().sampled_out, 9);
+}
+
+TEST(SchemaRegistry, MaxRateZeroExaminesEveryEvent) {
+  Fixture f;
+  config::Schemas cfg;
+  cfg.max_rate = 0;
+  schema::Registry r(cfg, *f.store);
+  r.start();
+  for (int i = 0; i < 50; ++i) r.offer(make_event("s", "t", "{}"));
+  r.sync();
+  EXPECT_EQ(r.get("s", "t")->events, 50);
+  EXPECT_EQ(r.stats().sampled_out, 0);
+}

@@ -2,7 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <set>
+#include <string>
+#include <thread>
+#include <vector>
 
 #include "evrouter/source/shopify.h"
 
@@ -83,4 +87,24 @@ TEST(EventId, UlidsAreOrderedAndUnique) {
   EXPECT_LT(a, b);
   EXPECT_NE(event::new_event_id(1000), event::new_event_id(1000));
   EXPECT_EQ(event::format_time(0), "1970-01-01T00:00:00.000Z");
+}
+
+TEST(EventId, UniqueAcrossThreadsAndOrderedWithinOne) {
+  // Each thread counts up from its own random start: a thread's ids of one millisecond are increasing,
+  // and no two threads' ids collide.
+  constexpr int kPerThread = 20000;
+  std::vector<std::vector<std::string>> ids(4);
+  std::vector<std::thread> threads;
+  for (auto& mine : ids) {
+    threads.emplace_back([&mine] {
+      for (int i = 0; i < kPerThread; ++i) mine.push_back(event::new_event_id(1700000000000));
+    });
+  }
+  for (auto& t : threads) t.join();
+  std::set<std::string> all;
+  for (const auto& mine : ids) {
+    EXPECT_TRUE(std::is_sorted(mine.begin(), mine.end()));
+    all.insert(mine.begin(), mine.end());
+  }
+  EXPECT_EQ(all.size(), ids.size() * kPerThread);
 }

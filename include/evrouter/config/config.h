@@ -296,6 +296,7 @@ struct Schemas {
   int max_schemas = 1000;           // source/type pairs kept
   int max_array_items = 20;         // elements of each array examined
   double sample_rate = 1.0;         // share of accepted events examined (0..1)
+  int max_rate = 10;                // events examined per second per source and type; 0 = every one
   int queue = 10000;                // events waiting for inference; more are dropped (never slows ingest)
   Millis flush_interval = std::chrono::seconds(5);  // how often changed schemas are written to the store
 

@@ -2,8 +2,9 @@
 // Schema discovery: the registry infers a schema per source and event type from the events ingest
 // accepted. It never slows ingest: offer() only samples (schemas.sample_rate) and appends the event
 // pointer to a bounded queue (schemas.queue), dropping it when the queue is full; payloads are parsed and
-// inferred on the registry's own thread. Changed schemas are written to the store every
-// schemas.flush_interval and on stop, and loaded back at start.
+// inferred on the registry's own thread, at most schemas.max_rate events per second per source and type
+// (a busy source's schema is known after a few events; parsing every one would cost ingest CPU). Changed
+// schemas are written to the store every schemas.flush_interval and on stop, and loaded back at start.
 
 #include <atomic>
 #include <condition_variable>
@@ -38,7 +39,7 @@ struct Summary {
 
 struct Stats {
   int64_t observed = 0;     // events inferred
-  int64_t sampled_out = 0;  // skipped by sample_rate
+  int64_t sampled_out = 0;  // skipped by sample_rate or max_rate
   int64_t dropped = 0;      // the queue was full
   int64_t unparsable = 0;   // payload not JSON
   int64_t over_limit = 0;   // a new source/type beyond max_schemas
@@ -72,6 +73,7 @@ class Registry {
  private:
   using Key = std::pair<std::string, std::string>;
   void run();
+  bool within_rate(const event::Event& e);
   void infer(const event::Event& e);
   void flush();
 
@@ -91,6 +93,11 @@ class Registry {
   mutable std::mutex schemas_mu_;
   std::map<Key, Schema> schemas_;
   std::set<Key> dirty_;
+  struct Window {
+    int64_t second = -1;
+    int examined = 0;
+  };
+  std::map<Key, Window> windows_;  // per source and type: max_rate; registry thread only
 
   std::atomic<int64_t> observed_ = 0, sampled_out_ = 0, dropped_ = 0, unparsable_ = 0, over_limit_ = 0;
   std::thread thread_;

@@ -1,0 +1,287 @@
+#include "store/wal_vfs.h"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstring>
+#include <mutex>
+#include <new>
+#include <stdexcept>
+#include <vector>
+
+namespace evr::store::sqlite {
+
+namespace {
+
+constexpr const char* kName = "evrouter-wal-gather";
+// A commit larger than this is written in several pieces of this size.
+constexpr std::size_t kMaxGathered = 1 << 20;
+// Bytes handed to the base VFS per write: its unix write keeps only the low 17 bits of a length (it never
+// writes more than 128 KiB - 1 at once), and a length of 128 KiB exactly would be taken as 0 (a "full disk").
+constexpr std::size_t kWriteChunk = 96 * 1024;
+
+sqlite3_vfs* g_base = nullptr;  // the default VFS, set once in wal_gathering_vfs()
+sqlite3_vfs g_vfs;
+
+// What SQLite allocates for each file opened through this VFS: ours, then the base VFS's file, aligned.
+struct File {
+  sqlite3_file base;           // must be first: SQLite sees a sqlite3_file*
+  sqlite3_file* real;          // the base VFS's file, right after this struct
+  std::vector<char>* pending;  // gathered WAL bytes (WAL files only)
+  sqlite3_int64 pending_at;    // their offset in the file
+};
+
+constexpr std::size_t real_offset() {
+  return (sizeof(File) + alignof(std::max_align_t) - 1) / alignof(std::max_align_t) *
+         alignof(std::max_align_t);
+}
+
+File* self(sqlite3_file* f) {
+  return reinterpret_cast<File*>(f);
+}
+
+int flush(File* f) {
+  if (f->pending == nullptr || f->pending->empty()) return SQLITE_OK;
+  const std::vector<char>& p = *f->pending;
+  int rc = SQLITE_OK;
+  for (std::size_t done = 0; done < p.size() && rc == SQLITE_OK; done += kWriteChunk) {
+    const std::size_t n = std::min(kWriteChunk, p.size() - done);
+    rc = f->real->pMethods->xWrite(f->real, p.data() + done, static_cast<int>(n),
+                                   f->pending_at + static_cast<sqlite3_int64>(done));
+  }
+  f->pending->clear();
+  return rc;
+}
+
+int x_close(sqlite3_file* file) {
+  File* f = self(file);
+  const int flushed = flush(f);
+  const int rc = f->real->pMethods->xClose(f->real);
+  delete f->pending;
+  f->pending = nullptr;
+  return flushed != SQLITE_OK ? flushed : rc;
+}
+
+int x_read(sqlite3_file* file, void* out, int amount, sqlite3_int64 offset) {
+  File* f = self(file);
+  if (const int rc = flush(f); rc != SQLITE_OK) return rc;
+  return f->real->pMethods->xRead(f->real, out, amount, offset);
+}
+
+int x_write(sqlite3_file* file, const void* data, int amount, sqlite3_int64 offset) {
+  File* f = self(file);
+  if (f->pending == nullptr) return f->real->pMethods->xWrite(f->real, data, amount, offset);
+  std::vector<char>& p = *f->pending;
+  const bool follows = !p.empty() && offset == f->pending_at + static_cast<sqlite3_int64>(p.size());
+  if (!follows || p.size() + static_cast<std::size_t>(amount) > kMaxGathered) {
+    if (const int rc = flush(f); rc != SQLITE_OK) return rc;
+    f->pending_at = offset;
+  }
+  const auto* bytes = static_cast<const char*>(data);
+  p.insert(p.end(), bytes, bytes + amount);
+  return SQLITE_OK;
+}
+
+int x_truncate(sqlite3_file* file, sqlite3_int64 size) {
+  File* f = self(file);
+  if (const int rc = flush(f); rc != SQLITE_OK) return rc;
+  return f->real->pMethods->xTruncate(f->real, size);
+}
+
+int x_sync(sqlite3_file* file, int flags) {
+  File* f = self(file);
+  if (const int rc = flush(f); rc != SQLITE_OK) return rc;
+  return f->real->pMethods->xSync(f->real, flags);
+}
+
+int x_file_size(sqlite3_file* file, sqlite3_int64* size) {
+  File* f = self(file);
+  if (const int rc = flush(f); rc != SQLITE_OK) return rc;
+  return f->real->pMethods->xFileSize(f->real, size);
+}
+
+int x_lock(sqlite3_file* file, int level) {
+  File* f = self(file);
+  return f->real->pMethods->xLock(f->real, level);
+}
+
+int x_unlock(sqlite3_file* file, int level) {
+  File* f = self(file);
+  if (const int rc = flush(f); rc != SQLITE_OK) return rc;
+  return f->real->pMethods->xUnlock(f->real, level);
+}
+
+int x_check_reserved_lock(sqlite3_file* file, int* out) {
+  File* f = self(file);
+  return f->real->pMethods->xCheckReservedLock(f->real, out);
+}
+
+int x_file_control(sqlite3_file* file, int op, void* arg) {
+  File* f = self(file);
+  if (const int rc = flush(f); rc != SQLITE_OK) return rc;
+  return f->real->pMethods->xFileControl(f->real, op, arg);
+}
+
+int x_sector_size(sqlite3_file* file) {
+  File* f = self(file);
+  return f->real->pMethods->xSectorSize(f->real);
+}
+
+int x_device_characteristics(sqlite3_file* file) {
+  File* f = self(file);
+  return f->real->pMethods->xDeviceCharacteristics(f->real);
+}
+
+int x_shm_map(sqlite3_file* file, int region, int size, int extend, void volatile** out) {
+  File* f = self(file);
+  return f->real->pMethods->xShmMap(f->real, region, size, extend, out);
+}
+
+int x_shm_lock(sqlite3_file* file, int offset, int n, int flags) {
+  File* f = self(file);
+  return f->real->pMethods->xShmLock(f->real, offset, n, flags);
+}
+
+void x_shm_barrier(sqlite3_file* file) {
+  File* f = self(file);
+  f->real->pMethods->xShmBarrier(f->real);
+}
+
+int x_shm_unmap(sqlite3_file* file, int remove) {
+  File* f = self(file);
+  return f->real->pMethods->xShmUnmap(f->real, remove);
+}
+
+int x_fetch(sqlite3_file* file, sqlite3_int64 offset, int amount, void** out) {
+  File* f = self(file);
+  if (const int rc = flush(f); rc != SQLITE_OK) return rc;
+  return f->real->pMethods->xFetch(f->real, offset, amount, out);
+}
+
+int x_unfetch(sqlite3_file* file, sqlite3_int64 offset, void* p) {
+  File* f = self(file);
+  return f->real->pMethods->xUnfetch(f->real, offset, p);
+}
+
+// Version 3 methods; the calls a base file of an older version lacks are never made (iVersion below).
+const sqlite3_io_methods kMethods = {
+    3,
+    x_close,
+    x_read,
+    x_write,
+    x_truncate,
+    x_sync,
+    x_file_size,
+    x_lock,
+    x_unlock,
+    x_check_reserved_lock,
+    x_file_control,
+    x_sector_size,
+    x_device_characteristics,
+    x_shm_map,
+    x_shm_lock,
+    x_shm_barrier,
+    x_shm_unmap,
+    x_fetch,
+    x_unfetch,
+};
+sqlite3_io_methods g_methods[4];  // kMethods with iVersion 1..3, to match the base file's version
+
+int x_open(sqlite3_vfs*, sqlite3_filename name, sqlite3_file* file, int flags, int* out_flags) {
+  File* f = self(file);
+  f->base.pMethods = nullptr;
+  f->real = reinterpret_cast<sqlite3_file*>(reinterpret_cast<char*>(file) + real_offset());
+  f->pending = nullptr;
+  f->pending_at = 0;
+  const int rc = g_base->xOpen(g_base, name, f->real, flags, out_flags);
+  if (f->real->pMethods == nullptr) return rc;  // nothing to close
+  if ((flags & SQLITE_OPEN_WAL) != 0) {
+    f->pending = new (std::nothrow) std::vector<char>();
+    if (f->pending == nullptr) {
+      f->real->pMethods->xClose(f->real);
+      return SQLITE_NOMEM;
+    }
+  }
+  const int version = f->real->pMethods->iVersion;
+  f->base.pMethods = &g_methods[version >= 1 && version <= 3 ? version : 1];
+  return rc;
+}
+
+// Everything but xOpen: the base VFS's own calls, on the base VFS.
+int x_delete(sqlite3_vfs*, const char* name, int sync_dir) {
+  return g_base->xDelete(g_base, name, sync_dir);
+}
+int x_access(sqlite3_vfs*, const char* name, int flags, int* out) {
+  return g_base->xAccess(g_base, name, flags, out);
+}
+int x_full_pathname(sqlite3_vfs*, const char* name, int n, char* out) {
+  return g_base->xFullPathname(g_base, name, n, out);
+}
+void* x_dl_open(sqlite3_vfs*, const char* name) {
+  return g_base->xDlOpen(g_base, name);
+}
+void x_dl_error(sqlite3_vfs*, int n, char* out) {
+  g_base->xDlError(g_base, n, out);
+}
+void (*x_dl_sym(sqlite3_vfs*, void* handle, const char* symbol))(void) {
+  return g_base->xDlSym(g_base, handle, symbol);
+}
+void x_dl_close(sqlite3_vfs*, void* handle) {
+  g_base->xDlClose(g_base, handle);
+}
+int x_randomness(sqlite3_vfs*, int n, char* out) {
+  return g_base->xRandomness(g_base, n, out);
+}
+int x_sleep(sqlite3_vfs*, int micros) {
+  return g_base->xSleep(g_base, micros);
+}
+int x_current_time(sqlite3_vfs*, double* out) {
+  return g_base->xCurrentTime(g_base, out);
+}
+int x_get_last_error(sqlite3_vfs*, int n, char* out) {
+  return g_base->xGetLastError ? g_base->xGetLastError(g_base, n, out) : 0;
+}
+int x_current_time_int64(sqlite3_vfs*, sqlite3_int64* out) {
+  return g_base->xCurrentTimeInt64(g_base, out);
+}
+
+void register_vfs() {
+  g_base = sqlite3_vfs_find(nullptr);
+  if (g_base == nullptr || g_base->iVersion < 2) throw std::runtime_error("SQLite has no usable default VFS");
+  for (int v = 1; v <= 3; ++v) {
+    g_methods[v] = kMethods;
+    g_methods[v].iVersion = v;
+  }
+  g_vfs = sqlite3_vfs{};
+  g_vfs.iVersion = 2;
+  g_vfs.szOsFile = static_cast<int>(real_offset()) + g_base->szOsFile;
+  g_vfs.mxPathname = g_base->mxPathname;
+  g_vfs.zName = kName;
+  g_vfs.xOpen = x_open;
+  g_vfs.xDelete = x_delete;
+  g_vfs.xAccess = x_access;
+  g_vfs.xFullPathname = x_full_pathname;
+  g_vfs.xDlOpen = x_dl_open;
+  g_vfs.xDlError = x_dl_error;
+  g_vfs.xDlSym = x_dl_sym;
+  g_vfs.xDlClose = x_dl_close;
+  g_vfs.xRandomness = x_randomness;
+  g_vfs.xSleep = x_sleep;
+  g_vfs.xCurrentTime = x_current_time;
+  g_vfs.xGetLastError = x_get_last_error;
+  g_vfs.xCurrentTimeInt64 = x_current_time_int64;
+  if (const int rc = sqlite3_vfs_register(&g_vfs, 0); rc != SQLITE_OK) {
+    throw std::runtime_error(std::string("cannot register SQLite VFS: ") + sqlite3_errstr(rc));
+  }
+}
+
+}  // namespace
+
+const char* wal_gathering_vfs() {
+  static std::once_flag once;
+  std::call_once(once, register_vfs);
+  return kName;
+}
+
+}  // namespace evr::store::sqlite
