@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "pipeline_fixture.h"
+#include "support/slowdown.h"
 
 namespace evr::test {
 namespace {
@@ -167,7 +168,8 @@ TEST_F(OrderingTest, OrderHoldsAcrossARestart) {
   std::atomic<int> n{0};
   sink_.set_handler([&](const Recorded& r) {
     Reply reply;
-    reply.delay = 15ms;
+    // Slow enough that the posts below end long before the deliveries do (sanitizer builds post slower).
+    reply.delay = scaled(15ms);
     record(t, r, reply, ++n % 6 != 0);
     return reply;
   });

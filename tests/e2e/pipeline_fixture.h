@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -129,7 +130,7 @@ class PipelineTest : public ::testing::Test {
   Sink sink_;
   std::unique_ptr<daemon::Daemon> daemon_;
   std::string order_;
-  int webhook_seq_ = 0;
+  std::atomic<int> webhook_seq_{0};   // post() is called from several threads by some tests
   std::unique_ptr<NatsServer> nats_;  // set: the daemon's store is JetStream on this server
 };
 

@@ -5,6 +5,8 @@
 
 #include <thread>
 
+#include "support/slowdown.h"
+
 namespace evr::test {
 namespace {
 
@@ -53,7 +55,7 @@ TEST(Sink, DelayedRepliesOverlap) {
   for (auto& t : threads) t.join();
   const auto elapsed = std::chrono::steady_clock::now() - start;
   for (auto& r : results) EXPECT_EQ(r.status, 200) << r.error;
-  EXPECT_LT(elapsed, 1100ms);  // answered concurrently, not one after another
+  EXPECT_LT(elapsed, scaled(1100ms));  // answered concurrently, not one after another
   EXPECT_EQ(sink.max_in_flight(), 4);
   EXPECT_EQ(sink.count(), 4u);
   sink.clear();
