@@ -29,7 +29,7 @@ namespace bhttp = beast::http;
 using tcp = net::ip::tcp;
 using json = nlohmann::json;
 
-void usage() {
+void tail_usage() {
   std::fputs(
       "usage: evrouter tail [--flow FLOW]... [--pattern JSON|@FILE] [--kinds event,delivery]\n"
       "                     [--output text|json] [--admin-url URL] [--token TOKEN]\n"
@@ -100,11 +100,11 @@ int tail(const Args& args) {
     } else if (a == "--token") {
       if (!value(token)) return 2;
     } else if (a == "--help" || a == "-h") {
-      usage();
+      tail_usage();
       return 0;
     } else {
       std::fprintf(stderr, "evrouter tail: unknown argument '%s'\n", a.c_str());
-      usage();
+      tail_usage();
       return 2;
     }
   }

@@ -10,7 +10,7 @@
 namespace evr::cli {
 namespace {
 
-void usage() {
+void test_connection_usage() {
   std::fputs(
       "usage: evrouter test-connection NAME [--config FILE] [--probe PATH] [--method METHOD]\n"
       "                                [--output text|json]\n"
@@ -73,11 +73,11 @@ int test_connection(const Args& args) {
         return 2;
       }
     } else if (a == "--help" || a == "-h") {
-      usage();
+      test_connection_usage();
       return 0;
     } else if (a.size() > 1 && a[0] == '-') {
       std::fprintf(stderr, "evrouter test-connection: unknown option '%s'\n", a.c_str());
-      usage();
+      test_connection_usage();
       return 2;
     } else if (name.empty()) {
       name = a;
@@ -87,7 +87,7 @@ int test_connection(const Args& args) {
     }
   }
   if (name.empty()) {
-    usage();
+    test_connection_usage();
     return 2;
   }
 

@@ -14,7 +14,7 @@
 namespace evr::cli {
 namespace {
 
-void usage() {
+void test_pattern_usage() {
   std::fputs(
       "usage: evrouter test-pattern PATTERN EVENT\n"
       "  PATTERN and EVENT are files (JSON or YAML), or - for standard input (at most one).\n"
@@ -69,13 +69,13 @@ bool load(const std::string& what, const std::string& name, nlohmann::json& out)
 
 int test_pattern(const Args& args) {
   if (args.size() == 1 && (args[0] == "--help" || args[0] == "-h")) {
-    usage();
+    test_pattern_usage();
     return 0;
   }
   if (args.size() != 2) {
     std::fprintf(stderr, "evrouter test-pattern: expected 2 arguments (PATTERN EVENT), got %zu\n",
                  args.size());
-    usage();
+    test_pattern_usage();
     return 2;
   }
   if (args[0] == "-" && args[1] == "-") {

@@ -20,7 +20,7 @@ using json = nlohmann::json;
 // Event types have at most this many '/'-separated segments in the path form.
 constexpr int kMaxTypeSegments = 6;
 
-json time_or_null(int64_t ms) {
+json seen_time_or_null(int64_t ms) {
   return ms == 0 ? json(nullptr) : json(event::format_time(ms));
 }
 
@@ -70,8 +70,8 @@ Response one(Daemon& daemon, const Request& q, const std::string& source, const 
   return Response::json(200, json{{"source", s->source},
                                   {"type", s->type},
                                   {"events", s->events},
-                                  {"first_seen", time_or_null(s->first_seen_ms)},
-                                  {"last_seen", time_or_null(s->last_seen_ms)},
+                                  {"first_seen", seen_time_or_null(s->first_seen_ms)},
+                                  {"last_seen", seen_time_or_null(s->last_seen_ms)},
                                   {"truncated", s->truncated},
                                   {"fields", std::move(fields)}}
                                  .dump(-1, ' ', false, json::error_handler_t::replace));
@@ -90,8 +90,8 @@ void add_schema_routes(admin::Router& r, Daemon& daemon) {
                        {"events", s.events},
                        {"fields", s.fields},
                        {"truncated", s.truncated},
-                       {"first_seen", time_or_null(s.first_seen_ms)},
-                       {"last_seen", time_or_null(s.last_seen_ms)}});
+                       {"first_seen", seen_time_or_null(s.first_seen_ms)},
+                       {"last_seen", seen_time_or_null(s.last_seen_ms)}});
     }
     const auto st = registry->stats();
     return Response::json(200, json{{"schemas", std::move(items)},

@@ -50,7 +50,7 @@ constexpr int64_t kIdlePollMs = 1000;
 // How long a fetch waits for messages when none is there at once.
 constexpr int64_t kFetchWaitMs = 20;
 // Commits queued on the writer thread beyond this fail at once (bounded memory).
-constexpr std::size_t kMaxQueuedCommits = 20'000;
+constexpr std::size_t kMaxQueuedStreamCommits = 20'000;
 
 using jetstream::envelope_json;
 using jetstream::event_from;
@@ -428,7 +428,7 @@ class JetStreamStore final : public Store {
     if (s != NATS_OK) throw std::runtime_error("store: " + what + ": " + status_text(s, code));
   }
 
-  bool admit() const { return open_ && queued_.load() < kMaxQueuedCommits; }
+  bool admit() const { return open_ && queued_.load() < kMaxQueuedStreamCommits; }
 
   bool connected() const { return nc_ && natsConnection_Status(nc_) == NATS_CONN_STATUS_CONNECTED; }
 

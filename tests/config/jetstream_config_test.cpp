@@ -8,9 +8,9 @@
 namespace evr::config {
 namespace {
 
-struct Files {
+struct JetStreamFiles {
   test::TempDir dir;
-  Files() { ::setenv("EVR_TEST_SECRET", "s3cret", 1); }
+  JetStreamFiles() { ::setenv("EVR_TEST_SECRET", "s3cret", 1); }
   LoadResult load(const std::string& store) {
     test::write_file(dir / "evrouter.yaml",
                      "store:\n" + store +
@@ -24,16 +24,16 @@ struct Files {
   }
 };
 
-std::string all(const LoadResult& r) {
+std::string jetstream_diagnostics(const LoadResult& r) {
   std::string out;
   for (const auto& d : r.diagnostics) out += d.str() + "\n";
   return out;
 }
 
 TEST(JetStreamConfig, DefaultsAndValues) {
-  Files f;
+  JetStreamFiles f;
   auto r = f.load("  type: jetstream\n");
-  ASSERT_TRUE(r.ok()) << all(r);
+  ASSERT_TRUE(r.ok()) << jetstream_diagnostics(r);
   EXPECT_EQ(r.config->store.type, "jetstream");
   EXPECT_EQ(r.config->store.servers, std::vector<std::string>{"nats://127.0.0.1:4222"});
   EXPECT_EQ(r.config->store.stream, "evrouter");
@@ -44,7 +44,7 @@ TEST(JetStreamConfig, DefaultsAndValues) {
   r = f.load(
       "  type: jetstream\n  servers: [nats://10.0.0.1:4222, tls://10.0.0.2:4222]\n  stream: events_prod\n"
       "  replicas: 3\n  timeout: 2s\n  ack_wait: 4s\n");
-  ASSERT_TRUE(r.ok()) << all(r);
+  ASSERT_TRUE(r.ok()) << jetstream_diagnostics(r);
   EXPECT_EQ(r.config->store.servers,
             (std::vector<std::string>{"nats://10.0.0.1:4222", "tls://10.0.0.2:4222"}));
   EXPECT_EQ(r.config->store.stream, "events_prod");
@@ -54,11 +54,11 @@ TEST(JetStreamConfig, DefaultsAndValues) {
 }
 
 TEST(JetStreamConfig, BadValuesHaveTheirPosition) {
-  Files f;
+  JetStreamFiles f;
   const auto r =
       f.load("  type: jetstrem\n  servers: [nats://ok:4222, http://x:4222]\n  stream: a.b\n  replicas: 7\n");
   EXPECT_FALSE(r.ok());
-  const std::string text = all(r);
+  const std::string text = jetstream_diagnostics(r);
   EXPECT_NE(
       text.find("evrouter.yaml:2:9: error: store.type: expected one of sqlite, jetstream, found 'jetstrem'"),
       std::string::npos)
@@ -74,10 +74,10 @@ TEST(JetStreamConfig, BadValuesHaveTheirPosition) {
 }
 
 TEST(JetStreamConfig, AckWaitBelowOneSecondIsRefused) {
-  Files f;
+  JetStreamFiles f;
   const auto r = f.load("  type: jetstream\n  ack_wait: 200ms\n");
   EXPECT_FALSE(r.ok());
-  const std::string text = all(r);
+  const std::string text = jetstream_diagnostics(r);
   EXPECT_NE(text.find("evrouter.yaml:3:13: error: store.ack_wait: expected a duration of at least 1s"),
             std::string::npos)
       << text;

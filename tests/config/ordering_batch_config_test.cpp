@@ -12,9 +12,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Files {
+struct OrderingBatchFiles {
   test::TempDir dir;
-  Files() { ::setenv("EVR_TEST_SECRET", "s3cret", 1); }
+  OrderingBatchFiles() { ::setenv("EVR_TEST_SECRET", "s3cret", 1); }
   LoadResult load(const std::string& destination) {
     test::write_file(dir / "evrouter.yaml",
                      "connections:\n  crm:\n    base_uri: http://127.0.0.1:9000/api\nflows: [" +
@@ -27,7 +27,7 @@ struct Files {
   }
 };
 
-std::string all(const LoadResult& r) {
+std::string ordering_batch_diagnostics(const LoadResult& r) {
   std::string out;
   for (const auto& d : r.diagnostics) out += d.str() + "\n";
   return out;
@@ -38,19 +38,19 @@ const Destination& destination(const LoadResult& r) {
 }
 
 TEST(OrderingBatchConfig, DefaultsAreUnorderedAndUnbatched) {
-  Files f;
+  OrderingBatchFiles f;
   const auto r = f.load("");
-  ASSERT_TRUE(r.ok()) << all(r);
+  ASSERT_TRUE(r.ok()) << ordering_batch_diagnostics(r);
   EXPECT_EQ(destination(r).ordering_key, "");
   EXPECT_FALSE(destination(r).batch);
 }
 
 TEST(OrderingBatchConfig, ValuesAreRead) {
-  Files f;
+  OrderingBatchFiles f;
   const auto r = f.load(
       "        ordering_key: $.detail.customer.id\n"
       "        batch: {max_events: 50, max_bytes: 64KiB, max_wait: 1s}\n");
-  ASSERT_TRUE(r.ok()) << all(r);
+  ASSERT_TRUE(r.ok()) << ordering_batch_diagnostics(r);
   EXPECT_EQ(destination(r).ordering_key, "$.detail.customer.id");
   ASSERT_TRUE(destination(r).batch);
   EXPECT_EQ(destination(r).batch->max_events, 50);
@@ -58,7 +58,7 @@ TEST(OrderingBatchConfig, ValuesAreRead) {
   EXPECT_EQ(destination(r).batch->max_wait, std::chrono::seconds(1));
 
   const auto d = f.load("        batch: {}\n");
-  ASSERT_TRUE(d.ok()) << all(d);
+  ASSERT_TRUE(d.ok()) << ordering_batch_diagnostics(d);
   ASSERT_TRUE(destination(d).batch);
   EXPECT_EQ(*destination(d).batch, Batch{});
   EXPECT_EQ(destination(d).batch->max_events, 100);
@@ -67,23 +67,25 @@ TEST(OrderingBatchConfig, ValuesAreRead) {
 }
 
 TEST(OrderingBatchConfig, ProblemsArePinpointed) {
-  Files f;
+  OrderingBatchFiles f;
   auto r = f.load("        ordering_key: $.detail.lines[*].id\n");
   EXPECT_FALSE(r.ok());
-  EXPECT_NE(all(r).find("orders.yaml:6:23: error: branches[0].destinations[0].ordering_key: expected a path "
-                        "that selects one value, found a wildcard in '$.detail.lines[*].id'"),
+  EXPECT_NE(ordering_batch_diagnostics(r).find(
+                "orders.yaml:6:23: error: branches[0].destinations[0].ordering_key: expected a path "
+                "that selects one value, found a wildcard in '$.detail.lines[*].id'"),
             std::string::npos)
-      << all(r);
+      << ordering_batch_diagnostics(r);
 
   r = f.load("        ordering_key: detail.id\n");
   EXPECT_FALSE(r.ok());
-  EXPECT_NE(all(r).find("orders.yaml:6:23: error: branches[0].destinations[0].ordering_key: invalid path"),
+  EXPECT_NE(ordering_batch_diagnostics(r).find(
+                "orders.yaml:6:23: error: branches[0].destinations[0].ordering_key: invalid path"),
             std::string::npos)
-      << all(r);
+      << ordering_batch_diagnostics(r);
 
   r = f.load("        batch: {max_events: 1000, max_bytes: 0, max_wait: 5, max_event: 1}\n");
   EXPECT_FALSE(r.ok());
-  const std::string text = all(r);
+  const std::string text = ordering_batch_diagnostics(r);
   EXPECT_NE(text.find("batch.max_events: expected an integer between 1 and 256, found 1000"),
             std::string::npos)
       << text;
@@ -98,11 +100,11 @@ TEST(OrderingBatchConfig, ProblemsArePinpointed) {
       "        input_paths: {id: $.detail.id}\n"
       "        batch: {max_events: 10}\n");
   EXPECT_FALSE(r.ok());
-  EXPECT_NE(
-      all(r).find("orders.yaml:8:16: error: branches[0].destinations[0].batch: a batched destination sends "
-                  "many events in one request: its path cannot use {variables} (found '/orders/{id}')"),
-      std::string::npos)
-      << all(r);
+  EXPECT_NE(ordering_batch_diagnostics(r).find(
+                "orders.yaml:8:16: error: branches[0].destinations[0].batch: a batched destination sends "
+                "many events in one request: its path cannot use {variables} (found '/orders/{id}')"),
+            std::string::npos)
+      << ordering_batch_diagnostics(r);
 }
 
 }  // namespace

@@ -14,9 +14,9 @@ namespace fs = std::filesystem;
 using test::TempDir;
 using test::write_file;
 
-struct Files {
+struct OutboundFiles {
   TempDir dir;
-  Files() {
+  OutboundFiles() {
     ::setenv("EVR_OUT_SECRET", "shpss_x", 1);
     ::setenv("EVR_OUT_WHSEC", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", 1);
     ::setenv("EVR_OUT_NOT_WHSEC", "not base64 !", 1);
@@ -36,11 +36,11 @@ std::string messages(const LoadResult& r) {
   return out;
 }
 
-bool has(const LoadResult& r, const std::string& text) {
+bool mentions(const LoadResult& r, const std::string& text) {
   return messages(r).find(text) != std::string::npos;
 }
 
-const char* kFlow = R"(name: f
+const char* kOutboundFlow = R"(name: f
 source: {secret: {env: EVR_OUT_SECRET}}
 branches:
   - destinations:
@@ -54,7 +54,7 @@ branches:
 )";
 
 TEST(OutboundConfig, SigningCloudEventsAndOAuth2Load) {
-  Files fx;
+  OutboundFiles fx;
   const auto r = fx.load(R"(connections:
   c:
     base_uri: http://127.0.0.1:9000
@@ -68,7 +68,7 @@ TEST(OutboundConfig, SigningCloudEventsAndOAuth2Load) {
       audience: https://api
       client_auth: form
 )",
-                         kFlow);
+                         kOutboundFlow);
   ASSERT_TRUE(r.ok()) << messages(r);
   const auto& c = r.config->connections.at("c");
   EXPECT_EQ(c.signing.type, Signing::Type::standard_webhooks);
@@ -92,7 +92,7 @@ TEST(OutboundConfig, SigningCloudEventsAndOAuth2Load) {
 }
 
 TEST(OutboundConfig, ErrorsArePrecise) {
-  Files fx;
+  OutboundFiles fx;
   const auto r = fx.load(R"(connections:
   c:
     base_uri: http://127.0.0.1:9000
@@ -108,39 +108,43 @@ branches:
         signing: {type: hmac}
 )");
   EXPECT_FALSE(r.ok());
-  EXPECT_TRUE(has(r,
-                  "evrouter.yaml:4:48: error: connections.c.signing.secret: env EVR_OUT_NOT_WHSEC is not a "
-                  "Standard Webhooks secret (whsec_ followed by base64)"))
-      << messages(r);
-  EXPECT_TRUE(has(r,
-                  "evrouter.yaml:5:37: error: connections.c.auth.token_url: expected an http:// or https:// "
-                  "URI without query"))
-      << messages(r);
-  EXPECT_TRUE(has(r, "error: connections.c.auth.client_id: required key 'client_id' is missing"))
-      << messages(r);
-  EXPECT_TRUE(has(r, "connections.c.auth.client_secret: environment variable EVR_OUT_UNSET_X is not set"))
-      << messages(r);
-  EXPECT_TRUE(has(r, "connections.c.auth.client_auth: expected one of basic, form, found 'post'"))
+  EXPECT_TRUE(
+      mentions(r,
+               "evrouter.yaml:4:48: error: connections.c.signing.secret: env EVR_OUT_NOT_WHSEC is not a "
+               "Standard Webhooks secret (whsec_ followed by base64)"))
       << messages(r);
   EXPECT_TRUE(
-      has(r,
-          "f.yaml:6:22: error: branches[0].destinations[0].cloudevents: expected one of none, binary, "
-          "structured, found 'binaryy' (did you mean 'binary'?)"))
+      mentions(r,
+               "evrouter.yaml:5:37: error: connections.c.auth.token_url: expected an http:// or https:// "
+               "URI without query"))
       << messages(r);
-  EXPECT_TRUE(has(r, "branches[0].destinations[0].signing.type: expected one of standard-webhooks, none"))
+  EXPECT_TRUE(mentions(r, "error: connections.c.auth.client_id: required key 'client_id' is missing"))
+      << messages(r);
+  EXPECT_TRUE(
+      mentions(r, "connections.c.auth.client_secret: environment variable EVR_OUT_UNSET_X is not set"))
+      << messages(r);
+  EXPECT_TRUE(mentions(r, "connections.c.auth.client_auth: expected one of basic, form, found 'post'"))
+      << messages(r);
+  EXPECT_TRUE(
+      mentions(r,
+               "f.yaml:6:22: error: branches[0].destinations[0].cloudevents: expected one of none, binary, "
+               "structured, found 'binaryy' (did you mean 'binary'?)"))
+      << messages(r);
+  EXPECT_TRUE(
+      mentions(r, "branches[0].destinations[0].signing.type: expected one of standard-webhooks, none"))
       << messages(r);
 }
 
 TEST(OutboundConfig, SigningNeedsASecret) {
-  Files fx;
+  OutboundFiles fx;
   const auto r = fx.load(R"(connections:
   c:
     base_uri: http://127.0.0.1:9000
     signing: {type: standard-webhooks}
 )",
-                         kFlow);
+                         kOutboundFlow);
   EXPECT_FALSE(r.ok());
-  EXPECT_TRUE(has(r, "connections.c.signing.secret: required key 'secret' is missing")) << messages(r);
+  EXPECT_TRUE(mentions(r, "connections.c.signing.secret: required key 'secret' is missing")) << messages(r);
 }
 
 }  // namespace

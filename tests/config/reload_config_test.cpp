@@ -12,7 +12,7 @@ using test::write_file;
 
 LoadResult load_text(const TempDir& dir, const std::string& yaml) {
   write_file(dir / "evrouter.yaml", yaml);
-  return load(dir / "evrouter.yaml");
+  return config::load(dir / "evrouter.yaml");
 }
 
 TEST(ReloadConfig, DefaultsToNoWatchAndHalfASecond) {

@@ -21,7 +21,7 @@ LoadResult load(const test::TempDir& dir, const std::string& store) {
   return config::load(dir / "evrouter.yaml", {});
 }
 
-std::string all(const LoadResult& r) {
+std::string retention_diagnostics(const LoadResult& r) {
   std::string out;
   for (const auto& d : r.diagnostics) out += d.str() + "\n";
   return out;
@@ -30,17 +30,17 @@ std::string all(const LoadResult& r) {
 TEST(RetentionConfig, DefaultValuesAndErrors) {
   test::TempDir dir;
   auto r = load(dir, "  type: sqlite\n");
-  ASSERT_TRUE(r.ok()) << all(r);
+  ASSERT_TRUE(r.ok()) << retention_diagnostics(r);
   EXPECT_EQ(r.config->store.retention, std::chrono::hours(24 * 7));
   r = load(dir, "  retention: 36h\n");
-  ASSERT_TRUE(r.ok()) << all(r);
+  ASSERT_TRUE(r.ok()) << retention_diagnostics(r);
   EXPECT_EQ(r.config->store.retention, std::chrono::hours(36));
   r = load(dir, "  retention: 0s\n");
-  ASSERT_TRUE(r.ok()) << all(r);
+  ASSERT_TRUE(r.ok()) << retention_diagnostics(r);
   EXPECT_EQ(r.config->store.retention.count(), 0);
   r = load(dir, "  type: sqlite\n  retention: 7\n");
   EXPECT_FALSE(r.ok());
-  const std::string text = all(r);
+  const std::string text = retention_diagnostics(r);
   EXPECT_NE(text.find("evrouter.yaml:3:14: error: store.retention: expected a duration with a unit"),
             std::string::npos)
       << text;

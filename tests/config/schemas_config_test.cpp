@@ -10,14 +10,14 @@ namespace {
 using test::TempDir;
 using test::write_file;
 
-LoadResult load_text(const TempDir& dir, const std::string& yaml) {
+LoadResult load_schemas_yaml(const TempDir& dir, const std::string& yaml) {
   write_file(dir / "evrouter.yaml", yaml);
-  return load(dir / "evrouter.yaml");
+  return config::load(dir / "evrouter.yaml");
 }
 
 TEST(SchemasConfig, DefaultsToOnWithBoundedMemory) {
   TempDir dir;
-  auto r = load_text(dir, "flows: []\n");
+  auto r = load_schemas_yaml(dir, "flows: []\n");
   ASSERT_TRUE(r.ok());
   const auto& s = r.config->schemas;
   EXPECT_TRUE(s.enabled);
@@ -34,10 +34,11 @@ TEST(SchemasConfig, DefaultsToOnWithBoundedMemory) {
 
 TEST(SchemasConfig, ReadsEveryKey) {
   TempDir dir;
-  auto r = load_text(dir,
-                     "schemas:\n  enabled: false\n  redact: [note, customer.tags]\n  redact_defaults: false\n"
-                     "  max_fields: 100\n  max_schemas: 5\n  max_array_items: 3\n  sample_rate: 0.25\n"
-                     "  max_rate: 0\n  queue: 50\n  flush_interval: 30s\nflows: []\n");
+  auto r = load_schemas_yaml(
+      dir,
+      "schemas:\n  enabled: false\n  redact: [note, customer.tags]\n  redact_defaults: false\n"
+      "  max_fields: 100\n  max_schemas: 5\n  max_array_items: 3\n  sample_rate: 0.25\n"
+      "  max_rate: 0\n  queue: 50\n  flush_interval: 30s\nflows: []\n");
   ASSERT_TRUE(r.ok());
   const auto& s = r.config->schemas;
   EXPECT_FALSE(s.enabled);
@@ -55,7 +56,7 @@ TEST(SchemasConfig, ReadsEveryKey) {
 TEST(SchemasConfig, ReportsBadValuesWithTheirPosition) {
   TempDir dir;
   const std::string file = (dir / "evrouter.yaml").string();
-  auto r = load_text(
+  auto r = load_schemas_yaml(
       dir, "schemas:\n  sample_rate: 2\n  max_fields: 0\n  redact: {a: 1}\n  maxfields: 3\nflows: []\n");
   ASSERT_FALSE(r.ok());
   std::vector<std::string> lines;

@@ -11,7 +11,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-constexpr const char* kSecret = "listeners-test-secret";
+constexpr const char* kListenersSecret = "listeners-test-secret";
 
 struct ListenerRig {
   TempDir dir;
@@ -35,7 +35,9 @@ struct ListenerRig {
                    "      - connection: sink\n");
   }
 
-  std::vector<std::string> env() const { return {std::string("EVR_LISTENERS_TEST_SECRET=") + kSecret}; }
+  std::vector<std::string> env() const {
+    return {std::string("EVR_LISTENERS_TEST_SECRET=") + kListenersSecret};
+  }
 
   // Runs `evrouter listeners` and returns its output.
   std::string listeners() const {
@@ -63,7 +65,7 @@ TEST(Listeners, GeneratedIdIsUnguessableAndStableAcrossRuns) {
   const std::string body = R"({"id":1})";
   auto r = http_request(rig.port, "POST", "/hooks/" + id,
                         {{"X-Shopify-Topic", "orders/create"},
-                         {"X-Shopify-Hmac-Sha256", shopify_hmac(kSecret, body)},
+                         {"X-Shopify-Hmac-Sha256", shopify_hmac(kListenersSecret, body)},
                          {"X-Shopify-Webhook-Id", "wh-1"}},
                         body);
   EXPECT_EQ(r.status, 200) << r.body;

@@ -28,7 +28,7 @@ bool has(const std::string& haystack, const std::string& needle) {
 
 // Polls `f` until it is true or `timeout` passes.
 template <typename F>
-bool eventually(F f, std::chrono::milliseconds timeout = 20s) {
+bool eventually_within(F f, std::chrono::milliseconds timeout = 20s) {
   const auto deadline = Clock::now() + timeout;
   while (Clock::now() < deadline) {
     if (f()) return true;
@@ -189,7 +189,7 @@ void expect_all_acked_and_delivered(const ReloadRig& rig, const Traffic& traffic
   const auto sent = traffic.sent();
   ASSERT_FALSE(sent.empty());
   for (const auto& s : sent) ASSERT_EQ(s.status, 200) << "webhook " << s.id << ": " << s.error;
-  EXPECT_TRUE(eventually([&] {
+  EXPECT_TRUE(eventually_within([&] {
     const auto got = rig.delivered();
     return std::all_of(sent.begin(), sent.end(), [&](const auto& s) { return got.count(s.id) != 0; });
   })) << log.substr(log.size() > 4000 ? log.size() - 4000 : 0);
@@ -207,9 +207,9 @@ TEST(Reload, SighupWithAGoodFlowFileWhileTrafficFlows) {
   ASSERT_TRUE(rig.sink.wait_for(20, 20s)) << log_of(d);
   rig.write_flow("/orders-v2");
   d.kill(SIGHUP);
-  ASSERT_TRUE(eventually([&] { return has(log_of(d), "configuration reloaded"); })) << log_of(d);
+  ASSERT_TRUE(eventually_within([&] { return has(log_of(d), "configuration reloaded"); })) << log_of(d);
   const auto applied = Clock::now();
-  ASSERT_TRUE(eventually([&] { return traffic.acked_after(applied) >= 20; })) << log_of(d);
+  ASSERT_TRUE(eventually_within([&] { return traffic.acked_after(applied) >= 20; })) << log_of(d);
   traffic.stop();
 
   const std::string log = log_of(d);
@@ -251,14 +251,14 @@ TEST(Reload, SighupWithABrokenFlowFileKeepsTheRunningConfiguration) {
              "      - connection: nowhere\n"
              "        path: /elsewhere\n");
   d.kill(SIGHUP);
-  ASSERT_TRUE(eventually([&] { return has(log_of(d), "configuration reload refused"); })) << log_of(d);
+  ASSERT_TRUE(eventually_within([&] { return has(log_of(d), "configuration reload refused"); })) << log_of(d);
   const auto refused = Clock::now();
-  ASSERT_TRUE(eventually([&] { return traffic.acked_after(refused) >= 20; })) << log_of(d);
+  ASSERT_TRUE(eventually_within([&] { return traffic.acked_after(refused) >= 20; })) << log_of(d);
 
   // Fixed again: the next SIGHUP applies it (with no change to report).
   rig.write_flow("/orders");
   d.kill(SIGHUP);
-  ASSERT_TRUE(eventually([&] { return has(log_of(d), "configuration reloaded"); })) << log_of(d);
+  ASSERT_TRUE(eventually_within([&] { return has(log_of(d), "configuration reloaded"); })) << log_of(d);
   traffic.stop();
 
   const std::string log = log_of(d);
@@ -317,7 +317,7 @@ TEST_F(PipelineTest, RemovedLaneDeliversWhatIsPendingForIt) {
   for (int i = 0; i < 5; ++i) ASSERT_EQ(post(order("10.00", 200 + i)).status, 200);
   down = false;
 
-  EXPECT_TRUE(eventually([&] { return daemon_->store().counts().pending == 0; }));
+  EXPECT_TRUE(eventually_within([&] { return daemon_->store().counts().pending == 0; }));
   std::map<int64_t, std::set<std::string>> delivered;
   for (const auto& r : sink_.requests()) delivered[body_id(r.body)].insert(r.target);
   // Acknowledged before the reload: delivered by the removed lane, with its last settings.
@@ -350,7 +350,7 @@ TEST_F(PipelineTest, ChangedDestinationSendsTheBacklogWithTheNewSettings) {
   EXPECT_TRUE(result.changes.lanes_removed.empty());
   sink_.clear();
   down = false;
-  ASSERT_TRUE(eventually([&] { return daemon_->store().counts().pending == 0; }));
+  ASSERT_TRUE(eventually_within([&] { return daemon_->store().counts().pending == 0; }));
   EXPECT_EQ(targets_of(sink_), std::set<std::string>{"/api/orders-v2"});
 }
 
@@ -487,7 +487,7 @@ TEST_F(PipelineTest, FileWatchReloadsAChangedFlowFile) {
   write_file(dir_ / "flows" / "orders.yaml.tmp", flow("/after"));
   std::filesystem::rename(dir_ / "flows" / "orders.yaml.tmp", dir_ / "flows" / "orders.yaml");
   int64_t id = 2;
-  EXPECT_TRUE(eventually([&] {
+  EXPECT_TRUE(eventually_within([&] {
     sink_.clear();
     if (post(order("10.00", id++)).status != 200 || !sink_.wait_for(1, 5s)) return false;
     return sink_.requests()[0].target == "/api/after";

@@ -20,7 +20,7 @@ using json = nlohmann::json;
 namespace {
 
 template <typename F>
-bool eventually(F f, std::chrono::milliseconds timeout = 20s) {
+bool poll_until(F f, std::chrono::milliseconds timeout = 20s) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
     if (f()) return true;
@@ -93,7 +93,7 @@ TEST_F(Replay, WindowGoesThroughTheCurrentDefinitionMarkedAsReplays) {
   ASSERT_EQ(post(order("50.00", 2)).status, 200);   // standard
   ASSERT_EQ(post(order("200.00", 3)).status, 200);  // priority
   ASSERT_TRUE(sink_.wait_for(3, 10s));
-  ASSERT_TRUE(eventually([&] { return daemon_->store().counts().pending == 0; }));
+  ASSERT_TRUE(poll_until([&] { return daemon_->store().counts().pending == 0; }));
   const std::string to = event::format_time(event::now_ms() + 1);
   for (const auto& r : sink_.requests()) EXPECT_EQ(r.header("x-evrouter-replay"), "");
 
@@ -148,7 +148,7 @@ TEST_F(Replay, WindowGoesThroughTheCurrentDefinitionMarkedAsReplays) {
   EXPECT_EQ(sink_.count(), 6U);
 
   std::vector<tail::RecordPtr> records;
-  ASSERT_TRUE(eventually([&] {
+  ASSERT_TRUE(poll_until([&] {
     watcher->take(records);
     return std::count_if(records.begin(), records.end(), [](const tail::RecordPtr& r) {
              return r->kind == tail::Record::Kind::delivery && r->replay && r->outcome == "delivered";
@@ -163,7 +163,7 @@ TEST_F(Replay, WindowGoesThroughTheCurrentDefinitionMarkedAsReplays) {
   // The event shows its first delivery and the replay's.
   const std::string event_id = replayed[0].header("x-evrouter-event-id");
   json evj;
-  ASSERT_TRUE(eventually([&] {
+  ASSERT_TRUE(poll_until([&] {
     auto ev = admin("GET", "/v1/events/" + event_id);
     evj = json::parse(ev.body, nullptr, false);
     return ev.status == 200 && evj["deliveries"].size() == 2 && evj["deliveries"][1]["state"] == "delivered";

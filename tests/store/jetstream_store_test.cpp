@@ -11,6 +11,10 @@
 #include "support/harness.h"
 #include "support/nats_server.h"
 
+// Helpers and tests of this file in a namespace of their own: the other store tests define helpers
+// of the same names, and a unity batch compiles them in one translation unit.
+namespace jetstream_store_test {
+
 using namespace evr;
 using Status = store::CommitResult::Status;
 
@@ -622,3 +626,5 @@ TEST_F(JetStreamStoreTest, TwoInstancesSeeTheSameEventsDeadLettersAndFlowState) 
   EXPECT_GT(changes.load(), before);
   EXPECT_EQ(b->listener_id("orders", std::nullopt), rotated);
 }
+
+}  // namespace jetstream_store_test

@@ -12,6 +12,10 @@
 #include "evrouter/store/sqlite_store.h"
 #include "support/harness.h"
 
+// Helpers and tests of this file in a namespace of their own: the other store tests define helpers
+// of the same names, and a unity batch compiles them in one translation unit.
+namespace operations_store_test {
+
 using namespace evr;
 
 namespace {
@@ -171,3 +175,5 @@ TEST(StoreOperations, OpensADatabaseFromBeforeTheReplayColumns) {
   EXPECT_EQ(s->replay(id).count, 1);
   EXPECT_EQ(fetch(*s, "f/b/a").deliveries.size(), 1U);
 }
+
+}  // namespace operations_store_test

@@ -8,6 +8,10 @@
 #include "evrouter/store/sqlite_store.h"
 #include "support/harness.h"
 
+// Helpers and tests of this file in a namespace of their own: the other store tests define helpers
+// of the same names, and a unity batch compiles them in one translation unit.
+namespace ordering_store_test {
+
 using namespace evr;
 
 namespace {
@@ -161,3 +165,5 @@ TEST(OrderingStore, AnOldStateDirectoryGainsTheOrderingColumns) {
   EXPECT_EQ(ids(fetch(*s, event::now_ms() + 1000)), std::vector<int64_t>{a1.id});
   s->close();
 }
+
+}  // namespace ordering_store_test

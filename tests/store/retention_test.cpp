@@ -8,6 +8,10 @@
 #include "evrouter/store/sqlite_store.h"
 #include "support/harness.h"
 
+// Helpers and tests of this file in a namespace of their own: the other store tests define helpers
+// of the same names, and a unity batch compiles them in one translation unit.
+namespace retention_store_test {
+
 using namespace evr;
 
 namespace {
@@ -180,3 +184,5 @@ TEST(WindowReplay, ArchivedPagesInReceiveOrderAndReplayDeliveriesAreMarked) {
   EXPECT_EQ(ages.at("f/b/a"), t0);  // made when received
   EXPECT_GT(ages.at("f/b/new"), t0);
 }
+
+}  // namespace retention_store_test

@@ -9,6 +9,10 @@
 
 #include "support/harness.h"
 
+// Helpers and tests of this file in a namespace of their own: the other store tests define helpers
+// of the same names, and a unity batch compiles them in one translation unit.
+namespace sqlite_store_test {
+
 using namespace evr;
 using Status = store::CommitResult::Status;
 
@@ -276,3 +280,5 @@ TEST(SqliteStore, CheckpointerCopiesTheWalIntoTheDatabase) {
   EXPECT_EQ(s->counts().events, kBatches * kPerBatch);
   EXPECT_EQ(commit(*s, make_event("w0-0"), {"f/a/x"}).status, Status::duplicate);
 }
+
+}  // namespace sqlite_store_test
