@@ -11,6 +11,7 @@
 
 #include "evrouter/store/sqlite_store.h"
 #include "support/harness.h"
+#include "support/stored_event.h"
 
 // Helpers and tests of this file in a namespace of their own: the other store tests define helpers
 // of the same names, and a unity batch compiles them in one translation unit.
@@ -27,17 +28,7 @@ config::Store options(const test::TempDir& dir) {
 }
 
 event::EventPtr make_event(const std::string& webhook_id) {
-  auto e = std::make_shared<event::Event>();
-  e->time_ms = event::now_ms();
-  e->id = event::new_event_id(e->time_ms);
-  e->flow = "f";
-  e->listener_id = "L1";
-  e->source = "shopify";
-  e->type = "orders/create";
-  e->dedup_key = webhook_id;
-  e->webhook_id = webhook_id;
-  e->payload = R"({"id":1})";
-  return e;
+  return test::stored_event(webhook_id);
 }
 
 int64_t commit(store::Store& s, const std::string& webhook_id, const std::string& lane) {

@@ -7,6 +7,7 @@
 
 #include "evrouter/store/sqlite_store.h"
 #include "support/harness.h"
+#include "support/stored_event.h"
 
 // Helpers and tests of this file in a namespace of their own: the other store tests define helpers
 // of the same names, and a unity batch compiles them in one translation unit.
@@ -24,18 +25,7 @@ config::Store options(const test::TempDir& dir) {
 }
 
 event::EventPtr make_event(int n) {
-  auto e = std::make_shared<event::Event>();
-  e->time_ms = event::now_ms();
-  e->id = event::new_event_id(e->time_ms);
-  e->flow = "f";
-  e->listener_id = "L1";
-  e->source = "shopify";
-  e->type = "orders/create";
-  e->dedup_key = "wh-" + std::to_string(n);
-  e->webhook_id = e->dedup_key;
-  e->correlation_id = e->id;
-  e->payload = R"({"n":)" + std::to_string(n) + "}";
-  return e;
+  return test::stored_event("wh-" + std::to_string(n), R"({"n":)" + std::to_string(n) + "}");
 }
 
 store::Delivery commit(store::Store& s, int n, std::optional<std::string> key) {

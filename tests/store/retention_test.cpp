@@ -7,6 +7,7 @@
 
 #include "evrouter/store/sqlite_store.h"
 #include "support/harness.h"
+#include "support/stored_event.h"
 
 // Helpers and tests of this file in a namespace of their own: the other store tests define helpers
 // of the same names, and a unity batch compiles them in one translation unit.
@@ -27,16 +28,12 @@ config::Store options(const test::TempDir& dir) {
 }
 
 event::EventPtr make_event(const std::string& webhook_id, int64_t time_ms, const std::string& flow = "f") {
-  auto e = std::make_shared<event::Event>();
+  auto e = test::stored_event(webhook_id, R"({"id":")" + webhook_id + R"("})");
   e->time_ms = time_ms;
   e->id = event::new_event_id(time_ms);
+  e->correlation_id = e->id;
   e->flow = flow;
   e->listener_id = "L-" + flow;
-  e->source = "shopify";
-  e->type = "orders/create";
-  e->dedup_key = webhook_id;
-  e->webhook_id = webhook_id;
-  e->payload = R"({"id":")" + webhook_id + R"("})";
   return e;
 }
 

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "support/harness.h"
+#include "support/stored_event.h"
 
 // Helpers and tests of this file in a namespace of their own: the other store tests define helpers
 // of the same names, and a unity batch compiles them in one translation unit.
@@ -25,19 +26,7 @@ config::Store options(const test::TempDir& dir) {
 }
 
 event::EventPtr make_event(const std::string& dedup, const std::string& payload = R"({"id":1})") {
-  auto e = std::make_shared<event::Event>();
-  e->time_ms = event::now_ms();
-  e->id = event::new_event_id(e->time_ms);
-  e->flow = "f";
-  e->listener_id = "L1";
-  e->source = "shopify";
-  e->type = "orders/create";
-  e->dedup_key = dedup;
-  e->webhook_id = dedup;
-  e->correlation_id = e->id;
-  e->headers = {{"X-Shopify-Topic", "orders/create"}};
-  e->payload = payload;
-  return e;
+  return test::stored_event(dedup, payload);
 }
 
 store::CommitResult commit(store::Store& s, event::EventPtr e, std::vector<std::string> lanes) {

@@ -13,6 +13,7 @@
 #include "evrouter/store/sqlite_store.h"
 #include "store/sqlite.h"
 #include "support/harness.h"
+#include "support/stored_event.h"
 
 using namespace evr;
 
@@ -99,15 +100,7 @@ TEST(WalGatheringVfs, AStoreInFsyncModeKeepsEveryEventOfLargeGroupCommits) {
     for (int round = 0; round < 3; ++round) {
       std::vector<store::Ingest> batch;
       for (int i = 0; i < 300; ++i) {
-        auto e = std::make_shared<event::Event>();
-        e->time_ms = event::now_ms();
-        e->id = event::new_event_id(e->time_ms);
-        e->flow = "f";
-        e->listener_id = "L1";
-        e->source = "shopify";
-        e->type = "orders/create";
-        e->dedup_key = "r" + std::to_string(round) + "-" + std::to_string(i);
-        e->payload = order;
+        auto e = test::stored_event("r" + std::to_string(round) + "-" + std::to_string(i), order);
         batch.push_back({std::move(e), {"f/a/x"}});
       }
       std::promise<std::vector<store::CommitResult>> p;
