@@ -167,6 +167,10 @@ class JetStreamStore final : public Store {
     jo.Wait = timeout_ms();
     check(natsConnection_JetStream(&js_, nc_, &jo), "JetStream context");
 
+    // The streams and buckets, each retried while JetStream is not answering yet: replicas started with
+    // (or just after) their NATS cluster find its meta leader still being elected, and a replicated
+    // stream's creation can time out while its own leader is chosen. Other errors stop the start.
+    setup_deadline_ = std::chrono::steady_clock::now() + setup_patience();
     const std::string events_subject = prefix_ + ".events.>";
     const std::string deliveries_subject = prefix_ + ".deliveries.>";
     const std::string dead_subject = prefix_ + ".dead.>";
@@ -447,15 +451,34 @@ class JetStreamStore final : public Store {
     if (duplicates_ns > 0) cfg.Duplicates = duplicates_ns;
     cfg.AllowDirect = true;  // the operations read with direct gets (jetstream_operations.cpp)
     if (max_per_subject > 0) cfg.MaxMsgsPerSubject = max_per_subject;
-    jsStreamInfo* si = nullptr;
-    jsErrCode code{};
-    natsStatus s = js_AddStream(&si, js_, &cfg, nullptr, &code);
-    if (s != NATS_OK && code == JSStreamNameExistErr) {
-      code = {};
-      s = js_UpdateStream(&si, js_, &cfg, nullptr, &code);
+    for (;;) {
+      jsStreamInfo* si = nullptr;
+      jsErrCode code{};
+      natsStatus s = js_AddStream(&si, js_, &cfg, nullptr, &code);
+      if (s != NATS_OK && code == JSStreamNameExistErr) {
+        code = {};
+        s = js_UpdateStream(&si, js_, &cfg, nullptr, &code);
+      }
+      jsStreamInfo_Destroy(si);
+      if (retry_setup(s, code, "stream " + name)) continue;
+      check(s, "stream " + name, code);
+      return;
     }
-    check(s, "stream " + name, code);
-    jsStreamInfo_Destroy(si);
+  }
+
+  // Waiting for JetStream at start: at least 30 s, or 6 request timeouts.
+  std::chrono::milliseconds setup_patience() const {
+    return std::max(std::chrono::milliseconds(30000), std::chrono::milliseconds(6 * timeout_ms()));
+  }
+
+  // True (after a pause) when a setup request failed because JetStream is not ready yet and there is
+  // time left to ask again.
+  bool retry_setup(natsStatus s, jsErrCode code, const std::string& what) {
+    const bool not_ready = s == NATS_TIMEOUT || s == NATS_NO_RESPONDERS || code == JSClusterNotAvailErr;
+    if (s == NATS_OK || !not_ready || std::chrono::steady_clock::now() >= setup_deadline_) return false;
+    log::warn("JetStream not ready; retrying", {{"request", what}, {"error", status_text(s, code)}});
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    return true;
   }
 
   kvStore* ensure_kv(const std::string& bucket) {
@@ -466,7 +489,10 @@ class JetStreamStore final : public Store {
     cfg.Replicas = options_.replicas;
     cfg.StorageType = js_FileStorage;
     kvStore* kv = nullptr;
-    check(js_CreateKeyValue(&kv, js_, &cfg), "KV bucket " + bucket);
+    natsStatus s = NATS_OK;
+    while (retry_setup(s = js_CreateKeyValue(&kv, js_, &cfg), {}, "KV bucket " + bucket)) {
+    }
+    check(s, "KV bucket " + bucket);
     return kv;
   }
 
@@ -854,7 +880,8 @@ class JetStreamStore final : public Store {
   std::unique_ptr<jetstream::Operations> ops_;
   jetstream::KvWatch watch_;
   std::string instances_stream_;
-  std::string instance_subject_;  // this instance's heartbeat subject
+  std::string instance_subject_;                          // this instance's heartbeat subject
+  std::chrono::steady_clock::time_point setup_deadline_;  // open(): how long JetStream may take to answer
   natsConnection* nc_ = nullptr;
   jsCtx* js_ = nullptr;
   kvStore* listeners_kv_ = nullptr;
