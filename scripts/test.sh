@@ -8,7 +8,8 @@
 #               loader) for FUZZ_SECONDS (15) each, two at a time, as built by the asan stage
 #               (scripts/fuzz.sh all); without the asan stage, the four directly compiled ones (scripts/fuzz.sh)
 #   5. tsan     ThreadSanitizer: the concurrency-heavy test executables (scripts/sanitize.sh tsan)
-# Any failure, sanitizer report or fuzz finding fails the run. Stage times are printed at the end.
+# Any failure, sanitizer report or fuzz finding fails the run; the stages after a failed one still run
+# (except after a failed build), so one run reports every problem. Stage times are printed at the end.
 # CI's budget is 30 minutes: a stage that would not finish within BUDGET_MINUTES (default 28; 0 = no limit)
 # by its expected duration is skipped, and the skip is printed. Expected durations scale with this machine's
 # `build` stage (CPU cost of each build relative to it, measured: docs/testing.md).
@@ -23,6 +24,7 @@ STAGES=${STAGES:-build test asan fuzz tsan}
 [[ "${FUZZ_SECONDS:-15}" == "0" ]] && STAGES=${STAGES//fuzz/}
 BUDGET_MINUTES=${BUDGET_MINUTES:-28}
 times=()
+failed=()
 # Expected seconds of each stage; refined from the build stage's own time once it has run.
 # Unity builds (docs/testing.md): about 950 CPU s for build, so 8-9 minutes on 2 idle cores.
 # Measured on a clean clone (docs/testing.md, "Stage times"): build 379 s, then asan 446 s of build + 135 s of
@@ -43,13 +45,31 @@ stage() {
     times+=("$(printf '%-6s SKIPPED (time budget)' "$name")")
     return 0
   fi
-  echo "=== $name"
-  local start=$SECONDS
-  "$@"
+  echo "=== $name ($(date -u +%H:%M:%S) UTC)"
+  local start=$SECONDS status=0
+  "$@" || status=$?
   local took=$((SECONDS - start))
+  if ((status != 0)); then
+    times+=("$(printf '%-6s %4d s  FAILED (exit %d)' "$name" "$took" "$status")")
+    failed+=("$name")
+    # Without a build there is nothing to test; a later stage still runs after a failed test stage, so
+    # that one run reports every problem.
+    [[ $name == build ]] && finish
+    return 0
+  fi
   [[ $name == build ]] && rescale "$took"
   [[ $name == asan ]] && expected[fuzz]=80 && fuzz_targets=all
   times+=("$(printf '%-6s %4d s' "$name" "$took")")
+}
+
+finish() {
+  echo "=== stage times"
+  printf '%s\n' "${times[@]}"
+  if ((${#failed[@]} > 0)); then
+    echo "=== FAILED: ${failed[*]}"
+    exit 1
+  fi
+  exit 0
 }
 
 build() {
@@ -71,5 +91,4 @@ stage test suite
 stage asan scripts/sanitize.sh asan
 stage fuzz env FUZZ_SECONDS="${FUZZ_SECONDS:-15}" scripts/fuzz.sh $fuzz_targets
 stage tsan scripts/sanitize.sh tsan
-echo "=== stage times"
-printf '%s\n' "${times[@]}"
+finish
