@@ -6,10 +6,11 @@
 #   scripts/bootstrap.sh --runtime  only what the built binary needs at run time
 set -euo pipefail
 
-runtime=(libssl3 libsqlite3-0 libspdlog1.10 libyaml-cpp0.7 libfmt9 ca-certificates curl)
+# runtime: a package for every library the daemon links (tests/config/docker_test.cpp checks it).
+runtime=(libssl3 libsqlite3-0 libspdlog1.10 libyaml-cpp0.7 libfmt9 libnats3.4 libjemalloc2 ca-certificates curl)
 build=(build-essential cmake ninja-build pkg-config git ccache
   libboost-dev libboost-system-dev libssl-dev libsqlite3-dev
-  nlohmann-json3-dev libspdlog-dev libfmt-dev libyaml-cpp-dev
+  nlohmann-json3-dev libspdlog-dev libfmt-dev libyaml-cpp-dev libjemalloc-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libnats-dev nats-server
   python3 curl wrk nginx-light

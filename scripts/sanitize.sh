@@ -29,7 +29,7 @@ case "$mode" in
     # fuzzer-no-link: coverage for the library-linked fuzz targets built here (tests/fuzz/CMakeLists.txt).
     flags="$common -fsanitize=address,undefined -fno-sanitize-recover=all -fsanitize=fuzzer-no-link"
     cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_CXX_COMPILER="$CXX" -DCMAKE_BUILD_TYPE=None \
-      -DEVROUTER_BENCH=OFF -DEVROUTER_FUZZ=ON -DEVROUTER_WERROR=ON -DCMAKE_CXX_FLAGS="$flags" \
+      -DEVROUTER_BENCH=OFF -DEVROUTER_JEMALLOC=OFF -DEVROUTER_FUZZ=ON -DEVROUTER_WERROR=ON -DCMAKE_CXX_FLAGS="$flags" \
       -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined ${linker[*]}" >/dev/null
     # shellcheck disable=SC2086
     cmake --build "$BUILD_DIR" -j"$jobs" ${ASAN_TARGETS:+--target $ASAN_TARGETS}
@@ -48,7 +48,7 @@ case "$mode" in
     # the stores, fault injection.
     targets=(${TSAN_TESTS:-test_e2e test_connection test_store test_faults})
     cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_CXX_COMPILER="$CXX" -DCMAKE_BUILD_TYPE=None \
-      -DEVROUTER_BENCH=OFF -DEVROUTER_WERROR=ON -DCMAKE_CXX_FLAGS="$common -fsanitize=thread" \
+      -DEVROUTER_BENCH=OFF -DEVROUTER_JEMALLOC=OFF -DEVROUTER_WERROR=ON -DCMAKE_CXX_FLAGS="$common -fsanitize=thread" \
       -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=thread ${linker[*]}" >/dev/null
     cmake --build "$BUILD_DIR" -j"$jobs" --target evrouter "${targets[@]}"
     [[ "${TSAN_BUILD_ONLY:-0}" == "1" ]] && exit 0

@@ -3,8 +3,11 @@
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
 
+#include <cstdio>
 #include <filesystem>
+#include <map>
 #include <regex>
+#include <set>
 #include <sstream>
 
 #include "support/harness.h"
@@ -34,7 +37,62 @@ std::vector<std::string> instructions(const std::string& text) {
   return out;
 }
 
+// Standard output of a shell command ("" when it cannot run).
+std::string output_of(const std::string& command) {
+  std::string out;
+  if (FILE* p = ::popen(command.c_str(), "r")) {
+    char buf[4096];
+    for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+    ::pclose(p);
+  }
+  return out;
+}
+
 }  // namespace
+
+// The image's runtime stage installs scripts/bootstrap.sh's runtime list and nothing else: every shared
+// library the daemon needs (its ELF NEEDED entries) must come from a package on that list, or from one
+// that a debian:12-slim image already has. Checked against the binary built here, through dpkg.
+TEST(Docker, RuntimePackagesProvideEveryLibraryTheDaemonLinks) {
+  if (output_of("command -v dpkg readelf ldd").empty()) GTEST_SKIP() << "dpkg, readelf or ldd missing";
+  const std::string bootstrap = read_file(kRoot / "scripts" / "bootstrap.sh");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(bootstrap, m, std::regex(R"(runtime=\(([^)]*)\))")));
+  std::set<std::string> runtime{"libc6", "libstdc++6", "libgcc-s1"};  // in debian:12-slim
+  std::istringstream words(m[1].str());
+  for (std::string w; words >> w;) runtime.insert(w);
+
+  std::map<std::string, std::string> resolved;  // soname -> path, as the loader finds it here
+  std::istringstream ldd(output_of(std::string("ldd '") + EVROUTER_BINARY + "'"));
+  for (std::string line; std::getline(ldd, line);) {
+    std::smatch l;
+    if (std::regex_search(line, l, std::regex(R"(^\s*(\S+) => (/\S+))"))) resolved[l[1]] = l[2];
+  }
+  std::vector<std::string> needed;
+  std::istringstream dynamic(output_of(std::string("readelf -d '") + EVROUTER_BINARY + "'"));
+  for (std::string line; std::getline(dynamic, line);) {
+    std::smatch l;
+    if (!std::regex_search(line, l, std::regex(R"(\(NEEDED\).*\[(.+)\])"))) continue;
+    needed.push_back(l[1]);
+    ASSERT_TRUE(resolved.count(needed.back())) << needed.back() << " is not found by ldd";
+  }
+  // One dpkg call for all: with merged /usr, dpkg knows /usr/lib/... where the loader reports /lib/...
+  std::string query = "dpkg -S";
+  for (const auto& soname : needed) query += " '" + resolved[soname] + "' '/usr" + resolved[soname] + "'";
+  std::map<std::string, std::string> owner;  // path -> package
+  std::istringstream owners(output_of(query + " 2>/dev/null"));
+  for (std::string line; std::getline(owners, line);) {
+    std::smatch l;
+    if (std::regex_search(line, l, std::regex(R"(^([^:,]+)[^ ]*: (/\S+)$)"))) owner[l[2]] = l[1];
+  }
+  for (const auto& soname : needed) {
+    const std::string& path = resolved[soname];
+    const std::string pkg = owner.count(path) ? owner[path] : owner["/usr" + path];
+    EXPECT_TRUE(runtime.count(pkg)) << soname << " comes from package '" << pkg
+                                    << "', which is not in bootstrap.sh's runtime list";
+  }
+  EXPECT_GE(needed.size(), 5u);
+}
 
 TEST(Docker, DockerfileNamesOnlyWhatExists) {
   const std::string text = read_file(kRoot / "docker" / "Dockerfile");
