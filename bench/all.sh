@@ -6,7 +6,8 @@
 #
 # Runs, in turn (each under `timeout`: STEP_TIMEOUT s, default 600 quick / 2400 full): bench/ingest.sh
 # (against nginx), bench/isolation.sh, bench/rate.sh, bench/backlog.sh, bench/growth.sh,
-# bench/nodered.sh (Node-RED peer), bench/stores.sh (SQLite / JetStream). Every script's full output is
+# bench/e2e.sh (end to end: sustained delivery, added latency at half of it), bench/nodered.sh (Node-RED
+# peer), bench/stores.sh (SQLite / JetStream). Every script's full output is
 # kept in OUT_DIR (default: a new directory under $TMPDIR) and the table is built from those outputs.
 # Everything runs on 127.0.0.1. Environment: QUICK, STEPS (subset, e.g. "ingest nodered"), OUT_DIR,
 # STEP_TIMEOUT, BUILD_DIR, EVROUTER and LOADGEN (binaries built elsewhere). Docs and results: docs/benchmarks.md.
@@ -15,7 +16,7 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$ROOT/build-release}
 QUICK=${QUICK:-0}
-STEPS=${STEPS:-"ingest isolation rate backlog growth nodered stores"}
+STEPS=${STEPS:-"ingest isolation rate backlog growth e2e nodered stores"}
 OUT_DIR=${OUT_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/evrouter-bench-all.XXXXXX")}
 if [[ $QUICK == 1 ]]; then STEP_TIMEOUT=${STEP_TIMEOUT:-600}; else STEP_TIMEOUT=${STEP_TIMEOUT:-2400}; fi
 mkdir -p "$OUT_DIR"
@@ -37,6 +38,7 @@ declare -A QUICK_ENV=(
   [rate]="DURATION=10"
   [backlog]="EVENTS=100000 DRAIN=10"
   [growth]="FLOWS='1 1000' BACKLOGS='0 100000' DURATION=4 STARTS=3"
+  [e2e]="DURATION=4 REPEATS=1"
   [nodered]="DURATION=5 REPEATS=1 SETTLE=3"
   [stores]="DURATION=4 REPEATS=1"
 )

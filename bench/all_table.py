@@ -145,6 +145,17 @@ def growth(t):
                 "met" if ra < 256 else "MISSED")
 
 
+def e2e(t):
+    m = re.search(r"^sustained delivery, closed loop\s+(\d+) events/s", t, re.M)
+    if m:
+        row("e2e: sustained deliveries/s (closed loop)", fmt(float(m.group(1))), "-", None, "-", "info")
+    m = re.search(r"^added latency \(2xx -> sink\)\s+p50 ([\d.]+) ms, p90 [\d.]+ ms, p99 ([\d.]+) ms", t, re.M)
+    if m:
+        p50, p99 = float(m.group(1)), float(m.group(2))
+        row("e2e: added latency p50 at half peak (ms)", fmt(p50), "-", None, "-", "info")
+        row("e2e: added latency p99 at half peak (ms)", fmt(p99), "-", None, "< 5 ms", "met" if p99 < 5 else "MISSED")
+
+
 def nodered(t):
     for m in re.finditer(r"RATIO evrouter/(nodered-\w+) sink_per_s ([\d.]+) / ([\d.]+) = ([\d.inf]+)", t):
         e, n = float(m.group(2)), float(m.group(3))
@@ -174,7 +185,7 @@ def stores(t):
 def main():
     out_dir = sys.argv[1]
     for step, parse in (("ingest", ingest), ("isolation", isolation), ("rate", rate), ("backlog", backlog),
-                        ("growth", growth), ("nodered", nodered), ("stores", stores)):
+                        ("growth", growth), ("e2e", e2e), ("nodered", nodered), ("stores", stores)):
         parse(read(out_dir, step))
     steps = os.path.join(out_dir, "steps.txt")
     if os.path.exists(steps):

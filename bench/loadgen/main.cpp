@@ -5,6 +5,11 @@
 //                    --connections 64 --header 'X-Shopify-Topic: orders/create'
 //                    --id-header X-Shopify-Webhook-Id --id-prefix run1
 //
+// With --sink-port N it also serves a delivery sink on 127.0.0.1:N (200 to everything) and reports the
+// latency added between each 2xx answer and the sink's first arrival of the same id (sent in an
+// --id-header, e.g. X-Correlation-Id, which evrouter forwards on its deliveries; --sink-id-header names the
+// header the sink reads).
+//
 // Only 127.0.0.1-style numeric addresses are accepted (no name resolution).
 
 #include <cstdio>
@@ -21,7 +26,8 @@ void usage() {
   std::fprintf(stderr,
                "usage: evrouter-loadgen --port N [--host 127.0.0.1] [--path /] [--body-file FILE]\n"
                "         [--header 'Name: value']... [--id-header NAME]... [--id-prefix P]\n"
-               "         [--rate PER_SECOND] [--duration SECONDS] [--connections N] [--drain SECONDS]\n");
+               "         [--rate PER_SECOND] [--duration SECONDS] [--connections N] [--drain SECONDS]\n"
+               "         [--sink-port N] [--sink-id-header NAME] [--sink-wait SECONDS]\n");
 }
 
 std::string read_file(const std::string& path) {
@@ -74,6 +80,12 @@ int main(int argc, char** argv) {
         plan.connections = std::stoi(v);
       } else if (a == "--drain") {
         plan.drain = seconds_arg(v);
+      } else if (a == "--sink-port") {
+        target.sink_port = static_cast<uint16_t>(std::stoi(v));
+      } else if (a == "--sink-id-header") {
+        target.sink_id_header = v;
+      } else if (a == "--sink-wait") {
+        plan.sink_wait = seconds_arg(v);
       } else {
         usage();
         return 2;
@@ -94,6 +106,16 @@ int main(int argc, char** argv) {
         static_cast<unsigned long long>(r.errors), static_cast<unsigned long long>(r.unfinished), r.elapsed_s,
         achieved, r.latency.percentile(50), r.latency.percentile(90), r.latency.percentile(99),
         r.latency.percentile(99.9), r.latency.percentile(100), r.send_lag.percentile(99));
+    if (target.sink_port != 0) {
+      std::printf(
+          "SINK requests=%llu matched=%llu repeated=%llu missing=%llu added_p50_us=%u added_p90_us=%u "
+          "added_p99_us=%u added_p999_us=%u added_max_us=%u\n",
+          static_cast<unsigned long long>(r.sink_requests), static_cast<unsigned long long>(r.sink_matched),
+          static_cast<unsigned long long>(r.sink_repeated),
+          static_cast<unsigned long long>(r.ok > r.sink_matched ? r.ok - r.sink_matched : 0),
+          r.added.percentile(50), r.added.percentile(90), r.added.percentile(99), r.added.percentile(99.9),
+          r.added.percentile(100));
+    }
     return r.errors == 0 && r.non2xx == 0 && r.unfinished == 0 ? 0 : 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "evrouter-loadgen: %s\n", e.what());

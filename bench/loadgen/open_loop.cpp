@@ -10,9 +10,11 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -38,7 +40,40 @@ struct Conn {
   std::optional<http::response_parser<http::string_body>> parser;
   std::string out;
   Clock::time_point scheduled;
+  uint64_t id = 0;
   bool busy = false;
+};
+
+// One connection to the sink: reads requests, answers 200 with an empty body, keeps the connection.
+class SinkSession : public std::enable_shared_from_this<SinkSession> {
+ public:
+  using Arrival = std::function<void(std::string_view id)>;
+  SinkSession(tcp::socket socket, const std::string& id_header, Arrival& arrival)
+      : socket_(std::move(socket)), id_header_(id_header), arrival_(arrival) {}
+
+  void read() {
+    parser_.emplace();
+    parser_->body_limit(64 * 1024 * 1024);
+    http::async_read(socket_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                       if (ec) return;
+                       const auto id = self->parser_->get()[self->id_header_];
+                       self->arrival_(std::string_view(id.data(), id.size()));
+                       const bool keep = self->parser_->get().keep_alive();
+                       static constexpr std::string_view kOk = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+                       net::async_write(self->socket_, net::buffer(kOk.data(), kOk.size()),
+                                        [self, keep](beast::error_code e, std::size_t) {
+                                          if (!e && keep) self->read();
+                                        });
+                     });
+  }
+
+ private:
+  tcp::socket socket_;
+  const std::string& id_header_;
+  Arrival& arrival_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
 };
 
 class Driver {
@@ -48,7 +83,8 @@ class Driver {
         plan_(plan),
         endpoint_(net::ip::make_address(target.host), target.port),
         timer_(ioc_),
-        deadline_(ioc_) {
+        deadline_(ioc_),
+        acceptor_(ioc_) {
     if (plan.rate <= 0) throw std::invalid_argument("rate must be > 0");
     if (plan.connections < 1) throw std::invalid_argument("connections must be >= 1");
     total_ =
@@ -60,6 +96,17 @@ class Driver {
     report_.latency.reserve(total_);
     report_.send_lag.reserve(total_);
     for (int i = 0; i < plan.connections; ++i) conns_.push_back(std::make_unique<Conn>(ioc_));
+    if (target.sink_port != 0) {
+      answered_.resize(total_ + 1);
+      arrived_.resize(total_ + 1);
+      const tcp::endpoint at(net::ip::make_address("127.0.0.1"), target.sink_port);
+      acceptor_.open(at.protocol());
+      acceptor_.set_option(tcp::acceptor::reuse_address(true));
+      acceptor_.bind(at);
+      acceptor_.listen();
+      arrival_ = [this](std::string_view id) { on_arrival(id); };
+      accept();
+    }
   }
 
   Report run() {
@@ -147,7 +194,8 @@ class Driver {
     c.busy = true;
     c.scheduled = scheduled;
     report_.send_lag.add(Clock::now() - scheduled);
-    const std::string id = target_.id_prefix + "-" + std::to_string(++ids_);
+    c.id = ++ids_;
+    const std::string id = target_.id_prefix + "-" + std::to_string(c.id);
     c.out = head_;
     for (const auto& name : target_.id_headers) c.out.append(name).append(": ").append(id).append("\r\n");
     c.out.append("\r\n").append(target_.body);
@@ -171,6 +219,14 @@ class Driver {
     const unsigned status = c.parser->get().result_int();
     if (status >= 200 && status < 300) {
       ++report_.ok;
+      if (c.id < answered_.size()) {
+        answered_[c.id] = now;
+        // Delivered before its answer was read: it added nothing after the answer.
+        if (arrived_[c.id] != Clock::time_point{}) {
+          ++report_.sink_matched;
+          report_.added.add(std::chrono::nanoseconds(0));
+        }
+      }
     } else {
       ++report_.non2xx;
     }
@@ -207,7 +263,49 @@ class Driver {
   }
 
   void maybe_finish() {
-    if (next_ == total_ && pending_.empty() && in_flight_ == 0) finish(false);
+    if (next_ != total_ || !pending_.empty() || in_flight_ != 0) return;
+    if (target_.sink_port == 0 || report_.sink_matched >= report_.ok) return finish(false);
+    // Every answer is in: wait (at most sink_wait) for the deliveries of the accepted ones.
+    if (!waiting_for_sink_) {
+      waiting_for_sink_ = true;
+      deadline_.expires_after(plan_.sink_wait);
+      deadline_.async_wait([this](beast::error_code e) {
+        if (!e) finish(false);
+      });
+    }
+  }
+
+  void accept() {
+    acceptor_.async_accept([this](beast::error_code ec, tcp::socket socket) {
+      if (ec) return;
+      beast::error_code ignored;
+      socket.set_option(tcp::no_delay(true), ignored);
+      std::make_shared<SinkSession>(std::move(socket), target_.sink_id_header, arrival_)->read();
+      accept();
+    });
+  }
+
+  // The sink received a request carrying `id` ("<id_prefix>-<n>" for ours).
+  void on_arrival(std::string_view id) {
+    const auto now = Clock::now();
+    ++report_.sink_requests;
+    const std::string_view prefix = target_.id_prefix;
+    if (id.size() <= prefix.size() + 1 || id.substr(0, prefix.size()) != prefix || id[prefix.size()] != '-')
+      return;
+    uint64_t n = 0;
+    const auto digits = id.substr(prefix.size() + 1);
+    if (std::from_chars(digits.data(), digits.data() + digits.size(), n).ec != std::errc() || n == 0 ||
+        n >= arrived_.size())
+      return;
+    if (arrived_[n] != Clock::time_point{}) {
+      ++report_.sink_repeated;
+      return;
+    }
+    arrived_[n] = now;
+    if (answered_[n] == Clock::time_point{}) return;  // matched when its answer is read
+    ++report_.sink_matched;
+    report_.added.add(now - answered_[n]);
+    if (waiting_for_sink_) maybe_finish();
   }
 
   void finish(bool timed_out) {
@@ -236,6 +334,11 @@ class Driver {
   std::deque<Clock::time_point> pending_;  // scheduled times of requests waiting for a connection
   net::steady_timer timer_;
   net::steady_timer deadline_;
+  tcp::acceptor acceptor_;
+  SinkSession::Arrival arrival_;
+  std::vector<Clock::time_point> answered_;  // by request id: when its 2xx was read (sink runs only)
+  std::vector<Clock::time_point> arrived_;   // by request id: its first arrival at the sink
+  bool waiting_for_sink_ = false;
   std::string head_;
   std::string first_error_;
   Clock::time_point t0_;

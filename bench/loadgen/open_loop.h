@@ -23,13 +23,19 @@ struct Target {
   std::vector<std::string> id_headers;
   std::string id_prefix = "req";
   std::string body;
+  // Optional delivery sink on 127.0.0.1:sink_port, served by the same thread: answers 200 to every request
+  // and records when the request carrying each id (in sink_id_header) arrived, to measure the latency a
+  // router adds between its answer to a request and its delivery of that request's event. 0: no sink.
+  uint16_t sink_port = 0;
+  std::string sink_id_header = "X-Correlation-Id";
 };
 
 struct Plan {
   double rate = 100;  // requests per second, evenly spaced
   std::chrono::milliseconds duration{10000};
   int connections = 16;
-  std::chrono::milliseconds drain{10000};  // time allowed for the last answers once the schedule ends
+  std::chrono::milliseconds drain{10000};      // time allowed for the last answers once the schedule ends
+  std::chrono::milliseconds sink_wait{10000};  // then for the sink to receive what was answered 2xx
 };
 
 struct Report {
@@ -41,6 +47,11 @@ struct Report {
   double elapsed_s = 0;     // from the first scheduled send to the last answer
   Latencies latency;        // scheduled time -> whole answer read
   Latencies send_lag;       // scheduled time -> write started (generator or connection backlog)
+  // With a sink:
+  uint64_t sink_requests = 0;  // requests the sink received
+  uint64_t sink_matched = 0;   // first arrivals of ids answered 2xx
+  uint64_t sink_repeated = 0;  // arrivals of an id already received (at-least-once redeliveries)
+  Latencies added;             // 2xx answer read -> the sink's first arrival of that id (0 when earlier)
 };
 
 // Runs the plan against the target on the calling thread. Throws when the target cannot be reached.

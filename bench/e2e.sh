@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# End to end: Shopify webhooks in, fsynced, routed by the sample flow and delivered to a local sink; the
+# sustained delivery rate, and the latency evrouter adds between its 2xx answer and the sink's arrival of
+# the same event, at half of that rate.
+#
+#   bench/e2e.sh
+#
+# Builds a Release evrouter and evrouter-loadgen (unless EVROUTER and LOADGEN name binaries), then REPEATS
+# times, each with a fresh state directory:
+#   1. peak: wrk (bench/ingest.lua, CONNECTIONS keep-alive connections, DURATION s, closed loop) against the
+#      sample flow (durability fsync, a connection without rate limit, concurrency EVR_CONCURRENCY) whose
+#      sink is nginx logging each arrival; the peak is what the sink received during the load per second;
+#   2. half of the median peak, open loop: evrouter-loadgen at that constant rate for DURATION s, sending
+#      a unique X-Correlation-Id (which evrouter forwards on its deliveries) and serving the sink itself
+#      (--sink-port), so each 2xx and each arrival are timed by one clock; "added" is arrival minus the
+#      time the 2xx was read (0 when the delivery came first).
+# Everything runs on 127.0.0.1 and stops by itself (about 2 minutes with the defaults). Prints one table of
+# medians. Docs and results: docs/benchmarks.md ("End to end").
+#
+# Environment: DURATION (s, 8), REPEATS (3), CONNECTIONS (64), RATE_CONNECTIONS (64), EVR_CONCURRENCY (32),
+# SETTLE (s, 3), BUILD_DIR, KEEP=1, RESULTS_OUT (file: a copy of the per-run lines).
+source "$(dirname "${BASH_SOURCE[0]}")/delivery_lib.sh"
+
+DURATION=${DURATION:-8}
+REPEATS=${REPEATS:-3}
+CONNECTIONS=${CONNECTIONS:-64}
+RATE_CONNECTIONS=${RATE_CONNECTIONS:-64}
+EVR_CONCURRENCY=${EVR_CONCURRENCY:-32}
+SETTLE=${SETTLE:-3}
+command -v wrk >/dev/null || { echo "$0: wrk is required (scripts/bootstrap.sh installs it)" >&2; exit 1; }
+
+SINK_PORT=$(free_port)
+EVR_PORT=$(free_port)
+start_nginx sink "$SINK_PORT"
+SINK_LOG=$WORK/sink/arrivals.log
+setup_shopify_request
+median() { printf '%s\n' "$@" | sort -n | sed -n "$((($# + 1) / 2))p"; }
+field() { local v=${2#*"$1"=}; echo "${v%% *}"; }  # field NAME "k=v k=v ...": the value of NAME
+
+echo "date        $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+echo "machine     $(machine_line | cut -c13-)"
+echo "settings    peak: wrk $CONNECTIONS connections, ${DURATION} s; half peak: evrouter-loadgen $RATE_CONNECTIONS connections, ${DURATION} s; fsync, connection concurrency $EVR_CONCURRENCY; $REPEATS repeats"
+echo "load avg    before: $(cut -d' ' -f1-3 /proc/loadavg)"
+: >"$WORK/results.txt"
+
+# 1. The sustained end-to-end peak.
+peaks=()
+for r in $(seq "$REPEATS"); do
+  dir=$WORK/peak-$r
+  write_shopify_config "$dir" "$EVR_PORT" "http://127.0.0.1:$SINK_PORT/ok/peak-$r" \
+    "  state_dir: $dir/state
+  durability: fsync" "$EVR_CONCURRENCY"
+  start_evrouter_ready "$dir" "$EVR_PORT"
+  out=$(wrk_shopify "http://127.0.0.1:$EVR_PORT/hooks/$LISTENER_ID" "$CONNECTIONS" "$DURATION" "peak-$r")
+  read -r t0 t1 <<<"$(wrk_window "$out")"
+  sleep "$SETTLE"
+  sleep 1.2  # nginx flushes its log every second
+  during=$(sink_count "$SINK_LOG" "/ok/peak-$r/" "$t0" "$t1")
+  stop_pid "$EVR_PID"
+  rate=$(echo "$during / ($t1 - $t0)" | bc)
+  peaks+=("$rate")
+  echo "peak repeat=$r $out sink_during=$during delivered_per_s=$rate" | tee -a "$WORK/results.txt"
+done
+peak=$(median "${peaks[@]}")
+half=$((peak / 2))
+
+# 2. Half of it, open loop, with the load generator as the sink.
+lines=()
+for r in $(seq "$REPEATS"); do
+  dir=$WORK/half-$r
+  lg_sink=$(free_port)
+  write_shopify_config "$dir" "$EVR_PORT" "http://127.0.0.1:$lg_sink/ok" \
+    "  state_dir: $dir/state
+  durability: fsync" "$EVR_CONCURRENCY"
+  start_evrouter_ready "$dir" "$EVR_PORT"
+  out=$("$LOADGEN" --port "$EVR_PORT" --path "/hooks/$LISTENER_ID" --body-file "$WORK/order.json" \
+    --rate "$half" --duration "$DURATION" --connections "$RATE_CONNECTIONS" --sink-port "$lg_sink" \
+    --header 'User-Agent: Shopify-Captain-Hook' --header 'Content-Type: application/json' \
+    --header 'X-Shopify-Topic: orders/create' --header "X-Shopify-Hmac-Sha256: $HMAC" \
+    --header 'X-Shopify-Shop-Domain: bench-shop.myshopify.com' --header 'X-Shopify-API-Version: 2025-01' \
+    --id-header X-Shopify-Webhook-Id --id-header X-Correlation-Id --id-prefix "half-$r" || true)
+  stop_pid "$EVR_PID"
+  line="half repeat=$r $(tr '\n' ' ' <<<"$out")"
+  lines+=("$line")
+  echo "$line" | tee -a "$WORK/results.txt"
+done
+echo "load avg    after: $(cut -d' ' -f1-3 /proc/loadavg)"
+[[ -n ${RESULTS_OUT:-} ]] && cp "$WORK/results.txt" "$RESULTS_OUT"
+
+m() {  # m NAME: median of NAME over the half-peak runs
+  local vals=() l
+  for l in "${lines[@]}"; do vals+=("$(field "$1" "$l")"); done
+  median "${vals[@]}"
+}
+ms() { awk -v v="$1" 'BEGIN { printf "%.2f", v / 1000 }'; }
+added_p99=$(m added_p99_us)
+echo
+echo "End to end (medians of $REPEATS)"
+echo "sustained delivery, closed loop     $peak events/s reached the sink during the load (runs: ${peaks[*]})"
+echo "open loop at half of it             $half req/s: $(m ok) answered 2xx, $(m matched) delivered (missing $(m missing), repeated $(m repeated))"
+echo "answer latency (scheduled -> 2xx)   p50 $(ms "$(m p50_us)") ms, p99 $(ms "$(m p99_us)") ms"
+echo "added latency (2xx -> sink)         p50 $(ms "$(m added_p50_us)") ms, p90 $(ms "$(m added_p90_us)") ms, p99 $(ms "$added_p99") ms, p99.9 $(ms "$(m added_p999_us)") ms, max $(ms "$(m added_max_us)") ms"
+if ((added_p99 < 5000)); then verdict=met; else verdict=MISSED; fi
+echo "target: added p99 at half of peak = $(ms "$added_p99") ms (< 5 ms): $verdict"
