@@ -134,8 +134,10 @@ void Lane::fetch(int64_t now_ms) {
       if (due.next_due_ms)
         next_due_ms_ = next_due_ms_ ? std::min(next_due_ms_, *due.next_due_ms) : *due.next_due_ms;
       for (auto& d : due.deliveries) {
-        if (held_.insert(d.id).second) ready_.push_back(std::move(d));
+        if (finished_during_fetch_.count(d.id) == 0 && held_.insert(d.id).second)
+          ready_.push_back(std::move(d));
       }
+      finished_during_fetch_.clear();
       if (!ready_.empty()) on_ready();
     });
   });
@@ -387,8 +389,9 @@ void Lane::reject(store::Delivery d, std::string error) {
 }
 
 void Lane::finish(int64_t delivery_id, int64_t retry_at_ms) {
-  // Only now, with the outcome durable, may a fetch see this delivery again.
+  // Only now, with the outcome durable, may a fetch see this delivery again: a fetch issued from now on.
   held_.erase(delivery_id);
+  if (fetching_) finished_during_fetch_.insert(delivery_id);
   if (retry_at_ms != 0) next_due_ms_ = next_due_ms_ ? std::min(next_due_ms_, retry_at_ms) : retry_at_ms;
   // A place under the cap is free: read the deliveries that waited for one.
   if (capped_ && !fetching_ && !stopping_ && ready_.size() <= kWindow / 2) fetch(event::now_ms());

@@ -99,6 +99,9 @@ class Lane {
 
   std::deque<store::Delivery> ready_;
   std::unordered_set<int64_t> held_;  // ids ready, in flight, or awaiting their outcome's commit
+  // Ids whose outcome became durable while a fetch was under way: that fetch may have read them still
+  // pending (before the outcome's commit) and must not bring them back.
+  std::unordered_set<int64_t> finished_during_fetch_;
   std::size_t in_flight_ = 0;
   bool more_on_disk_ = true;  // unknown at start: look
   int64_t next_due_ms_ = 0;   // earliest retry known to wait on disk (0 = none known)
