@@ -65,6 +65,12 @@ Response Response::json(unsigned status, std::string body) {
   return r;
 }
 
+Response Response::defer(std::function<Response()> work) {
+  Response r;
+  r.deferred = std::move(work);
+  return r;
+}
+
 Response Response::error(unsigned status, std::string_view code, std::string_view message) {
   return json(status, nlohmann::json{{"error", code}, {"message", message}}.dump());
 }
@@ -99,16 +105,33 @@ Response Router::route(Request& request) const {
       continue;
     }
     request.params = std::move(params);
-    Response response;
-    try {
-      response = e.handler(request);
-    } catch (const store::NotSupported& ex) {
-      response = Response::error(501, "not_supported", ex.what());
-    } catch (const std::exception& ex) {
-      response = Response::error(500, "internal_error", ex.what());
+    auto answer = [this, per_instance = e.per_instance](const std::function<Response()>& make) {
+      Response response;
+      try {
+        response = make();
+      } catch (const store::NotSupported& ex) {
+        response = Response::error(501, "not_supported", ex.what());
+      } catch (const std::exception& ex) {
+        response = Response::error(500, "internal_error", ex.what());
+      }
+      if (!response.deferred) {
+        if (!instance_.empty()) response.headers.emplace_back("X-Evrouter-Instance", instance_);
+        response.headers.emplace_back("X-Evrouter-Scope", per_instance ? "instance" : "cluster");
+      }
+      return response;
+    };
+    Response response = answer([&] { return e.handler(request); });
+    if (response.deferred) {
+      // The same error mapping and headers, applied when the work has run (on the server's worker thread;
+      // the router outlives the server).
+      response.deferred = [answer, work = std::move(response.deferred)] {
+        return answer([&] {
+          Response r = work();
+          r.deferred = nullptr;  // deferred once only
+          return r;
+        });
+      };
     }
-    if (!instance_.empty()) response.headers.emplace_back("X-Evrouter-Instance", instance_);
-    response.headers.emplace_back("X-Evrouter-Scope", e.per_instance ? "instance" : "cluster");
     return response;
   }
   if (!allow.empty()) {
@@ -153,6 +176,11 @@ bool parse_target(std::string_view target, std::string& path, std::map<std::stri
     query[key] = value;
   }
   return true;
+}
+
+Response Router::route_now(Request& request) const {
+  Response r = route(request);
+  return r.deferred ? r.deferred() : r;
 }
 
 }  // namespace evr::admin

@@ -11,6 +11,10 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -32,11 +36,61 @@ bool is_public(const std::string& path) {
   return path == "/healthz" || path == "/readyz" || path == "/dashboard" || path == "/";
 }
 
+// The thread that runs deferred answers (Response::deferred), one at a time, in order.
+class Worker {
+ public:
+  void start() {
+    thread_ = std::thread([this] {
+      name_this_thread("admin-work");
+      run();
+    });
+  }
+  // Waits for the job under way (if any); jobs not started are dropped.
+  void stop() {
+    {
+      std::lock_guard lk(mu_);
+      stopping_ = true;
+      jobs_.clear();
+    }
+    cv_.notify_one();
+    if (thread_.joinable()) thread_.join();
+  }
+  void post(std::function<void()> job) {
+    {
+      std::lock_guard lk(mu_);
+      if (stopping_) return;
+      jobs_.push_back(std::move(job));
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  void run() {
+    for (;;) {
+      std::function<void()> job;
+      {
+        std::unique_lock lk(mu_);
+        cv_.wait(lk, [this] { return stopping_ || !jobs_.empty(); });
+        if (stopping_) return;
+        job = std::move(jobs_.front());
+        jobs_.pop_front();
+      }
+      job();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> jobs_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
 // One connection: read a request (with a deadline), authorise, route, answer, keep alive.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, const Options& options, const Router& router)
-      : stream_(std::move(socket)), options_(options), router_(router) {}
+  Session(tcp::socket socket, const Options& options, const Router& router, Worker& worker)
+      : stream_(std::move(socket)), options_(options), router_(router), worker_(worker) {}
 
   void start() { read(); }
 
@@ -83,6 +137,17 @@ class Session : public std::enable_shared_from_this<Session> {
     r.body = std::move(req.body());
     const bool head = req.method() == http::verb::head;
     Response resp = router_.route(r);
+    if (resp.deferred) {
+      // Off the loop; the answer comes back to it. Nothing is read from this connection meanwhile.
+      auto ex = stream_.get_executor();
+      worker_.post([self = shared_from_this(), ex, work = std::move(resp.deferred), keep = req.keep_alive(),
+                    head] {
+        Response done = work();
+        if (head) done.body.clear();
+        net::post(ex, [self, keep, done = std::move(done)]() mutable { self->write(std::move(done), keep); });
+      });
+      return;
+    }
     if (resp.stream && !head) return start_stream(std::move(resp));
     if (head) resp.body.clear();
     write(std::move(resp), req.keep_alive());
@@ -217,6 +282,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::request_parser<http::string_body>> parser_;
   const Options& options_;
   const Router& router_;
+  Worker& worker_;
   bool first_ = true;
   bool linger_ = false;
   std::vector<char> discard_;
@@ -251,6 +317,7 @@ class ServerImpl final : public Server {
     acceptor_.listen();
     port_ = acceptor_.local_endpoint().port();
     accept();
+    worker_.start();
     thread_ = std::thread([this] {
       name_this_thread("admin");
       ioc_.run();
@@ -267,6 +334,7 @@ class ServerImpl final : public Server {
     });
     ioc_.stop();
     thread_.join();
+    worker_.stop();
   }
 
  private:
@@ -276,7 +344,7 @@ class ServerImpl final : public Server {
         if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
         log::warn("admin accept failed", {{"error", ec.message()}});
       } else {
-        std::make_shared<Session>(std::move(socket), options_, router_)->start();
+        std::make_shared<Session>(std::move(socket), options_, router_, worker_)->start();
       }
       accept();
     });
@@ -286,6 +354,7 @@ class ServerImpl final : public Server {
   const Router& router_;
   net::io_context ioc_{1};
   tcp::acceptor acceptor_{ioc_};
+  Worker worker_;
   std::thread thread_;
   uint16_t port_ = 0;
 };

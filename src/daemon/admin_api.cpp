@@ -176,7 +176,7 @@ admin::Router make_admin_router(Daemon& daemon) {
     return Response::json(200, json{{"connections", std::move(out)}}.dump());
   });
   // Test connection (as `evrouter test-connection`): DNS, TCP, TLS and an optional probe, timed. Runs on
-  // the admin thread, for at most the connection's connect + request timeouts.
+  // the admin server's worker thread, for at most the connection's connect + request timeouts.
   r.add("POST", "/v1/connections/{name}/test", [&daemon](const Request& q) {
     const auto config = daemon.connection_config(q.params.at("name"));
     if (!config)
@@ -198,11 +198,14 @@ admin::Router make_admin_router(Daemon& daemon) {
         options.probe_method = body["method"].get<std::string>();
       }
     }
-    try {
-      return Response::json(200, connection::to_json(connection::check(*config, options)).dump());
-    } catch (const std::exception& e) {
-      return Response::error(409, "connection_unusable", e.what());
-    }
+    // Off the admin loop: DNS, connect, TLS and the probe take up to the connection's timeouts.
+    return Response::defer([config = *config, options] {
+      try {
+        return Response::json(200, connection::to_json(connection::check(config, options)).dump());
+      } catch (const std::exception& e) {
+        return Response::error(409, "connection_unusable", e.what());
+      }
+    });
   });
   r.add("GET", "/v1/stats", [&daemon](const Request&) {
     const auto c = daemon.store().counts();

@@ -260,13 +260,18 @@ void add_operations_routes(admin::Router& r, Daemon& daemon) {
   };
   r.add("POST", "/v1/dlq/{delivery_id}/replay", one(true));
   r.add("POST", "/v1/dlq/{delivery_id}/discard", one(false));
+  // Bulk operations can touch many rows: off the admin loop (the filter is checked first, on it).
   r.add("POST", "/v1/dlq/replay", guarded([&daemon](const Request& q) {
-          auto b = daemon.store().replay(bulk_filter(q.body));
-          daemon.wake_lanes(b.lanes);
-          return Response::json(200, bulk_json(b).dump());
+          return Response::defer([&daemon, filter = bulk_filter(q.body)] {
+            auto b = daemon.store().replay(filter);
+            daemon.wake_lanes(b.lanes);
+            return Response::json(200, bulk_json(b).dump());
+          });
         }));
   r.add("POST", "/v1/dlq/discard", guarded([&daemon](const Request& q) {
-          return Response::json(200, bulk_json(daemon.store().discard(bulk_filter(q.body))).dump());
+          return Response::defer([&daemon, filter = bulk_filter(q.body)] {
+            return Response::json(200, bulk_json(daemon.store().discard(filter)).dump());
+          });
         }));
 
   auto flow_change = [&daemon](const Request& q, FlowChange c) {

@@ -124,18 +124,22 @@ void add_replay_routes(admin::Router& r, Daemon& daemon) {
           409, "flow_disabled",
           "flow " + name + " is disabled; enable it (POST /v1/flows/" + name + "/enable) before replaying");
     }
-    const auto result = daemon.replay_window(*flow, request);
-    json j{{"flow", name},
-           {"from", event::format_time(request.from_ms)},
-           {"to", event::format_time(request.to_ms)},
-           {"dry_run", request.dry_run},
-           {"destination", request.destination ? json(*request.destination) : json(nullptr)},
-           {"events_scanned", result.scanned},
-           {"events_matched", result.matched},
-           {"deliveries_created", request.dry_run ? 0 : result.deliveries},
-           {"lanes", result.lanes}};
-    if (request.dry_run) j["deliveries_would_create"] = result.deliveries;
-    return Response::json(200, j.dump());
+    // Off the admin loop: a window can hold many events (read and routed a page at a time). `routes`
+    // keeps the flow alive until then.
+    return Response::defer([&daemon, routes, flow, request, name] {
+      const auto result = daemon.replay_window(*flow, request);
+      json j{{"flow", name},
+             {"from", event::format_time(request.from_ms)},
+             {"to", event::format_time(request.to_ms)},
+             {"dry_run", request.dry_run},
+             {"destination", request.destination ? json(*request.destination) : json(nullptr)},
+             {"events_scanned", result.scanned},
+             {"events_matched", result.matched},
+             {"deliveries_created", request.dry_run ? 0 : result.deliveries},
+             {"lanes", result.lanes}};
+      if (request.dry_run) j["deliveries_would_create"] = result.deliveries;
+      return Response::json(200, j.dump());
+    });
   });
 }
 

@@ -139,7 +139,7 @@ TEST_F(PipelineTest, OpenApiDocumentMatchesTheRouterAndItsAnswers) {
   ASSERT_TRUE(sink_.wait_for(2, 10s));
   admin::Request stats_req{"GET", "/v1/stats", {}, {}, ""};
   for (int i = 0; i < 250; ++i) {
-    auto j = json::parse(router.route(stats_req).body);
+    auto j = json::parse(router.route_now(stats_req).body);
     if (j["deliveries"]["dead"] == 1 && j["deliveries"]["delivered"] == 1) break;
     std::this_thread::sleep_for(20ms);
   }
@@ -147,7 +147,7 @@ TEST_F(PipelineTest, OpenApiDocumentMatchesTheRouterAndItsAnswers) {
   auto check = [&](const std::string& path_template, const std::string& path,
                    std::map<std::string, std::string> query = {}) {
     admin::Request req{"GET", path, std::move(query), {}, ""};
-    const auto resp = router.route(req);
+    const auto resp = router.route_now(req);
     ASSERT_EQ(resp.status, 200U) << path << ": " << resp.body;
     const auto& op = doc["paths"][path_template]["get"];
     const auto& schema = op["responses"]["200"]["content"]["application/json"]["schema"];
@@ -165,7 +165,7 @@ TEST_F(PipelineTest, OpenApiDocumentMatchesTheRouterAndItsAnswers) {
   check("/v1/events", "/v1/events");
   check("/v1/dlq", "/v1/dlq");
   admin::Request list{"GET", "/v1/dlq", {}, {}, ""};
-  const auto dead = json::parse(router.route(list).body);
+  const auto dead = json::parse(router.route_now(list).body);
   ASSERT_EQ(dead["dead_letters"].size(), 1U);
   check("/v1/dlq/{delivery_id}", "/v1/dlq/" + std::to_string(dead["dead_letters"][0]["id"].get<int64_t>()));
   check("/v1/events/{id}", "/v1/events/" + dead["dead_letters"][0]["event"]["id"].get<std::string>());
@@ -177,7 +177,7 @@ TEST_F(PipelineTest, OpenApiDocumentMatchesTheRouterAndItsAnswers) {
                        {},
                        {},
                        R"({"from":"2020-01-01T00:00:00Z","to":"2099-01-01T00:00:00Z","dry_run":true})"};
-    const auto resp = router.route(req);
+    const auto resp = router.route_now(req);
     ASSERT_EQ(resp.status, 200U) << resp.body;
     const auto& schema = doc["paths"]["/v1/flows/{name}/replay"]["post"]["responses"]["200"]["content"]
                             ["application/json"]["schema"];
@@ -190,13 +190,13 @@ TEST_F(PipelineTest, OpenApiDocumentMatchesTheRouterAndItsAnswers) {
   // An error answer has the documented error body.
   admin::Request missing{"GET", "/v1/flows/nope", {}, {}, ""};
   std::vector<std::string> errors;
-  validate(doc, doc["components"]["schemas"]["Error"], json::parse(router.route(missing).body), "error",
+  validate(doc, doc["components"]["schemas"]["Error"], json::parse(router.route_now(missing).body), "error",
            errors);
   EXPECT_TRUE(errors.empty()) << ::testing::PrintToString(errors);
 
   // GET /v1/openapi serves this very document.
   admin::Request openapi{"GET", "/v1/openapi", {}, {}, ""};
-  const auto served = router.route(openapi);
+  const auto served = router.route_now(openapi);
   ASSERT_EQ(served.status, 200U);
   EXPECT_EQ(served.content_type, "application/json");
   EXPECT_TRUE(json::parse(served.body) == doc) << "GET /v1/openapi differs from docs/openapi.json: rebuild";

@@ -3,7 +3,10 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <thread>
+
 #include "e2e/pipeline_fixture.h"
+#include "support/slowdown.h"
 
 using namespace evr;
 using namespace evr::test;
@@ -108,6 +111,38 @@ TEST_F(PipelineTest, AdminTestsAConnectionPhaseByPhase) {
   EXPECT_EQ(sink_.requests().back().header("authorization"), "Bearer sink-token");  // the connection's auth
   EXPECT_EQ(http_request(admin, "POST", "/v1/connections/nope/test", {}, "").status, 404);
   EXPECT_EQ(http_request(admin, "POST", "/v1/connections/sink/test", {}, "[1]").status, 400);
+}
+
+// Slow admin work runs off the admin loop (Response::deferred): while a connection test waits for a slow
+// probe, the loop still answers /metrics at once; the deferred answer keeps the router's headers.
+TEST_F(PipelineTest, AdminLoopAnswersWhileAConnectionTestWaits) {
+  auto cfg = make_config();
+  cfg.admin.enabled = true;
+  cfg.admin.port = 0;
+  start(std::move(cfg));
+  const auto probe_delay = std::chrono::milliseconds(1500);
+  sink_.set_handler([probe_delay](const Recorded& req) {
+    Reply r;
+    if (req.target == "/api/slow") r.delay = probe_delay;
+    return r;
+  });
+  const uint16_t admin = daemon_->admin_port();
+  PostResult tested;
+  const auto t0 = std::chrono::steady_clock::now();
+  std::thread slow(
+      [&] { tested = http_request(admin, "POST", "/v1/connections/sink/test", {}, R"({"probe":"/slow"})"); });
+  ASSERT_TRUE(sink_.wait_for(1, scaled(std::chrono::milliseconds(5000))));  // the probe has arrived
+  const auto m0 = std::chrono::steady_clock::now();
+  const auto metrics = http_request(admin, "GET", "/metrics", {}, "");
+  const auto metrics_took = std::chrono::steady_clock::now() - m0;
+  slow.join();
+  const auto test_took = std::chrono::steady_clock::now() - t0;
+  EXPECT_EQ(metrics.status, 200);
+  EXPECT_LT(metrics_took, scaled(std::chrono::milliseconds(500)));
+  ASSERT_EQ(tested.status, 200) << tested.body;
+  EXPECT_EQ(nlohmann::json::parse(tested.body)["probe_status"], 200) << tested.body;
+  EXPECT_GE(test_took, probe_delay);
+  EXPECT_EQ(tested.headers["x-evrouter-scope"], "instance");  // connections are per instance
 }
 
 }  // namespace evr::test

@@ -101,13 +101,13 @@ TEST(Logs, JsonLinesCarryIdsAndNoSecretsOrPayload) {
 TEST(Logs, OAuth2TokensAndClientSecretAreNeverLogged) {
   constexpr const char* kSecret = "logs-oauth-webhook-secret";
   constexpr const char* kClientSecret = "logs-oauth-client-secret-do-not-print";
-  constexpr const char* kTokenA = "logs-oauth-token-a-do-not-print";
-  constexpr const char* kTokenB = "logs-oauth-token-b-do-not-print";
+  static constexpr const char* kTokenA = "logs-oauth-token-a-do-not-print";
+  static constexpr const char* kTokenB = "logs-oauth-token-b-do-not-print";
   TempDir dir;
   const uint16_t port = free_port();
   Sink tokens;
   std::atomic<int> fetches{0};
-  tokens.set_handler([&fetches, kTokenA, kTokenB](const Recorded&) {
+  tokens.set_handler([&fetches](const Recorded&) {
     Reply r;
     const int n = ++fetches;
     if (n == 2) {
@@ -120,7 +120,7 @@ TEST(Logs, OAuth2TokensAndClientSecretAreNeverLogged) {
     return r;
   });
   Sink sink;
-  sink.set_handler([kTokenA](const Recorded& req) {
+  sink.set_handler([](const Recorded& req) {
     Reply r;
     if (req.header("authorization") == std::string("Bearer ") + kTokenA) r.status = 401;
     return r;

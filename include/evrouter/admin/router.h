@@ -41,8 +41,14 @@ struct Response {
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
   std::shared_ptr<EventStream> stream;  // set: a 200 event stream instead of `body`
+  // Set: the answer is what this returns, computed on the admin server's worker thread instead of its
+  // loop, for work that can take seconds (a window replay, a bulk dead-letter operation, a connection
+  // test): the loop keeps answering /metrics, the dashboard and the other calls meanwhile. Deferred
+  // work runs one at a time, in the order asked. The fields above are then unused.
+  std::function<Response()> deferred;
 
   static Response json(unsigned status, std::string body);
+  static Response defer(std::function<Response()> work);
   // {"error": code, "message": message}
   static Response error(unsigned status, std::string_view code, std::string_view message);
 };
@@ -58,6 +64,9 @@ class Router {
   // below (what this process alone saw or holds), `cluster` for the others (what every instance sharing the
   // store answers the same; docs/scaling.md).
   Response route(Request& request) const;
+  // route(), with deferred work (Response::deferred) run here, on the calling thread: for callers
+  // without a server (tests).
+  Response route_now(Request& request) const;
 
   // The instance that answers (Daemon::instance_id()).
   void set_instance(std::string id) { instance_ = std::move(id); }
