@@ -136,6 +136,8 @@ admin::Router make_admin_router(Daemon& daemon) {
         .set(counts.delivered);
     reg.gauge("evrouter_store_deliveries", "Deliveries in the store by state.", {{"state", "dead"}})
         .set(counts.dead);
+    reg.gauge("evrouter_store_deliveries", "Deliveries in the store by state.", {{"state", "discarded"}})
+        .set(counts.discarded);
     set_queue_ages(daemon);
     Response resp;
     resp.content_type = "text/plain; version=0.0.4; charset=utf-8";

@@ -298,6 +298,7 @@ connection::Feedback Lane::on_result(store::Delivery d, const http::Result& resu
   }
   store::Outcome out;
   out.delivery_id = d.id;
+  out.ordered = d.ordering_key.has_value();
   out.attempts = d.attempts + 1;
   out.attempt.number = out.attempts;
   out.attempt.at_ms = now - result.latency.count();
@@ -378,6 +379,7 @@ void Lane::reject(store::Delivery d, std::string error) {
   metrics_.dead.inc();
   store::Outcome out;
   out.delivery_id = d.id;
+  out.ordered = d.ordering_key.has_value();
   out.kind = store::Outcome::Kind::dead;
   out.attempts = d.attempts + 1;
   out.attempt.number = out.attempts;

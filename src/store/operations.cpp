@@ -1,6 +1,8 @@
 #include "store/operations.h"
 
+#include <algorithm>
 #include <charconv>
+#include <limits>
 #include <set>
 #include <stdexcept>
 #include <variant>
@@ -544,12 +546,105 @@ Bulk add_replay(sqlite::Db& db, const std::vector<ReplayIngest>& ingests, int64_
   return out;
 }
 
-std::map<std::string, int64_t> oldest_pending(sqlite::Db& db) {
-  sqlite::Stmt st(
-      db, "SELECT lane, min(max(created_ms, replayed_ms)) FROM deliveries WHERE state = 0 GROUP BY lane");
-  std::map<std::string, int64_t> out;
-  while (st.step()) out.emplace(st.text(0), st.int64(1));
+std::vector<std::string> pending_lanes(sqlite::Db& db) {
+  // A skip scan by hand: the next lane after the last one found, each a seek in deliveries_waiting.
+  sqlite::Stmt next(db,
+                    "SELECT lane FROM deliveries INDEXED BY deliveries_waiting "
+                    "WHERE state = 0 AND lane > ?1 ORDER BY lane LIMIT 1");
+  std::vector<std::string> out;
+  std::string after;
+  for (;;) {
+    next.bind(1, after);  // bound without a copy: `after` changes only once the statement is reset
+    const bool found = next.step();
+    std::string lane = found ? next.text(0) : std::string();
+    next.reset();
+    if (!found) break;
+    out.push_back(lane);
+    after = std::move(lane);
+  }
   return out;
+}
+
+std::map<std::string, int64_t> oldest_pending(sqlite::Db& db) {
+  // Per lane, its pending deliveries by the time they were made. The answer is the least
+  // max(created_ms, replayed_ms); created_ms only grows along the walk, so it stops at the first delivery
+  // made after the best value so far: at once when the oldest was never replayed. Deliveries put back from
+  // the dead letters are old, so they come first; past kWalk of them the value found so far is reported (it
+  // can only make the age look younger, and only after a replay of more than kWalk dead letters).
+  constexpr int kWalk = 4096;
+  sqlite::Stmt walk(db,
+                    "SELECT created_ms, replayed_ms FROM deliveries INDEXED BY deliveries_waiting "
+                    "WHERE state = 0 AND lane = ?1 ORDER BY created_ms");
+  std::map<std::string, int64_t> out;
+  for (const auto& lane : pending_lanes(db)) {
+    walk.bind(1, lane);
+    int64_t best = std::numeric_limits<int64_t>::max();
+    for (int i = 0; i < kWalk && walk.step(); ++i) {
+      const int64_t created = walk.int64(0);
+      if (created >= best) break;
+      best = std::min(best, std::max(created, walk.int64(1)));
+    }
+    walk.reset();
+    if (best != std::numeric_limits<int64_t>::max()) out.emplace(lane, best);
+  }
+  return out;
+}
+
+void ensure_counts(sqlite::Db& db) {
+  sqlite::Stmt exists(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'totals'");
+  const bool present = exists.step();
+  exists.reset();
+  if (present) return;
+  db.exec("BEGIN IMMEDIATE");
+  try {
+    db.exec("CREATE TABLE totals(kind INTEGER PRIMARY KEY, n INTEGER NOT NULL)");
+    sqlite::Stmt seed(db, "INSERT INTO totals(kind, n) VALUES(?1, ?2)");
+    sqlite::Stmt events(db, "SELECT count(*) FROM events");
+    events.step();
+    seed.bind(1, kEventsTotal).bind(2, events.int64(0)).run();
+    std::map<int64_t, int64_t> states{{kPending, 0}, {kDelivered, 0}, {kDead, 0}, {kDiscarded, 0}};
+    sqlite::Stmt deliveries(db, "SELECT state, count(*) FROM deliveries GROUP BY state");
+    while (deliveries.step()) states[deliveries.int64(0)] = deliveries.int64(1);
+    for (const auto& [state, n] : states) seed.bind(1, state).bind(2, n).run();
+    db.exec("COMMIT");
+  } catch (...) {
+    db.exec("ROLLBACK");
+    throw;
+  }
+}
+
+void count_changes(sqlite::Db& db) {
+  // TEMP: the writer's own inserts and updates (the hot path) do not pay a trigger per row. A state change
+  // moves one from the old state's row to the new one's in one statement.
+  static_assert(kEventsTotal == -1);
+  db.exec(
+      "CREATE TEMP TRIGGER totals_event_added AFTER INSERT ON main.events BEGIN "
+      "UPDATE totals SET n = n + 1 WHERE kind = -1; END;"
+      "CREATE TEMP TRIGGER totals_event_removed AFTER DELETE ON main.events BEGIN "
+      "UPDATE totals SET n = n - 1 WHERE kind = -1; END;"
+      "CREATE TEMP TRIGGER totals_delivery_added AFTER INSERT ON main.deliveries BEGIN "
+      "UPDATE totals SET n = n + 1 WHERE kind = NEW.state; END;"
+      "CREATE TEMP TRIGGER totals_delivery_removed AFTER DELETE ON main.deliveries BEGIN "
+      "UPDATE totals SET n = n - 1 WHERE kind = OLD.state; END;"
+      "CREATE TEMP TRIGGER totals_delivery_moved AFTER UPDATE OF state ON main.deliveries "
+      "WHEN OLD.state <> NEW.state BEGIN "
+      "UPDATE totals SET n = n + (kind = NEW.state) - (kind = OLD.state) WHERE kind IN (OLD.state, "
+      "NEW.state); "
+      "END;");
+}
+
+Counts counts(sqlite::Db& db) {
+  sqlite::Stmt st(db, "SELECT kind, n FROM totals");
+  Counts c;
+  while (st.step()) {
+    const int64_t kind = st.int64(0), n = st.int64(1);
+    if (kind == kEventsTotal) c.events = n;
+    if (kind == kPending) c.pending = n;
+    if (kind == kDelivered) c.delivered = n;
+    if (kind == kDead) c.dead = n;
+    if (kind == kDiscarded) c.discarded = n;
+  }
+  return c;
 }
 
 }  // namespace ops

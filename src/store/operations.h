@@ -21,6 +21,20 @@ inline constexpr int64_t kDiscarded = 3;
 // Schema the operations need beyond the delivery path's (indexes, flow_state, delivery columns).
 void migrate(sqlite::Db& db);
 
+// The totals table: one row for the events (kind kEventsTotal), one per delivery state (kind = state).
+// Kept in step in the transaction that changes the rows: the store's writer adds its changes once per
+// transaction; every other connection that changes events or deliveries calls count_changes() once.
+// A database from before the table (or whose table was dropped) gets it filled from a count of its
+// tables, once, here. Needs migrate() first.
+inline constexpr int64_t kEventsTotal = -1;
+void ensure_counts(sqlite::Db& db);
+// Temporary triggers on this connection only (insert, delete, a change of state) that keep the totals.
+void count_changes(sqlite::Db& db);
+// The totals: a few rows read, whatever the backlog.
+Counts counts(sqlite::Db& db);
+// Lanes with pending deliveries, one index seek per lane (not a scan of the backlog).
+std::vector<std::string> pending_lanes(sqlite::Db& db);
+
 // A delivery's attempts, in order.
 std::vector<Attempt> history(sqlite::Db& db, int64_t delivery_id);
 std::optional<EventRecord> find_event(sqlite::Db& db, const std::string& id_or_webhook_id);

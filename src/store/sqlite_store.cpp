@@ -50,7 +50,6 @@ CREATE TABLE IF NOT EXISTS deliveries(
   last_error TEXT,
   ordering_key TEXT,
   blocked INTEGER NOT NULL DEFAULT 0);
-CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries(lane, next_ms, id) WHERE state = 0;
 CREATE TABLE IF NOT EXISTS attempts(
   delivery_id INTEGER NOT NULL,
   number INTEGER NOT NULL,
@@ -75,7 +74,13 @@ CREATE TABLE IF NOT EXISTS listeners(
 // Ordered delivery: `blocked` marks a pending delivery whose lane and key have an earlier pending one (set at
 // commit, cleared for the key's next delivery when its head is delivered or dead), so a fetch reads only
 // unblocked rows (deliveries_ready) and the key's head is found without scanning the backlog.
+// deliveries_waiting: a lane's pending deliveries by the time they were made, so the lanes with a backlog and
+// each one's oldest delivery are found by seeks (ops::pending_lanes, ops::oldest_pending) rather than a
+// scan of the backlog. It replaces deliveries_pending (lane, next_ms, id), which duplicated deliveries_ready
+// for every unblocked delivery while no query needed it any more.
 constexpr const char* kIndexes = R"sql(
+DROP INDEX IF EXISTS deliveries_pending;
+CREATE INDEX IF NOT EXISTS deliveries_waiting ON deliveries(lane, created_ms) WHERE state = 0;
 CREATE INDEX IF NOT EXISTS deliveries_ready ON deliveries(lane, next_ms, id) WHERE state = 0 AND blocked = 0;
 CREATE INDEX IF NOT EXISTS deliveries_key ON deliveries(lane, ordering_key, id)
   WHERE state = 0 AND ordering_key IS NOT NULL;
@@ -100,11 +105,6 @@ constexpr const char* kJournalSizeLimit = "PRAGMA journal_size_limit=67108864";
 constexpr std::chrono::seconds kPruneEvery{60};
 constexpr std::size_t kPruneChunk = 256;
 constexpr std::chrono::milliseconds kPrunePause{20};
-
-// Delivery states.
-constexpr int64_t kPending = 0;
-constexpr int64_t kDelivered = 1;
-constexpr int64_t kDead = 2;
 
 const char* synchronous_pragma(config::Store::Durability d) {
   switch (d) {
@@ -169,14 +169,17 @@ class SqliteStore final : public Store {
     migrate();
     ops::migrate(writer_db_);
     writer_db_.exec(kIndexes);
+    ops::ensure_counts(writer_db_);
     reader_db_ = sqlite::Db(path_);
     configure(reader_db_);
     admin_db_ = sqlite::Db(path_);
     configure(admin_db_);
+    ops::count_changes(admin_db_);
     checkpoint_db_ = sqlite::Db(path_);
     configure(checkpoint_db_);
     prune_db_ = sqlite::Db(path_);
     configure(prune_db_);
+    ops::count_changes(prune_db_);
     // Replaces SQLite's automatic checkpoint (itself a WAL hook) on the writer: report the WAL's size.
     sqlite3_wal_hook(writer_db_.get(), &SqliteStore::on_wal_commit, this);
     prepare_writer();
@@ -243,6 +246,7 @@ class SqliteStore final : public Store {
     upd_retry_ = {};
     upd_dead_ = {};
     ins_attempt_ = {};
+    upd_total_ = {};
     checkpoint_db_ = sqlite::Db();
     prune_db_ = sqlite::Db();
     reader_db_ = sqlite::Db();
@@ -339,26 +343,14 @@ class SqliteStore final : public Store {
 
   std::vector<std::string> pending_lanes() override {
     std::lock_guard lk(admin_mu_);
-    sqlite::Stmt st(admin_db_, "SELECT DISTINCT lane FROM deliveries WHERE state = 0");
-    std::vector<std::string> out;
-    while (st.step()) out.push_back(st.text(0));
-    return out;
+    return ops::pending_lanes(admin_db_);
   }
 
+  // Kept by triggers in the store's own transactions (ops::ensure_counts): a few rows read, whatever the
+  // backlog, so /metrics and /v1/stats stay instant with millions of events.
   Counts counts() override {
     std::lock_guard lk(admin_mu_);
-    Counts c;
-    sqlite::Stmt ev(admin_db_, "SELECT count(*) FROM events");
-    if (ev.step()) c.events = ev.int64(0);
-    sqlite::Stmt st(admin_db_, "SELECT state, count(*) FROM deliveries GROUP BY state");
-    while (st.step()) {
-      const int64_t s = st.int64(0), n = st.int64(1);
-      if (s == kPending) c.pending = n;
-      if (s == kDelivered) c.delivered = n;
-      if (s == kDead) c.dead = n;
-      if (s == ops::kDiscarded) c.discarded = n;
-    }
-    return c;
+    return ops::counts(admin_db_);
   }
 
   std::vector<Attempt> attempts(int64_t delivery_id) override {
@@ -592,7 +584,7 @@ class SqliteStore final : public Store {
     upd_delivered_ =
         sqlite::Stmt(writer_db_,
                      "UPDATE deliveries SET state = 1, attempts = ?2, updated_ms = ?3, last_error = NULL "
-                     "WHERE id = ?1");
+                     "WHERE id = ?1 AND state = 0");
     upd_retry_ =
         sqlite::Stmt(writer_db_,
                      "UPDATE deliveries SET attempts = ?2, updated_ms = ?3, next_ms = ?4, last_error = ?5 "
@@ -600,7 +592,8 @@ class SqliteStore final : public Store {
     upd_dead_ =
         sqlite::Stmt(writer_db_,
                      "UPDATE deliveries SET state = 2, attempts = ?2, updated_ms = ?3, last_error = ?4 "
-                     "WHERE id = ?1");
+                     "WHERE id = ?1 AND state = 0");
+    upd_total_ = sqlite::Stmt(writer_db_, "UPDATE totals SET n = n + ?2 WHERE kind = ?1");
     ins_attempt_ =
         sqlite::Stmt(writer_db_,
                      "INSERT OR REPLACE INTO attempts(delivery_id, number, at_ms, status, latency_ms, "
@@ -667,6 +660,7 @@ class SqliteStore final : public Store {
     const int64_t now = event::now_ms();
     const auto started = std::chrono::steady_clock::now();
     std::string failure;
+    added_ = Counts{};
     try {
       writer_db_.exec("BEGIN IMMEDIATE");
       for (std::size_t i = 0; i < batch.size(); ++i) {
@@ -681,6 +675,7 @@ class SqliteStore final : public Store {
           apply_record(std::get<RecordOp>(batch[i]).outcome, now);
         }
       }
+      add_totals();
       writer_db_.exec("COMMIT");
       observe_commit(batch, std::chrono::steady_clock::now() - started);
     } catch (const std::exception& e) {
@@ -752,6 +747,7 @@ class SqliteStore final : public Store {
       }
     }
     const std::string headers = headers_json(e);
+    ++added_.events;
     ins_event_.bind(1, e.id)
         .bind(2, e.flow)
         .bind(3, e.listener_id)
@@ -783,6 +779,7 @@ class SqliteStore final : public Store {
       }
       ins_delivery_.bind(1, seq).bind(2, lane).bind(3, e.time_ms).bind(5, int64_t{d.blocked ? 1 : 0}).run();
       d.id = sqlite3_last_insert_rowid(writer_db_.get());
+      ++added_.pending;
       d.lane = lane;
       d.created_ms = e.time_ms;
       d.next_attempt_ms = e.time_ms;
@@ -793,11 +790,31 @@ class SqliteStore final : public Store {
     r.event_id = e.id;
   }
 
+  // A pending delivery of this transaction became delivered or dead (the update matched only a pending row).
+  void count_move(int64_t& to) {
+    if (sqlite3_changes(writer_db_.get()) == 0) return;
+    --added_.pending;
+    ++to;
+  }
+
+  // The writer's changes to the totals, once per transaction rather than once per row (its rows are the hot
+  // path; the other connections' rare changes are counted by triggers: ops::count_changes).
+  void add_totals() {
+    const std::pair<int64_t, int64_t> changes[] = {{ops::kEventsTotal, added_.events},
+                                                   {ops::kPending, added_.pending},
+                                                   {ops::kDelivered, added_.delivered},
+                                                   {ops::kDead, added_.dead}};
+    for (const auto& [kind, n] : changes) {
+      if (n != 0) upd_total_.bind(1, kind).bind(2, n).run();
+    }
+  }
+
   void apply_record(const Outcome& o, int64_t now) {
     switch (o.kind) {
       case Outcome::Kind::delivered:
         upd_delivered_.bind(1, o.delivery_id).bind(2, o.attempts).bind(3, now).run();
-        upd_unblock_.bind(1, o.delivery_id).run();
+        count_move(added_.delivered);
+        if (o.ordered) upd_unblock_.bind(1, o.delivery_id).run();
         break;
       case Outcome::Kind::retry:
         upd_retry_.bind(1, o.delivery_id).bind(2, o.attempts).bind(3, now).bind(4, o.next_attempt_ms);
@@ -805,7 +822,8 @@ class SqliteStore final : public Store {
         break;
       case Outcome::Kind::dead:
         upd_dead_.bind(1, o.delivery_id).bind(2, o.attempts).bind(3, now).bind(4, o.attempt.error).run();
-        upd_unblock_.bind(1, o.delivery_id).run();
+        count_move(added_.dead);
+        if (o.ordered) upd_unblock_.bind(1, o.delivery_id).run();
         break;
     }
     const Attempt& a = o.attempt;
@@ -971,7 +989,8 @@ class SqliteStore final : public Store {
 
   sqlite::Db writer_db_;
   sqlite::Stmt ins_event_, ins_delivery_, ins_dedup_, sel_dedup_, upd_delivered_, upd_retry_, upd_dead_,
-      ins_attempt_, sel_key_pending_, upd_unblock_;
+      ins_attempt_, sel_key_pending_, upd_unblock_, upd_total_;
+  Counts added_;  // the current transaction's changes to the totals (writer thread only)
   std::mutex wmu_;
   std::condition_variable wcv_;
   std::deque<WriteOp> wqueue_;

@@ -7,6 +7,7 @@
 
 #include "evrouter/store/sqlite_store.h"
 #include "support/harness.h"
+#include "support/store_calls.h"
 #include "support/stored_event.h"
 
 // Helpers and tests of this file in a namespace of their own: the other store tests define helpers
@@ -17,15 +18,10 @@ using namespace evr;
 
 namespace {
 
+using test::commit_now;
+using test::record_now;
+constexpr auto options = test::quiet_store_options;
 constexpr int64_t kDay = 24LL * 3600 * 1000;
-
-config::Store options(const test::TempDir& dir) {
-  config::Store o;
-  o.state_dir = (dir / "state").string();
-  o.durability = config::Store::Durability::none;
-  o.retention = std::chrono::milliseconds(0);  // no background pass: the tests prune themselves
-  return o;
-}
 
 event::EventPtr make_event(const std::string& webhook_id, int64_t time_ms, const std::string& flow = "f") {
   auto e = test::stored_event(webhook_id, R"({"id":")" + webhook_id + R"("})");
@@ -35,19 +31,6 @@ event::EventPtr make_event(const std::string& webhook_id, int64_t time_ms, const
   e->flow = flow;
   e->listener_id = "L-" + flow;
   return e;
-}
-
-store::CommitResult commit(store::Store& s, event::EventPtr e, std::vector<std::string> lanes) {
-  std::promise<store::CommitResult> p;
-  s.commit({std::move(e), std::move(lanes)}, [&p](store::CommitResult r) { p.set_value(std::move(r)); });
-  return p.get_future().get();
-}
-
-void record(store::Store& s, int64_t id, store::Outcome::Kind kind) {
-  std::promise<void> p;
-  store::Outcome o{id, kind, 1, event::now_ms() + 60000, {1, event::now_ms(), 500, 3, "HTTP 500", "no"}};
-  s.record(std::move(o), [&p] { p.set_value(); });
-  p.get_future().get();
 }
 
 store::Due fetch(store::Store& s, const std::string& lane) {
@@ -64,22 +47,22 @@ TEST(Retention, PrunesOnlyOldEventsWhoseDeliveriesAreFinished) {
   s->open();
   const int64_t now = event::now_ms();
   const int64_t old = now - 10 * kDay;
-  const int64_t delivered = commit(*s, make_event("delivered", old), {"f/b/a"}).deliveries.at(0).id;
-  record(*s, delivered, store::Outcome::Kind::delivered);
-  commit(*s, make_event("pending", old), {"f/b/a"});
-  const int64_t retrying = commit(*s, make_event("retrying", old), {"f/b/a"}).deliveries.at(0).id;
-  record(*s, retrying, store::Outcome::Kind::retry);
-  const int64_t dead = commit(*s, make_event("dead", old), {"f/b/a"}).deliveries.at(0).id;
-  record(*s, dead, store::Outcome::Kind::dead);
-  const int64_t discarded = commit(*s, make_event("discarded", old), {"f/b/a"}).deliveries.at(0).id;
-  record(*s, discarded, store::Outcome::Kind::dead);
+  const int64_t delivered = commit_now(*s, make_event("delivered", old), {"f/b/a"}).deliveries.at(0).id;
+  record_now(*s, delivered, store::Outcome::Kind::delivered);
+  commit_now(*s, make_event("pending", old), {"f/b/a"});
+  const int64_t retrying = commit_now(*s, make_event("retrying", old), {"f/b/a"}).deliveries.at(0).id;
+  record_now(*s, retrying, store::Outcome::Kind::retry);
+  const int64_t dead = commit_now(*s, make_event("dead", old), {"f/b/a"}).deliveries.at(0).id;
+  record_now(*s, dead, store::Outcome::Kind::dead);
+  const int64_t discarded = commit_now(*s, make_event("discarded", old), {"f/b/a"}).deliveries.at(0).id;
+  record_now(*s, discarded, store::Outcome::Kind::dead);
   ASSERT_EQ(s->discard(discarded).count, 1);
-  commit(*s, make_event("unmatched", old), {});
+  commit_now(*s, make_event("unmatched", old), {});
   // Delivered to one lane, still pending in another: kept.
-  auto half = commit(*s, make_event("half", old), {"f/b/a", "f/b/b"});
-  record(*s, half.deliveries.at(0).id, store::Outcome::Kind::delivered);
-  const int64_t recent = commit(*s, make_event("recent", now), {"f/b/a"}).deliveries.at(0).id;
-  record(*s, recent, store::Outcome::Kind::delivered);
+  auto half = commit_now(*s, make_event("half", old), {"f/b/a", "f/b/b"});
+  record_now(*s, half.deliveries.at(0).id, store::Outcome::Kind::delivered);
+  const int64_t recent = commit_now(*s, make_event("recent", now), {"f/b/a"}).deliveries.at(0).id;
+  record_now(*s, recent, store::Outcome::Kind::delivered);
   ASSERT_EQ(s->counts().events, 8);
 
   const auto pruned = s->prune(now - 7 * kDay);
@@ -95,7 +78,7 @@ TEST(Retention, PrunesOnlyOldEventsWhoseDeliveriesAreFinished) {
   EXPECT_EQ(fetch(*s, "f/b/a").deliveries.size(), 1U);     // "pending" (retrying waits a minute)
 
   // Once delivered, the old events go at the next pass; nothing else does.
-  record(*s, half.deliveries.at(1).id, store::Outcome::Kind::delivered);
+  record_now(*s, half.deliveries.at(1).id, store::Outcome::Kind::delivered);
   EXPECT_EQ(s->prune(now - 7 * kDay).events, 1);
   EXPECT_FALSE(s->event("half"));
   EXPECT_EQ(s->prune(now - 7 * kDay).events, 0);
@@ -112,7 +95,7 @@ TEST(Retention, PrunesManyEventsInShortTransactions) {
   std::promise<void> p;
   s->commit_batch(std::move(batch), [&p](std::vector<store::CommitResult>) { p.set_value(); });
   p.get_future().get();
-  commit(*s, make_event("keep", old), {"f/b/a"});  // pending, in the middle of nothing
+  commit_now(*s, make_event("keep", old), {"f/b/a"});  // pending, in the middle of nothing
   EXPECT_EQ(s->prune(event::now_ms() - kDay).events, 700);
   EXPECT_EQ(s->counts().events, 1);
 }
@@ -122,9 +105,9 @@ TEST(WindowReplay, ArchivedPagesInReceiveOrderAndReplayDeliveriesAreMarked) {
   auto s = store::make_sqlite_store(options(dir));
   s->open();
   const int64_t t0 = event::now_ms() - kDay;
-  for (int i = 0; i < 5; ++i) commit(*s, make_event("f" + std::to_string(i), t0 + i * 1000), {"f/b/a"});
-  commit(*s, make_event("other", t0 + 1500, "g"), {"g/b/a"});
-  commit(*s, make_event("late", t0 + 10'000), {"f/b/a"});
+  for (int i = 0; i < 5; ++i) commit_now(*s, make_event("f" + std::to_string(i), t0 + i * 1000), {"f/b/a"});
+  commit_now(*s, make_event("other", t0 + 1500, "g"), {"g/b/a"});
+  commit_now(*s, make_event("late", t0 + 10'000), {"f/b/a"});
 
   store::ArchiveQuery q;
   q.flow = "f";
@@ -146,8 +129,8 @@ TEST(WindowReplay, ArchivedPagesInReceiveOrderAndReplayDeliveriesAreMarked) {
   EXPECT_EQ(seen, (std::vector<std::string>{"f1", "f2", "f3", "f4"}));
 
   // An event pruned between the read and the write is skipped.
-  const int64_t gone = commit(*s, make_event("gone", t0 - kDay), {"f/b/a"}).deliveries.at(0).id;
-  record(*s, gone, store::Outcome::Kind::delivered);
+  const int64_t gone = commit_now(*s, make_event("gone", t0 - kDay), {"f/b/a"}).deliveries.at(0).id;
+  record_now(*s, gone, store::Outcome::Kind::delivered);
   q.from_ms = t0 - 2 * kDay;
   q.after.reset();
   q.limit = 1;

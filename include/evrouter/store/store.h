@@ -82,6 +82,9 @@ struct Outcome {
   int attempts = 0;             // attempts made, this one included
   int64_t next_attempt_ms = 0;  // retry only
   Attempt attempt;
+  // The delivery has an ordering key: a final outcome hands its key's turn to the next pending delivery.
+  // False skips that step (the default, true, is always correct).
+  bool ordered = true;
 };
 
 struct Due {
