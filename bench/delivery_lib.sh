@@ -38,6 +38,18 @@ free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# The admin API of the evrouter that write_config describes (loopback, no token): /metrics for the benches.
+ADMIN_PORT=$(free_port)
+
+# metrics_ms N: the median time of N scrapes of GET /metrics, in ms.
+metrics_ms() {
+  local times=()
+  for _ in $(seq "$1"); do
+    times+=("$(curl -s -o /dev/null -w '%{time_total}' "http://127.0.0.1:$ADMIN_PORT/metrics")")
+  done
+  printf '%s\n' "${times[@]}" | sort -n | sed -n "$((($1 + 1) / 2))p" | awk '{printf "%.1f", $1 * 1000}'
+}
+
 wait_http() {  # URL EXPECTED_CODE: poll for up to 30 s
   local code=
   for _ in $(seq 300); do
@@ -117,6 +129,9 @@ store:
   durability: $2
 log:
   level: warn
+admin:
+  listen: 127.0.0.1
+  port: $ADMIN_PORT
 publish:
   max_entries: 1000
   keys:

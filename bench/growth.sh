@@ -17,7 +17,8 @@
 #    delivered at the sink during the load) and evrouter's RSS (peak, sampled every 0.5 s).
 # 2. Backlog: BACKLOGS (0, 100000, 1000000) events published first (batches of 100, as bench/backlog.sh)
 #    while the destination refuses connections, then the sink comes up and, while the backlog drains, the
-#    same load runs: acknowledged/s, delivered/s at the sink, RSS.
+#    same load runs: acknowledged/s, delivered/s at the sink, RSS; and, before the sink comes up, the median
+#    time of 5 scrapes of GET /metrics (the store's totals and queue ages with the whole backlog pending).
 # Prints one line per measurement and a summary. Docs and results: docs/benchmarks.md.
 #
 # Environment: FLOWS ("1 100 1000"), BACKLOGS ("0 100000 1000000"), DURATION (8), CONNECTIONS (32), STARTS (3),
@@ -141,10 +142,12 @@ for backlog in $BACKLOGS; do
     fill_s=$(echo "$(date +%s.%N) - $f0" | bc)
   fi
   rss_before=$(rss_kb "$EVR_PID")
+  scrape_ms=$(metrics_ms 5)  # the store totals and queue ages, read with the whole backlog pending
   start_nginx "sink-$backlog" "$port"
-  # Wait for the first deliveries (the breaker's cooldown), then 2 s more.
-  for _ in $(seq 100); do
-    [[ -s $WORK/sink-$backlog/arrivals.log ]] && break
+  # Wait for the first delivery (the breaker's cooldown, up to 10 s after a long outage; not nginx's own
+  # readiness request, also logged), then 2 s more.
+  for _ in $(seq 200); do
+    grep -q "/ok/backlog-$backlog/" "$WORK/sink-$backlog/arrivals.log" 2>/dev/null && break
     sleep 0.1
   done
   sleep 2
@@ -155,7 +158,7 @@ for backlog in $BACKLOGS; do
   sleep 1.2
   kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true
   delivered=$(sink_count "$WORK/sink-$backlog/arrivals.log" "/ok/backlog-$backlog/" "$t0" "$t1")
-  result "backlog backlog=$backlog fill_s=$fill_s $out sink_during=$delivered rss_before_kb=$rss_before rss_peak_kb=$(sort -n "$WORK/rss-backlog-$backlog.txt" | tail -1)"
+  result "backlog backlog=$backlog fill_s=$fill_s $out sink_during=$delivered rss_before_kb=$rss_before metrics_ms=$scrape_ms rss_peak_kb=$(sort -n "$WORK/rss-backlog-$backlog.txt" | tail -1)"
   stop_pid "$EVR_PID"
   stop_pid "$NGINX_PID"
 done
@@ -186,10 +189,12 @@ for k, r in rows:
             r["flows"], a, d, int(r["p50_us"]) / 1000, int(r["p99_us"]) / 1000,
             int(r["rss_idle_kb"]) / 1024, int(r["rss_peak_kb"]) / 1024, a / base))
 print("\nbacklog (load while the backlog drains)")
-print("%8s %8s %10s %12s %8s %14s %12s" % ("backlog", "fill s", "acked/s", "delivered/s", "p99 ms", "rss before MB", "rss peak MB"))
+print("%8s %8s %10s %12s %8s %14s %12s %11s" % ("backlog", "fill s", "acked/s", "delivered/s", "p99 ms", "rss before MB",
+                                              "rss peak MB", "/metrics ms"))
 for k, r in rows:
     if k == "backlog":
         a, d = rates(r)
-        print("%8s %8.1f %10.0f %12.0f %8.1f %14.1f %12.1f" % (r["backlog"], float(r["fill_s"]), a, d,
-              int(r["p99_us"]) / 1000, int(r["rss_before_kb"]) / 1024, int(r["rss_peak_kb"]) / 1024))
+        print("%8s %8.1f %10.0f %12.0f %8.1f %14.1f %12.1f %11s" % (r["backlog"], float(r["fill_s"]), a, d,
+              int(r["p99_us"]) / 1000, int(r["rss_before_kb"]) / 1024, int(r["rss_peak_kb"]) / 1024,
+              r.get("metrics_ms", "-")))
 PY

@@ -881,17 +881,22 @@ class SqliteStore final : public Store {
   Due read_due(const std::string& lane, int64_t now_ms, std::size_t limit,
                const std::unordered_set<int64_t>& exclude) {
     if (!sel_due_) {
+      // Each names its index: without statistics the planner may take deliveries_waiting for the blocked
+      // check (any pending row of the lane) and walk a lane's whole backlog on every fetch.
       sel_due_ = std::make_unique<sqlite::Stmt>(
           reader_db_,
           "SELECT id, event_seq, attempts, created_ms, next_ms, ordering_key, attempts_base, replayed_ms, "
           "replay_ms "
-          "FROM deliveries "
+          "FROM deliveries INDEXED BY deliveries_ready "
           "WHERE lane = ?1 AND state = 0 AND blocked = 0 AND next_ms <= ?2 ORDER BY next_ms, id LIMIT ?3");
-      sel_next_ = std::make_unique<sqlite::Stmt>(reader_db_,
-                                                 "SELECT min(next_ms) FROM deliveries WHERE lane = ?1 AND "
-                                                 "state = 0 AND blocked = 0 AND next_ms > ?2");
-      sel_blocked_ = std::make_unique<sqlite::Stmt>(
-          reader_db_, "SELECT 1 FROM deliveries WHERE lane = ?1 AND state = 0 AND blocked = 1 LIMIT 1");
+      sel_next_ = std::make_unique<sqlite::Stmt>(
+          reader_db_,
+          "SELECT min(next_ms) FROM deliveries INDEXED BY deliveries_ready WHERE lane = ?1 AND "
+          "state = 0 AND blocked = 0 AND next_ms > ?2");
+      sel_blocked_ = std::make_unique<sqlite::Stmt>(reader_db_,
+                                                    "SELECT 1 FROM deliveries INDEXED BY deliveries_blocked "
+                                                    "WHERE lane = ?1 AND state = 0 AND blocked = 1 "
+                                                    "LIMIT 1");
       sel_event_ = std::make_unique<sqlite::Stmt>(
           reader_db_,
           "SELECT id, flow, listener_id, source, type, time_ms, shop, webhook_id, dedup_key, correlation_id, "
