@@ -346,8 +346,8 @@ class SqliteStore final : public Store {
     return ops::pending_lanes(admin_db_);
   }
 
-  // Kept by triggers in the store's own transactions (ops::ensure_counts): a few rows read, whatever the
-  // backlog, so /metrics and /v1/stats stay instant with millions of events.
+  // The totals table, kept in the transactions that change the rows (add_totals, ops::count_changes): a few
+  // rows read, whatever the backlog, so /metrics and /v1/stats stay instant with millions of events.
   Counts counts() override {
     std::lock_guard lk(admin_mu_);
     return ops::counts(admin_db_);
