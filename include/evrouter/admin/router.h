@@ -42,9 +42,9 @@ struct Response {
   std::vector<std::pair<std::string, std::string>> headers;
   std::shared_ptr<EventStream> stream;  // set: a 200 event stream instead of `body`
   // Set: the answer is what this returns, computed on the admin server's worker thread instead of its
-  // loop, for work that can take seconds (a window replay, a bulk dead-letter operation, a connection
-  // test): the loop keeps answering /metrics, the dashboard and the other calls meanwhile. Deferred
-  // work runs one at a time, in the order asked. The fields above are then unused.
+  // loop, for work that can take seconds (a window replay, a bulk dead-letter operation, a store search, a
+  // connection test): the loop keeps answering /metrics, the dashboard and the other calls meanwhile.
+  // Deferred work runs one at a time, in the order asked. The fields above are then unused.
   std::function<Response()> deferred;
 
   static Response json(unsigned status, std::string body);
