@@ -2,6 +2,7 @@
 //   --admin-url URL (else EVROUTER_ADMIN_URL, else http://127.0.0.1:8081), --token TOKEN (else
 //   EVROUTER_ADMIN_TOKEN), --output table|json. Exit 0 on success, 1 when the daemon answered an error or
 //   could not be reached, 2 on a usage error.
+#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -159,6 +160,37 @@ std::string query_string(const Parsed& p, std::initializer_list<std::pair<const 
   return q;
 }
 
+// A list call (`query`: its filters), following next_cursor while the pages come back short (a server
+// page examines a bounded number of rows, so a filter that matches little answers short or empty pages)
+// until `key` holds --limit items (default 50) or nothing is left. The answer has the shape of one page.
+std::optional<json> list(const std::string& command, const Parsed& p, const std::string& path,
+                         const std::string& query, const char* key) {
+  std::string limit = "50";
+  if (auto it = p.options.find("--limit"); it != p.options.end()) limit = it->second;
+  std::optional<std::string> cursor;
+  if (auto it = p.options.find("--cursor"); it != p.options.end()) cursor = it->second;
+  std::size_t want = 0;  // 0: one page, as the server answers (a --limit it will refuse, say)
+  const auto [end, ec] = std::from_chars(limit.data(), limit.data() + limit.size(), want);
+  if (ec != std::errc() || end != limit.data() + limit.size()) want = 0;
+  std::optional<json> out;
+  for (;;) {
+    std::string q = query + (query.empty() ? "?" : "&") + "limit=" + url_encode(limit);
+    if (cursor) q += "&cursor=" + url_encode(*cursor);
+    auto page = call(command, p, "GET", path + q);
+    if (!page) return std::nullopt;
+    if (!out) {
+      out = std::move(page);
+    } else {
+      for (auto& item : (*page)[key]) (*out)[key].push_back(std::move(item));
+      (*out)["next_cursor"] = (*page)["next_cursor"];
+    }
+    const std::size_t have = (*out)[key].size();
+    if (want == 0 || have >= want || !(*out)["next_cursor"].is_string()) return out;
+    cursor = (*out)["next_cursor"].get<std::string>();
+    limit = std::to_string(want - have);
+  }
+}
+
 void print_next(const json& j) {
   if (j.contains("next_cursor") && j["next_cursor"].is_string()) {
     std::cout << "(more: --cursor " << j["next_cursor"].get<std::string>() << ")\n";
@@ -274,10 +306,8 @@ int events(const Args& args) {
                                     {"--type", "type"},
                                     {"--status", "status"},
                                     {"--since", "since"},
-                                    {"--until", "until"},
-                                    {"--limit", "limit"},
-                                    {"--cursor", "cursor"}});
-    auto j = call("events", p, "GET", "/v1/events" + q);
+                                    {"--until", "until"}});
+    auto j = list("events", p, "/v1/events", q, "events");
     if (!j) return 1;
     if (p.json_output) {
       print_json(*j);
@@ -332,13 +362,9 @@ int dlq(const Args& args) {
   if (!p.ok || p.positional.empty()) return usage_error(usage.c_str());
   const std::string& sub = p.positional[0];
   if (sub == "list" && p.positional.size() == 1) {
-    const auto q = query_string(p, {{"--lane", "lane"},
-                                    {"--flow", "flow"},
-                                    {"--since", "since"},
-                                    {"--until", "until"},
-                                    {"--limit", "limit"},
-                                    {"--cursor", "cursor"}});
-    auto j = call("dlq", p, "GET", "/v1/dlq" + q);
+    const auto q =
+        query_string(p, {{"--lane", "lane"}, {"--flow", "flow"}, {"--since", "since"}, {"--until", "until"}});
+    auto j = list("dlq", p, "/v1/dlq", q, "dead_letters");
     if (!j) return 1;
     if (p.json_output) {
       print_json(*j);

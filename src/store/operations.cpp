@@ -52,6 +52,14 @@ namespace {
 constexpr int64_t kBulkChunk = 500;
 // Rows a page holds at most.
 constexpr std::size_t kMaxLimit = 1000;
+// Rows a list examines at most per page, whatever its filters: past that it answers what it found (maybe
+// nothing) with a cursor to go on from, so a filter that matches little costs many short pages instead of
+// one read of the whole store holding the operator connection. The JetStream store bounds its walks alike.
+constexpr int64_t kScanBudget = 10000;
+// A list bounded by receive time (since, until) walks this far past it in commit order: an event's commit
+// follows its receipt by less than this unless the store stalled for longer (its request timed out long
+// before).
+constexpr int64_t kCommitSkewMs = int64_t{3600} * 1000;
 
 constexpr const char* kEventColumns =
     "e.seq, e.id, e.flow, e.listener_id, e.source, e.type, e.time_ms, e.shop, e.webhook_id, e.dedup_key, "
@@ -281,8 +289,58 @@ std::optional<EventRecord> find_event(sqlite::Db& db, const std::string& key) {
   return std::nullopt;
 }
 
+namespace {
+
+// The newest event by receive time before `ms` (its seq), or the oldest at or after it: seeks on
+// events_time. None: 0.
+int64_t seq_received_before(sqlite::Db& db, int64_t ms) {
+  sqlite::Stmt st(db,
+                  "SELECT seq FROM events INDEXED BY events_time WHERE time_ms < ?1 ORDER BY time_ms DESC "
+                  "LIMIT 1");
+  st.bind(1, ms);
+  return st.step() ? st.int64(0) : 0;
+}
+
+int64_t seq_received_from(sqlite::Db& db, int64_t ms) {
+  sqlite::Stmt st(
+      db, "SELECT seq FROM events INDEXED BY events_time WHERE time_ms >= ?1 ORDER BY time_ms LIMIT 1");
+  st.bind(1, ms);
+  return st.step() ? st.int64(0) : 0;
+}
+
+int64_t seq_bound(sqlite::Db& db, const char* sql) {
+  sqlite::Stmt st(db, sql);
+  return st.step() ? st.int64(0) : 0;
+}
+
+}  // namespace
+
 EventPage list_events(sqlite::Db& db, const EventQuery& q) {
+  // The walk: sequences from just below the cursor (or the newest) down to `floor` (exclusive), at most
+  // kScanBudget of them per page. Receive times bound it too: an event received at or after `since` was
+  // committed after every event received kCommitSkewMs before it had been (and symmetrically for
+  // `until`), unless a commit lagged its receipt by more than that.
+  int64_t hi = seq_bound(db, "SELECT max(seq) FROM events");
+  int64_t floor = seq_bound(db, "SELECT min(seq) FROM events") - 1;
+  if (q.cursor) {
+    int64_t seq = 0;
+    if (!parse_int(*q.cursor, seq)) throw std::invalid_argument("malformed cursor");
+    hi = std::min(hi, seq - 1);
+  }
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  if (q.time.since_ms && *q.time.since_ms > std::numeric_limits<int64_t>::min() + kCommitSkewMs)
+    floor = std::max(floor, seq_received_before(db, *q.time.since_ms - kCommitSkewMs));
+  if (q.time.until_ms && *q.time.until_ms < kMax - kCommitSkewMs) {
+    if (const int64_t w = seq_received_from(db, *q.time.until_ms + kCommitSkewMs); w > 0)
+      hi = std::min(hi, w - 1);
+  }
+  EventPage page;
+  if (hi <= floor) return page;
+  const int64_t lo = std::max(floor + 1, hi - kScanBudget + 1);
+
   Where w;
+  w.add("e.seq >= " + w.next(), {lo});
+  w.add("e.seq <= " + w.next(), {hi});
   if (q.flow) w.add("e.flow = " + w.next(), {*q.flow});
   if (q.type) w.add("e.type = " + w.next(), {*q.type});
   if (q.time.since_ms) w.add("e.time_ms >= " + w.next(), {*q.time.since_ms});
@@ -292,17 +350,12 @@ EventPage list_events(sqlite::Db& db, const EventQuery& q) {
     w.add("EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq AND d.state = " + w.next() + ")",
           {state});
   }
-  if (q.cursor) {
-    int64_t seq = 0;
-    if (!parse_int(*q.cursor, seq)) throw std::invalid_argument("malformed cursor");
-    w.add("e.seq < " + w.next(), {seq});
-  }
   const std::size_t limit = clamp_limit(q.limit);
-  sqlite::Stmt st(db, (std::string("SELECT ") + kEventColumns + " FROM events e" + w.sql +
+  // NOT INDEXED: the sequence range on the table itself, never an index walk that sorts afterwards.
+  sqlite::Stmt st(db, (std::string("SELECT ") + kEventColumns + " FROM events e NOT INDEXED" + w.sql +
                        " ORDER BY e.seq DESC LIMIT " + std::to_string(limit + 1))
                           .c_str());
   w.bind(st);
-  EventPage page;
   while (st.step()) {
     if (page.events.size() == limit) {
       page.next_cursor = std::to_string(page.events.back().seq);
@@ -312,13 +365,20 @@ EventPage list_events(sqlite::Db& db, const EventQuery& q) {
     r.event = read_event(st, 0, r.seq);
     page.events.push_back(std::move(r));
   }
+  // The budget ran out before the page filled: go on below what was examined.
+  if (!page.next_cursor && lo > floor + 1) page.next_cursor = std::to_string(lo);
   for (auto& r : page.events) r.deliveries = deliveries_of(db, r.seq, false);
   return page;
 }
 
 DeadLetterPage list_dead_letters(sqlite::Db& db, const DeadLetterQuery& q) {
-  Where w;
-  add_dead_filter(w, q.filter);
+  // Dead letters newest first on deliveries_dead: the time filter and the cursor are ranges on it; lane
+  // and flow are checked per row, so with those a page examines at most kScanBudget dead letters (the
+  // boundary is found on the index alone).
+  Where range;
+  range.add("d.state = " + std::to_string(kDead));
+  if (q.filter.time.since_ms) range.add("d.updated_ms >= " + range.next(), {*q.filter.time.since_ms});
+  if (q.filter.time.until_ms) range.add("d.updated_ms < " + range.next(), {*q.filter.time.until_ms});
   if (q.cursor) {
     const auto sep = q.cursor->find('_');
     int64_t at = 0, id = 0;
@@ -326,16 +386,35 @@ DeadLetterPage list_dead_letters(sqlite::Db& db, const DeadLetterQuery& q) {
         !parse_int(std::string_view(*q.cursor).substr(sep + 1), id)) {
       throw std::invalid_argument("malformed cursor");
     }
-    const std::string a = w.next();
-    w.values.emplace_back(at);
-    const std::string b = w.next();
-    w.values.emplace_back(id);
-    w.add("(d.updated_ms < " + a + " OR (d.updated_ms = " + a + " AND d.id < " + b + "))");
+    const std::string a = range.next();
+    range.values.emplace_back(at);
+    const std::string b = range.next();
+    range.values.emplace_back(id);
+    range.add("(d.updated_ms < " + a + " OR (d.updated_ms = " + a + " AND d.id < " + b + "))");
+  }
+  Where w = range;
+  std::optional<std::pair<int64_t, int64_t>> boundary;
+  if (q.filter.lane || q.filter.flow) {
+    sqlite::Stmt st(
+        db, ("SELECT d.updated_ms, d.id FROM deliveries d INDEXED BY deliveries_dead" + range.sql +
+             " ORDER BY d.updated_ms DESC, d.id DESC LIMIT 1 OFFSET " + std::to_string(kScanBudget - 1))
+                .c_str());
+    range.bind(st);
+    if (st.step()) {
+      boundary.emplace(st.int64(0), st.int64(1));
+      const std::string a = w.next();
+      w.values.emplace_back(boundary->first);
+      const std::string b = w.next();
+      w.values.emplace_back(boundary->second);
+      w.add("(d.updated_ms > " + a + " OR (d.updated_ms = " + a + " AND d.id >= " + b + "))");
+    }
+    if (q.filter.lane) w.add("d.lane = " + w.next(), {*q.filter.lane});
+    if (q.filter.flow) w.add("e.flow = " + w.next(), {*q.filter.flow});
   }
   const std::size_t limit = clamp_limit(q.limit);
   sqlite::Stmt st(db, (std::string("SELECT ") + kDeliveryColumns + ", " + kEventColumns +
-                       " FROM deliveries d JOIN events e ON e.seq = d.event_seq" + w.sql +
-                       " ORDER BY d.updated_ms DESC, d.id DESC LIMIT " + std::to_string(limit + 1))
+                       " FROM deliveries d INDEXED BY deliveries_dead JOIN events e ON e.seq = d.event_seq" +
+                       w.sql + " ORDER BY d.updated_ms DESC, d.id DESC LIMIT " + std::to_string(limit + 1))
                           .c_str());
   w.bind(st);
   DeadLetterPage page;
@@ -351,6 +430,8 @@ DeadLetterPage list_dead_letters(sqlite::Db& db, const DeadLetterQuery& q) {
     dl.event = read_event(st, kDeliveryColumnCount, seq);
     page.dead_letters.push_back(std::move(dl));
   }
+  if (!page.next_cursor && boundary)
+    page.next_cursor = std::to_string(boundary->first) + "_" + std::to_string(boundary->second);
   return page;
 }
 

@@ -2,9 +2,11 @@
 // discard), event lookup and listing, runtime flow enable/disable across restarts, and the CLI commands.
 #include <gtest/gtest.h>
 
+#include <future>
 #include <thread>
 
 #include "e2e/pipeline_fixture.h"
+#include "support/stored_event.h"
 
 using namespace evr;
 using namespace evr::test;
@@ -351,4 +353,45 @@ TEST_F(Operations, CliTalksToTheAdminApi) {
   EXPECT_EQ(unreachable.status, 1);
   EXPECT_NE(unreachable.output.find("cannot reach the admin API at " + dead_url), std::string::npos)
       << unreachable.output;
+}
+
+// A store larger than a page's scan budget: the API answers an empty page with a cursor for a type found
+// only at the bottom, and the CLI follows the cursors to it.
+TEST_F(Operations, CliFollowsShortPagesToARareMatch) {
+  start(ops_config("ops-pages"));
+  auto commit = [this](int n, const std::string& type, int& serial) {
+    std::vector<store::Ingest> batch;
+    for (int i = 0; i < n; ++i) {
+      auto e = stored_event("bulk-" + std::to_string(++serial));
+      e->type = type;
+      batch.push_back({std::move(e), {}});
+    }
+    std::promise<std::vector<store::CommitResult>> p;
+    daemon_->store().commit_batch(std::move(batch),
+                                  [&p](std::vector<store::CommitResult> r) { p.set_value(std::move(r)); });
+    return p.get_future().get();
+  };
+  int serial = 0;
+  const std::string rare = commit(1, "orders/rare", serial).at(0).event_id;
+  for (int i = 0; i < 6; ++i) ASSERT_EQ(commit(2000, "orders/create", serial).size(), 2000U);
+
+  const auto first = get("/v1/events?type=orders/rare");
+  EXPECT_TRUE(first["events"].empty()) << first.dump();
+  ASSERT_TRUE(first["next_cursor"].is_string()) << first.dump();
+
+  const std::string url = "http://127.0.0.1:" + std::to_string(daemon_->admin_port());
+  const std::vector<std::string> env{std::string("EVROUTER_ADMIN_URL=") + url,
+                                     std::string("EVROUTER_ADMIN_TOKEN=") + kToken};
+  auto list = run_cli({"events", "list", "--type", "orders/rare"}, env);
+  EXPECT_EQ(list.status, 0) << list.output;
+  EXPECT_NE(list.output.find(rare), std::string::npos) << list.output;
+  EXPECT_EQ(list.output.find("(more:"), std::string::npos) << list.output;
+
+  auto json_out =
+      run_cli({"events", "list", "--type", "orders/create", "--limit", "3", "--output", "json"}, env);
+  ASSERT_EQ(json_out.status, 0) << json_out.output;
+  const auto j = json::parse(json_out.output, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << json_out.output;
+  EXPECT_EQ(j["events"].size(), 3U);
+  EXPECT_TRUE(j["next_cursor"].is_string());
 }

@@ -122,7 +122,7 @@ struct InputPath {
 // a JSON array of their bodies, sent when max_events or max_bytes is reached or the oldest waited max_wait.
 struct Batch {
   int max_events = 100;              // 1..256 (the lane's in-memory window)
-  uint64_t max_bytes = 1024 * 1024;  // request body, brackets and commas included
+  uint64_t max_bytes = uint64_t{1024} * 1024;  // request body, brackets and commas included
   Millis max_wait = std::chrono::milliseconds(200);
 
   bool operator==(const Batch&) const = default;
@@ -215,7 +215,7 @@ struct Server {
   uint16_t port = 8080;
   std::string public_base_url;  // default http://localhost:<port>
   int workers = 0;              // 0 = one per core
-  uint64_t max_body_bytes = 1024 * 1024;
+  uint64_t max_body_bytes = uint64_t{1024} * 1024;
   Millis request_timeout = std::chrono::seconds(10);  // whole request read (slow clients)
   Millis idle_timeout = std::chrono::seconds(60);     // keep-alive idle
   Millis shutdown_grace = std::chrono::seconds(10);

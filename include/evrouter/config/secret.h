@@ -10,7 +10,7 @@
 namespace evr::config {
 
 // A secret file longer than this is refused (as unreadable).
-inline constexpr std::size_t kMaxSecretFileBytes = 64 * 1024;
+inline constexpr std::size_t kMaxSecretFileBytes = std::size_t{64} * 1024;
 
 struct SecretRef {
   enum class Kind { env, file };

@@ -303,6 +303,7 @@ class Store {
   // Calls `changed` (on a store thread, never an event loop) after listener ids or flow states changed,
   // also when another instance sharing the store changed them; once at most per burst of changes. Stores
   // that one process owns alone (SQLite) never call it. Call before any change; close() stops it.
+  // NOLINTNEXTLINE(performance-unnecessary-value-param): overrides keep their copy
   virtual void watch_shared_state(std::function<void()> changed) { (void)changed; }
 
   // Cluster-wide limits (docs/scaling.md#what-is-cluster-wide), for stores shared by several evrouter
