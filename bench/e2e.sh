@@ -12,13 +12,14 @@
 #      sink is nginx logging each arrival; the peak is what the sink received during the load per second;
 #   2. half of the median peak, open loop: evrouter-loadgen at that constant rate for DURATION s, sending
 #      a unique X-Correlation-Id (which evrouter forwards on its deliveries) and serving the sink itself
-#      (--sink-port), so each 2xx and each arrival are timed by one clock; "added" is arrival minus the
-#      time the 2xx was read (0 when the delivery came first).
+#      (--sink-port, on a second thread), so each 2xx and each arrival are timed by one clock; "added" is
+#      arrival minus the time the 2xx was read (0 when the delivery came first).
 # Everything runs on 127.0.0.1 and stops by itself (about 2 minutes with the defaults). Prints one table of
 # medians. Docs and results: docs/benchmarks.md ("End to end").
 #
 # Environment: DURATION (s, 8), REPEATS (3), CONNECTIONS (64), RATE_CONNECTIONS (64), EVR_CONCURRENCY (32),
-# SETTLE (s, 3), BUILD_DIR, KEEP=1, RESULTS_OUT (file: a copy of the per-run lines).
+# SETTLE (s, 3), BUILD_DIR, KEEP=1, RESULTS_OUT (file: a copy of the per-run lines), HALF_RATE (req/s: skip
+# the peak runs and measure the added latency at this rate, e.g. to compare two builds at one rate).
 source "$(dirname "${BASH_SOURCE[0]}")/delivery_lib.sh"
 
 DURATION=${DURATION:-8}
@@ -45,7 +46,7 @@ echo "load avg    before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # 1. The sustained end-to-end peak.
 peaks=()
-for r in $(seq "$REPEATS"); do
+for r in $(seq "$([[ -n ${HALF_RATE:-} ]] && echo 0 || echo "$REPEATS")"); do
   dir=$WORK/peak-$r
   write_shopify_config "$dir" "$EVR_PORT" "http://127.0.0.1:$SINK_PORT/ok/peak-$r" \
     "  state_dir: $dir/state
@@ -61,10 +62,14 @@ for r in $(seq "$REPEATS"); do
   peaks+=("$rate")
   echo "peak repeat=$r $out sink_during=$during delivered_per_s=$rate" | tee -a "$WORK/results.txt"
 done
-peak=$(median "${peaks[@]}")
-half=$((peak / 2))
+if [[ -n ${HALF_RATE:-} ]]; then
+  half=$HALF_RATE
+else
+  peak=$(median "${peaks[@]}")
+  half=$((peak / 2))
+fi
 
-# 2. Half of it, open loop, with the load generator as the sink.
+# 2. Half of it, open loop, with the load generator as the sink (on a thread of its own).
 lines=()
 for r in $(seq "$REPEATS"); do
   dir=$WORK/half-$r
@@ -96,7 +101,11 @@ ms() { awk -v v="$1" 'BEGIN { printf "%.2f", v / 1000 }'; }
 added_p99=$(m added_p99_us)
 echo
 echo "End to end (medians of $REPEATS)"
-echo "sustained delivery, closed loop     $peak events/s reached the sink during the load (runs: ${peaks[*]})"
+if [[ -n ${HALF_RATE:-} ]]; then
+  echo "sustained delivery, closed loop     not measured (HALF_RATE=$HALF_RATE given)"
+else
+  echo "sustained delivery, closed loop     $peak events/s reached the sink during the load (runs: ${peaks[*]})"
+fi
 echo "open loop at half of it             $half req/s: $(m ok) answered 2xx, $(m matched) delivered (missing $(m missing), repeated $(m repeated))"
 echo "answer latency (scheduled -> 2xx)   p50 $(ms "$(m p50_us)") ms, p99 $(ms "$(m p99_us)") ms"
 echo "added latency (2xx -> sink)         p50 $(ms "$(m added_p50_us)") ms, p90 $(ms "$(m added_p90_us)") ms, p99 $(ms "$added_p99") ms, p99.9 $(ms "$(m added_p999_us)") ms, max $(ms "$(m added_max_us)") ms"

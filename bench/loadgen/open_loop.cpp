@@ -1,8 +1,10 @@
 #include "loadgen/open_loop.h"
 
 #include <boost/asio/connect.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -18,6 +20,7 @@
 #include <memory>
 #include <optional>
 #include <stdexcept>
+#include <thread>
 
 namespace evr::bench {
 namespace {
@@ -44,10 +47,11 @@ struct Conn {
   bool busy = false;
 };
 
-// One connection to the sink: reads requests, answers 200 with an empty body, keeps the connection.
+// One connection to the sink: reads requests, answers 200 with an empty body, keeps the connection. Runs on
+// the sink's own thread, so an arrival is timed when it is read, not when the sender's loop gets to it.
 class SinkSession : public std::enable_shared_from_this<SinkSession> {
  public:
-  using Arrival = std::function<void(std::string_view id)>;
+  using Arrival = std::function<void(std::string_view id, Clock::time_point at)>;
   SinkSession(tcp::socket socket, const std::string& id_header, Arrival& arrival)
       : socket_(std::move(socket)), id_header_(id_header), arrival_(arrival) {}
 
@@ -57,8 +61,9 @@ class SinkSession : public std::enable_shared_from_this<SinkSession> {
     http::async_read(socket_, buffer_, *parser_,
                      [self = shared_from_this()](beast::error_code ec, std::size_t) {
                        if (ec) return;
+                       const auto at = Clock::now();
                        const auto id = self->parser_->get()[self->id_header_];
-                       self->arrival_(std::string_view(id.data(), id.size()));
+                       self->arrival_(std::string_view(id.data(), id.size()), at);
                        const bool keep = self->parser_->get().keep_alive();
                        static constexpr std::string_view kOk = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
                        net::async_write(self->socket_, net::buffer(kOk.data(), kOk.size()),
@@ -84,7 +89,7 @@ class Driver {
         endpoint_(net::ip::make_address(target.host), target.port),
         timer_(ioc_),
         deadline_(ioc_),
-        acceptor_(ioc_) {
+        acceptor_(sink_ioc_) {
     if (plan.rate <= 0) throw std::invalid_argument("rate must be > 0");
     if (plan.connections < 1) throw std::invalid_argument("connections must be >= 1");
     total_ =
@@ -104,14 +109,23 @@ class Driver {
       acceptor_.set_option(tcp::acceptor::reuse_address(true));
       acceptor_.bind(at);
       acceptor_.listen();
-      arrival_ = [this](std::string_view id) { on_arrival(id); };
+      // Timed on the sink thread, matched on the sender's (which owns the report).
+      arrival_ = [this](std::string_view id, Clock::time_point arrived) {
+        net::post(ioc_, [this, id = std::string(id), arrived] { on_arrival(id, arrived); });
+      };
       accept();
+      sink_thread_ = std::thread([this] { sink_ioc_.run(); });
     }
   }
+
+  ~Driver() { stop_sink(); }
+  Driver(const Driver&) = delete;
+  Driver& operator=(const Driver&) = delete;
 
   Report run() {
     for (auto& c : conns_) connect(*c);
     ioc_.run();
+    stop_sink();
     if (!started_) throw std::runtime_error(first_error_.empty() ? "cannot connect" : first_error_);
     report_.scheduled = next_;
     return std::move(report_);
@@ -285,9 +299,15 @@ class Driver {
     });
   }
 
-  // The sink received a request carrying `id` ("<id_prefix>-<n>" for ours).
-  void on_arrival(std::string_view id) {
-    const auto now = Clock::now();
+  void stop_sink() {
+    sink_work_.reset();
+    sink_ioc_.stop();
+    if (sink_thread_.joinable()) sink_thread_.join();
+  }
+
+  // The sink received a request carrying `id` ("<id_prefix>-<n>" for ours) at `now`.
+  void on_arrival(std::string_view id, Clock::time_point now) {
+    if (finished_) return;
     ++report_.sink_requests;
     const std::string_view prefix = target_.id_prefix;
     if (id.size() <= prefix.size() + 1 || id.substr(0, prefix.size()) != prefix || id[prefix.size()] != '-')
@@ -328,6 +348,10 @@ class Driver {
   const Target& target_;
   const Plan& plan_;
   net::io_context ioc_{1};
+  net::io_context sink_ioc_{1};
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> sink_work_{
+      net::make_work_guard(sink_ioc_)};
+  std::thread sink_thread_;
   tcp::endpoint endpoint_;
   std::vector<std::unique_ptr<Conn>> conns_;
   std::vector<Conn*> idle_;

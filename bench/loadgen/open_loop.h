@@ -23,9 +23,10 @@ struct Target {
   std::vector<std::string> id_headers;
   std::string id_prefix = "req";
   std::string body;
-  // Optional delivery sink on 127.0.0.1:sink_port, served by the same thread: answers 200 to every request
-  // and records when the request carrying each id (in sink_id_header) arrived, to measure the latency a
-  // router adds between its answer to a request and its delivery of that request's event. 0: no sink.
+  // Optional delivery sink on 127.0.0.1:sink_port, served by a thread of its own (so the sender's work does
+  // not delay the sink's reads): answers 200 to every request and records when the request carrying each
+  // id (in sink_id_header) arrived, to measure the latency a router adds between its answer to a request and
+  // its delivery of that request's event. 0: no sink.
   uint16_t sink_port = 0;
   std::string sink_id_header = "X-Correlation-Id";
 };
