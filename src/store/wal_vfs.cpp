@@ -28,7 +28,7 @@ sqlite3_vfs g_vfs;
 struct File {
   sqlite3_file base;           // must be first: SQLite sees a sqlite3_file*
   sqlite3_file* real;          // the base VFS's file, right after this struct
-  std::vector<char>* pending;  // gathered WAL bytes (WAL files only)
+  std::vector<char>* pending;  // gathered bytes (WAL and main database files)
   sqlite3_int64 pending_at;    // their offset in the file
 };
 
@@ -196,7 +196,7 @@ int x_open(sqlite3_vfs*, sqlite3_filename name, sqlite3_file* file, int flags, i
   f->pending_at = 0;
   const int rc = g_base->xOpen(g_base, name, f->real, flags, out_flags);
   if (f->real->pMethods == nullptr) return rc;  // nothing to close
-  if ((flags & SQLITE_OPEN_WAL) != 0) {
+  if ((flags & (SQLITE_OPEN_WAL | SQLITE_OPEN_MAIN_DB)) != 0) {
     f->pending = new (std::nothrow) std::vector<char>();
     if (f->pending == nullptr) {
       f->real->pMethods->xClose(f->real);

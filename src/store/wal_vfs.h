@@ -1,14 +1,18 @@
 #pragma once
-// A SQLite VFS over the default one that gathers a transaction's writes to the write-ahead log into one
-// write. SQLite writes each WAL frame with two writes (its 24-byte header, then the page), so a group
-// commit of a few dozen pages costs a hundred syscalls; here contiguous writes are kept in a buffer and
-// written at once when SQLite syncs the WAL, reads, sizes or truncates it, writes elsewhere in it, or
-// closes it. Every other file (the database, its shared memory) and every other call pass through.
+// A SQLite VFS over the default one that gathers contiguous writes into one write. SQLite writes each WAL
+// frame with two writes (its 24-byte header, then the page), so a group commit of a few dozen pages costs a
+// hundred syscalls, and a checkpoint copies each page into the database file with a write of its own (in
+// page order: new pages at the end of the file are contiguous). Here contiguous writes to the WAL or the
+// database file are kept in a buffer and written at once when SQLite syncs that file, reads, sizes or
+// truncates it, writes elsewhere in it, unlocks or closes it. Every other file (journals, shared memory)
+// and every other call pass through.
 //
-// Safe only on a connection with synchronous=FULL: there SQLite syncs the WAL at every commit before it
+// Safe only on connections with synchronous=FULL: there SQLite syncs the WAL at every commit before it
 // publishes the commit to other connections, so no reader can look for frames still in the buffer, and a
-// commit is durable exactly as before (the buffer is written, then synced). The store uses it for the
-// writer's connection in `durability: fsync` only.
+// commit is durable exactly as before (the buffer is written, then synced); and a checkpoint syncs the
+// database file before it records how far the WAL was copied (nBackfill), the moment from which another
+// connection may read those pages from the database file rather than the WAL. The store uses it for the
+// writer's and the checkpointer's connections in `durability: fsync` only.
 
 namespace evr::store::sqlite {
 

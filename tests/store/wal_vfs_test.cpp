@@ -119,3 +119,59 @@ TEST(WalGatheringVfs, AStoreInFsyncModeKeepsEveryEventOfLargeGroupCommits) {
   EXPECT_EQ(count.int64(0), 900);
   EXPECT_EQ(count.int64(1), 900);
 }
+
+// A checkpoint on the gathering VFS writes the pages it copies in contiguous runs; those writes must be in
+// the database file before the checkpoint records its progress, since from then on other connections read
+// the pages there (and the next commit starts the WAL over, overwriting the frames).
+TEST(WalGatheringVfs, CheckpointedPagesAreReadBackFromTheDatabaseFile) {
+  test::TempDir dir;
+  const std::string path = (dir / "t.db").string();
+  store::sqlite::Db writer(path, store::sqlite::wal_gathering_vfs());
+  configure(writer);
+  writer.exec("PRAGMA wal_autocheckpoint=0");
+  writer.exec("CREATE TABLE t(id INTEGER PRIMARY KEY, b BLOB NOT NULL)");
+  writer.exec("CREATE INDEX t_b ON t(substr(b, 1, 16))");  // pages spread over the file
+  store::sqlite::Db checkpointer(path, store::sqlite::wal_gathering_vfs());
+  configure(checkpointer);
+  store::sqlite::Db reader(path);
+  configure(reader);
+  std::vector<std::string> expected;
+  for (int round = 0; round < 12; ++round) {
+    writer.exec("BEGIN IMMEDIATE");
+    {
+      store::sqlite::Stmt ins(writer, "INSERT INTO t(id, b) VALUES (?1, ?2)");
+      for (int i = 0; i < 40; ++i) {
+        expected.push_back(bytes(3500 + static_cast<std::size_t>(i) * 7, round * 100 + i));
+        ins.bind(1, static_cast<int64_t>(expected.size())).bind_blob(2, expected.back()).run();
+      }
+      // Rewrite earlier rows too: pages in the middle of the file, between runs of new ones.
+      store::sqlite::Stmt upd(writer, "UPDATE t SET b = ?2 WHERE id = ?1");
+      for (std::size_t id = 1 + static_cast<std::size_t>(round); id < expected.size(); id += 37) {
+        expected[id - 1] = bytes(3000, round * 1000 + static_cast<int>(id));
+        upd.bind(1, static_cast<int64_t>(id)).bind_blob(2, expected[id - 1]).run();
+      }
+    }
+    writer.exec("COMMIT");
+    int frames = -1, copied = -1;
+    ASSERT_EQ(
+        sqlite3_wal_checkpoint_v2(checkpointer.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &frames, &copied),
+        SQLITE_OK);
+    EXPECT_GT(frames, 0);
+    EXPECT_EQ(copied, frames) << "round " << round;
+    // The next commit starts the WAL over: every checkpointed page is now read from the database file.
+    writer.exec("CREATE TABLE IF NOT EXISTS marker(x)");
+    writer.exec("INSERT INTO marker VALUES (1)");
+    for (std::size_t id = 1; id <= expected.size(); id += 3)
+      ASSERT_EQ(blob_of(reader, static_cast<int64_t>(id)), expected[id - 1])
+          << "round " << round << " id " << id;
+  }
+  checkpointer = store::sqlite::Db();
+  reader = store::sqlite::Db();
+  writer = store::sqlite::Db();
+  store::sqlite::Db again(path);
+  store::sqlite::Stmt check(again, "PRAGMA integrity_check");
+  ASSERT_TRUE(check.step());
+  EXPECT_EQ(std::string(check.text(0)), "ok");
+  for (std::size_t id = 1; id <= expected.size(); ++id)
+    ASSERT_EQ(blob_of(again, static_cast<int64_t>(id)), expected[id - 1]) << "id " << id;
+}
