@@ -161,7 +161,12 @@ class Session : public std::enable_shared_from_this<Session> {
     std::string head =
         "HTTP/1.1 200 OK\r\nServer: evrouter\r\nContent-Type: text/event-stream\r\n"
         "Cache-Control: no-store\r\nConnection: close\r\nX-Accel-Buffering: no\r\n";
-    for (const auto& [k, v] : r.headers) head += k + ": " + v + "\r\n";
+    for (const auto& [k, v] : r.headers) {
+      head += k;
+      head += ": ";
+      head += v;
+      head += "\r\n";
+    }
     head += "\r\n: evrouter live tail\n\n";
     stream_.expires_never();
     heartbeat_.emplace(stream_.get_executor());
@@ -259,7 +264,7 @@ class Session : public std::enable_shared_from_this<Session> {
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
     if (ec) return close();
     stream_.expires_after(std::chrono::seconds(2));
-    discard_.resize(16 * 1024);
+    discard_.resize(std::size_t{16} * 1024);
     discard(0);
   }
 

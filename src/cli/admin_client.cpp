@@ -81,7 +81,7 @@ std::optional<AdminReply> admin_request(const AdminTarget& target, const std::st
     x->req.body() = body;
   }
   x->req.prepare_payload();
-  x->parser.body_limit(64 * 1024 * 1024);
+  x->parser.body_limit(std::uint64_t{64} * 1024 * 1024);
 
   auto fail = [x](const char* stage, beast::error_code ec) {
     x->ec = ec;
@@ -90,7 +90,7 @@ std::optional<AdminReply> admin_request(const AdminTarget& target, const std::st
   x->stage = "resolve";
   x->resolver.async_resolve(
       endpoint->host, std::to_string(endpoint->port),
-      [x, fail, timeout = target.timeout](beast::error_code ec, tcp::resolver::results_type results) {
+      [x, fail, timeout = target.timeout](beast::error_code ec, const tcp::resolver::results_type& results) {
         if (ec) return fail("resolve", ec);
         x->stream.expires_after(timeout);
         x->stream.async_connect(results, [x, fail](beast::error_code ec2, const tcp::endpoint&) {

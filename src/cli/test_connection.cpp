@@ -62,7 +62,7 @@ int test_connection(const Args& args) {
     } else if (a == "--probe") {
       std::string path;
       if (!value(path)) return 2;
-      if (path.empty() || path[0] != '/') path = std::string(1, '/') + path;
+      if (path.empty() || path[0] != '/') path.insert(0, 1, '/');
       options.probe_path = path;
     } else if (a == "--method") {
       if (!value(options.probe_method)) return 2;

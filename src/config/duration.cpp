@@ -110,7 +110,7 @@ std::string format_duration(Millis d) {
     out = "-";
     ms = -ms;
   }
-  if (ms % 1000 != 0 && ms < 1000 * 60) return out + std::to_string(ms) + "ms";
+  if (ms % 1000 != 0 && ms < int64_t{1000} * 60) return out + std::to_string(ms) + "ms";
   const struct {
     int64_t size;
     const char* unit;

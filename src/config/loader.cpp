@@ -2210,7 +2210,7 @@ FlowResult parse_flow_file(const fs::path& file, std::vector<Diagnostic>& diagno
       }
       flow.branches.push_back(std::move(b));
       branch_nodes.push_back(v);
-      branch_paths.push_back("default");
+      branch_paths.emplace_back("default");
       has_match.push_back(false);
     }
     if (flow.branches.empty() && !(given(branches) && branches->bad)) {

@@ -139,7 +139,7 @@ void Connection::send(http::Request request, std::function<Feedback(const http::
   // The breaker's ticket is the one granted with this slot, whenever the request actually goes out.
   const Breaker::Ticket ticket = pending_ticket_.value_or(Breaker::Ticket{});
   pending_ticket_.reset();
-  auto finish = [this, ticket, done = std::move(done)](http::Result result) {
+  auto finish = [this, ticket, done = std::move(done)](const http::Result& result) {
     const Feedback feedback = done(result);
     complete(ticket, feedback, result);
   };

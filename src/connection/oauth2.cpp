@@ -144,14 +144,14 @@ void OAuth2::fetch() {
     req.body += "&client_id=" + form_encode(settings_.client_id) +
                 "&client_secret=" + form_encode(settings_.client_secret);
   }
-  client_->send(std::move(req), [self = shared_from_this()](http::Result result) {
-    self->on_token(std::move(result));
+  client_->send(std::move(req), [self = shared_from_this()](const http::Result& result) {
+    self->on_token(result);
     // Not released inside the client's own callback: a replaced token source may go with this reference.
     boost::asio::post(self->ioc_, [self] {});
   });
 }
 
-void OAuth2::on_token(http::Result result) {
+void OAuth2::on_token(const http::Result& result) {
   fetching_ = false;
   const auto now = Clock::now();
   std::string error;

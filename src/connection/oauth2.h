@@ -66,7 +66,7 @@ class OAuth2 : public std::enable_shared_from_this<OAuth2> {
   OAuth2(Settings settings, std::unique_ptr<http::Client> client, boost::asio::io_context& ioc);
   void with_token(Waiter waiter);
   void fetch();
-  void on_token(http::Result result);
+  void on_token(const http::Result& result);
   // Parses a 2xx answer; "" on success (token_, refresh_at_, expires_at_ set), else the error.
   std::string accept(const http::Response& response, Clock::time_point now);
   void attempt(http::Request request, Send send, Send resend, Done done, bool again);

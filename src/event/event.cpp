@@ -147,7 +147,8 @@ std::optional<int64_t> parse_time(std::string_view s) {
   }
   if (pos != s.size()) return std::nullopt;
   const int64_t days = days_from_civil(year, month, day);
-  const int64_t secs = days * 86400 + hour * 3600 + minute * 60 + std::min(second, 59) - offset_min * 60;
+  const int64_t secs = days * 86400 + int64_t{hour} * 3600 + int64_t{minute} * 60 + std::min(second, 59) -
+                       int64_t{offset_min} * 60;
   return secs * 1000 + millis;
 }
 

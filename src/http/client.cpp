@@ -41,10 +41,10 @@ std::string Response::header(const std::string& name) const {
 
 namespace {
 
-constexpr std::size_t kReadChunk = 16 * 1024;
+constexpr std::size_t kReadChunk = std::size_t{16} * 1024;
 // Past max_response_body, at most this much more is read (and dropped) to keep the stream reusable;
 // a longer body ends the exchange early and the stream is closed.
-constexpr std::size_t kMaxDropped = 1024 * 1024;
+constexpr std::size_t kMaxDropped = std::size_t{1024} * 1024;
 constexpr std::uint32_t kHeaderLimit = 64 * 1024;
 
 const char* const kClosed = "client closed";
@@ -182,7 +182,8 @@ struct Exchange : std::enable_shared_from_this<Exchange> {
     });
     resolver->async_resolve(
         state->endpoint.host, std::to_string(state->endpoint.port),
-        [self = shared_from_this(), deadline](beast::error_code ec, tcp::resolver::results_type results) {
+        [self = shared_from_this(), deadline](beast::error_code ec,
+                                              const tcp::resolver::results_type& results) {
           if (self->finished || !self->resolving) return;
           self->resolving = false;
           self->resolve_timer->cancel();

@@ -42,7 +42,11 @@ bool build_request(const Spec& spec, const connection::Connection& conn, const s
   } else {
     for (const auto& h : spec.destination.headers) req.headers.push_back(h);
   }
-  req.body = mapped.body ? std::move(*mapped.body) : e.payload;
+  if (mapped.body) {
+    req.body = std::move(*mapped.body);
+  } else {
+    req.body = e.payload;
+  }
   // What goes on the wire last (docs/outbound.md): CloudEvents framing, then the signature of the final body.
   destination::apply_cloudevents(spec.destination.cloudevents, e, conn.config().media_type, req);
   const destination::Signer* signer = spec.signer ? spec.signer->get() : conn.signer();
@@ -205,13 +209,14 @@ bool Lane::send_one() {
     keys_.start(d);
     std::string error;
     if (build_request(spec_, *connection_, d, d.attempts + 1, req, error)) break;
-    reject(std::move(d), std::move(error));
+    reject(d, std::move(error));
     req = {};
   }
   ++in_flight_;
   connection_->send(std::move(req), [this, d = std::move(d)](const http::Result& result) mutable {
     --in_flight_;
-    return on_result(std::move(d), result);
+    const store::Delivery done = std::move(d);  // freed (with its event) when the outcome is handled
+    return on_result(done, result);
   });
   // A backlog on disk: refill as soon as half the window is gone rather than at the next tick, or one lane
   // could never send more than kWindow deliveries per tick (2,560/s) whatever its rate limit.
@@ -247,7 +252,7 @@ bool Lane::send_batch() {
       store::Delivery d = std::move(*it);
       it = ready_.erase(it);
       keys_.start(d);
-      reject(std::move(d), std::move(error));
+      reject(d, std::move(error));
       continue;
     }
     const uint64_t add = req.body.size() + (members.empty() ? 0 : 1);
@@ -282,14 +287,14 @@ bool Lane::send_batch() {
     // The one outcome applies to every member, each recorded as its own attempt; the connection's breaker
     // and adaptive limit see one request.
     auto feedback = connection::Feedback::cancelled;
-    for (auto& d : members) feedback = on_result(std::move(d), result);
+    for (const auto& d : members) feedback = on_result(d, result);
     return feedback;
   });
   if (!ready_.empty()) on_ready();
   return true;
 }
 
-connection::Feedback Lane::on_result(store::Delivery d, const http::Result& result) {
+connection::Feedback Lane::on_result(const store::Delivery& d, const http::Result& result) {
   const int64_t now = event::now_ms();
   if (stopping_ && !result.ok()) {
     // Cancelled by shutdown: no attempt is recorded and the delivery stays pending for the next start.
@@ -369,7 +374,7 @@ connection::Feedback Lane::on_result(store::Delivery d, const http::Result& resu
   return connection::Feedback::fail;
 }
 
-void Lane::reject(store::Delivery d, std::string error) {
+void Lane::reject(const store::Delivery& d, std::string error) {
   const event::Event& e = *d.event;
   log::warn("delivery dead", {{"lane", spec_.id},
                               {"event_id", e.id},

@@ -77,9 +77,9 @@ class Lane {
  private:
   void fetch(int64_t now_ms);
   // Records the attempt; returns its verdict for the connection (breaker, adaptive limit).
-  connection::Feedback on_result(store::Delivery delivery, const http::Result& result);
+  connection::Feedback on_result(const store::Delivery& delivery, const http::Result& result);
   // The delivery cannot be sent as configured (its mapping failed): dead at once, no request.
-  void reject(store::Delivery delivery, std::string error);
+  void reject(const store::Delivery& delivery, std::string error);
   // The delivery's outcome is durable. `retry_at_ms` (a retry's next attempt, else 0) re-arms the lane's
   // next read: a read that ran before the outcome was written could not see the delivery as due.
   void finish(int64_t delivery_id, int64_t retry_at_ms = 0);
@@ -103,18 +103,19 @@ class Lane {
   // pending (before the outcome's commit) and must not bring them back.
   std::unordered_set<int64_t> finished_during_fetch_;
   std::size_t in_flight_ = 0;
-  bool more_on_disk_ = true;  // unknown at start: look
-  int64_t next_due_ms_ = 0;   // earliest retry known to wait on disk (0 = none known)
-  bool fetching_ = false;
+  int64_t next_due_ms_ = 0;  // earliest retry known to wait on disk (0 = none known)
   LaneMetrics metrics_;
-  bool deferred_during_fetch_ = false;     // offer() left a delivery on disk while a fetch was under way
   KeyGate keys_;                           // ordering keys of deliveries sent and not yet finished
-  bool blocked_on_disk_ = false;           // deliveries wait on disk behind their key's head
-  bool blocked_during_fetch_ = false;      // offer() saw a blocked delivery while a fetch was under way
-  bool capped_ = false;                    // the last fetch was cut short by a cap (Due::capped)
   boost::asio::steady_timer flush_timer_;  // batching: when the oldest ready delivery's max_wait ends
   int64_t flush_at_ms_ = 0;                // 0 = not armed
   uint64_t fetches_ = 0;
+  // The flags together (less padding).
+  bool more_on_disk_ = true;  // unknown at start: look
+  bool fetching_ = false;
+  bool deferred_during_fetch_ = false;  // offer() left a delivery on disk while a fetch was under way
+  bool blocked_on_disk_ = false;        // deliveries wait on disk behind their key's head
+  bool blocked_during_fetch_ = false;   // offer() saw a blocked delivery while a fetch was under way
+  bool capped_ = false;                 // the last fetch was cut short by a cap (Due::capped)
 };
 
 }  // namespace evr::lane

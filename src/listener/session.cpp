@@ -73,14 +73,14 @@ void Session::linger() {
   stream_.socket().shutdown(net::ip::tcp::socket::shutdown_send, ec);
   if (ec) return close();
   stream_.expires_after(std::chrono::seconds(2));
-  discard_.resize(16 * 1024);
+  discard_.resize(std::size_t{16} * 1024);
   read_discard(0);
 }
 
 void Session::read_discard(std::size_t total) {
   stream_.async_read_some(net::buffer(discard_),
                           [self = shared_from_this(), total](beast::error_code ec, std::size_t n) {
-                            if (ec || total + n > 4 * 1024 * 1024) return self->close();
+                            if (ec || total + n > std::size_t{4} * 1024 * 1024) return self->close();
                             self->read_discard(total + n);
                           });
 }

@@ -408,7 +408,7 @@ std::vector<Matcher> compile_alternatives(const json& arr, const std::string& pa
         break;
       }
       case json::value_t::null:
-        out.push_back(Matcher(Op::exact_null));
+        out.emplace_back(Op::exact_null);
         break;
       case json::value_t::object:
         out.push_back(compile_operator(v, path));

@@ -46,6 +46,15 @@ std::string sample_of(const json& v, bool redacted, const Limits& limits) {
   return v.dump();
 }
 
+// The path of `key` under `path`: "path.key", or `key` alone at the top.
+std::string child_path(const std::string& path, const std::string& key) {
+  if (path.empty()) return key;
+  std::string out = path;
+  out += '.';
+  out += key;
+  return out;
+}
+
 struct Walk {
   Schema& schema;
   const Limits& limits;
@@ -82,7 +91,7 @@ struct Walk {
           if (!admit(depth)) continue;
           child = node.properties.emplace(k, Node{}).first;
         }
-        visit(child->second, it.value(), path.empty() ? k : path + "." + k, k, depth + 1, redacted);
+        visit(child->second, it.value(), child_path(path, k), k, depth + 1, redacted);
       }
     } else if (t == kArray && !v.empty()) {
       if (node.items.empty()) {
@@ -101,7 +110,7 @@ struct Walk {
 
 void list(const Node& node, const std::string& path, std::vector<Field>& out) {
   for (const auto& [k, child] : node.properties) {
-    const std::string p = path.empty() ? k : path + "." + k;
+    const std::string p = child_path(path, k);
     out.push_back({p, type_names(child.types), child.present == node.objects, child.present, child.sample});
     list(child, p, out);
   }

@@ -29,7 +29,8 @@ std::optional<std::string_view> credentials(const Request& request, std::string_
 
 class BasicVerifier final : public Verifier {
  public:
-  BasicVerifier(std::string username, std::string password) : expected_(username + ":" + password) {}
+  BasicVerifier(const std::string& username, const std::string& password)
+      : expected_(username + ":" + password) {}
 
   std::optional<Refusal> verify(const Request& request) const override {
     const auto given = credentials(request, "Basic");
@@ -76,8 +77,8 @@ class NoVerifier final : public Verifier {
 
 }  // namespace
 
-std::unique_ptr<Verifier> make_basic_verifier(std::string username, std::string password) {
-  return std::make_unique<BasicVerifier>(std::move(username), std::move(password));
+std::unique_ptr<Verifier> make_basic_verifier(const std::string& username, const std::string& password) {
+  return std::make_unique<BasicVerifier>(username, password);
 }
 
 std::unique_ptr<Verifier> make_bearer_verifier(std::string token) {

@@ -315,7 +315,7 @@ std::string Operations::dead_letter(natsMsg* m, const std::string& lane, int64_t
   carried.insert(carried.end(), recorded.begin(), recorded.end());
   std::vector<Attempt> hist;
   try {
-    hist = history(id, std::move(carried));
+    hist = history(id, carried);
   } catch (const std::exception& ex) {
     return ex.what();
   }
@@ -360,7 +360,7 @@ std::optional<Operations::Journal> Operations::last_entry(int64_t id) const {
   return e;
 }
 
-std::vector<Attempt> Operations::history(int64_t id, std::vector<Attempt> carried) const {
+std::vector<Attempt> Operations::history(int64_t id, const std::vector<Attempt>& carried) const {
   std::map<int, Attempt> by_number;
   merge_into(by_number, carried);
   const std::string subject = names_.prefix + ".attempts." + token_of(id);
@@ -386,7 +386,7 @@ std::vector<Attempt> Operations::attempts(int64_t delivery_id) const {
   std::vector<Attempt> carried;
   if (Msg dead = last_on(js_, names_.dead, names_.prefix + ".dead.*.*." + token_of(delivery_id)))
     carried = attempts_from(header(dead.get(), "Evr-Attempts"));
-  return history(delivery_id, std::move(carried));
+  return history(delivery_id, carried);
 }
 
 DeliveryInfo Operations::delivery(int64_t id, const std::string& lane, int64_t created_ms,
@@ -453,7 +453,13 @@ std::optional<EventRecord> Operations::event(const std::string& key) const {
   if (key.empty()) return std::nullopt;
   const std::string t = token(key);
   const std::string head = names_.prefix + ".events.*.*.";
-  for (const std::string& subject : {head + t + ".*", head + "*." + t}) {
+  std::string by_id = head;  // the key as the event id
+  by_id += t;
+  by_id += ".*";
+  std::string by_webhook_id = head;  // the key as the webhook id
+  by_webhook_id += "*.";
+  by_webhook_id += t;
+  for (const std::string& subject : {std::move(by_id), std::move(by_webhook_id)}) {
     Msg m = last_on(js_, names_.events, subject);
     if (!m) continue;
     auto parsed = parse_event(m.get(), true);
@@ -516,7 +522,7 @@ std::optional<DeadLetter> Operations::from_dead(natsMsg* m, bool full) const {
     d.attempts = hist.back().number;
     d.last_error = hist.back().error;
   }
-  if (full) d.history = history(d.id, std::move(hist));
+  if (full) d.history = history(d.id, hist);
   return dl;
 }
 

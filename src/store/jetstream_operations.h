@@ -59,7 +59,7 @@ class Operations {
  private:
   struct Journal;
   std::optional<Journal> last_entry(int64_t id) const;
-  std::vector<Attempt> history(int64_t id, std::vector<Attempt> carried) const;
+  std::vector<Attempt> history(int64_t id, const std::vector<Attempt>& carried) const;
   DeliveryInfo delivery(int64_t id, const std::string& lane, int64_t created_ms, bool with_history) const;
   std::optional<DeadLetter> from_dead(natsMsg* m, bool full) const;
   Bulk change(const DeadLetterFilter* filter, std::optional<int64_t> delivery_id, bool replay) const;

@@ -238,7 +238,7 @@ class JetStreamStore final : public Store {
     }
     for (int i = 0; i < 3; ++i) {
       if (auto id = kv_get(listeners_kv_, key)) return *id;
-      const std::string id = crypto::random_token(24);
+      std::string id = crypto::random_token(24);
       uint64_t rev = 0;
       // Create fails when another instance created it first: read theirs.
       if (kvStore_CreateString(&rev, listeners_kv_, key.c_str(), id.c_str()) == NATS_OK) return id;
@@ -410,7 +410,7 @@ class JetStreamStore final : public Store {
   }
 
   std::string rotate_listener_id(const std::string& flow) override {
-    const std::string id = crypto::random_token(24);
+    std::string id = crypto::random_token(24);
     uint64_t rev = 0;
     check(kvStore_PutString(&rev, listeners_kv_, token(flow).c_str(), id.c_str()), "listener id");
     return id;
@@ -560,7 +560,10 @@ class JetStreamStore final : public Store {
       std::string key;
       if (i < in.ordering_keys.size() && in.ordering_keys[i]) key = *in.ordering_keys[i];
       uint64_t id = 0;
-      error = publish_msg(prefix_ + ".deliveries." + token(lane), delivery_base + ":" + lane,
+      std::string msg_id = delivery_base;
+      msg_id += ':';
+      msg_id += lane;
+      error = publish_msg(prefix_ + ".deliveries." + token(lane), msg_id,
                           {{"Evr-Envelope", &envelope}, {"Evr-Lane", &lane}, {"Evr-Ordering-Key", &key}},
                           e.payload, nullptr, &id);
       if (!error.empty()) {

@@ -56,9 +56,9 @@ struct Result {
 struct ClientOptions {
   std::chrono::milliseconds connect_timeout{5000};
   std::chrono::milliseconds request_timeout{30000};  // from write start to the end of the response
-  std::size_t max_idle = 64;                          // idle keep-alive streams kept
-  std::size_t max_response_body = 64 * 1024;
-  std::string ca_file;      // extra trusted CA (PEM); system roots are always trusted
+  std::size_t max_idle = 64;                         // idle keep-alive streams kept
+  std::size_t max_response_body = std::size_t{64} * 1024;
+  std::string ca_file;  // extra trusted CA (PEM); system roots are always trusted
   bool tls_verify = true;
   std::string user_agent = "evrouter/0.1";
 };

@@ -28,7 +28,7 @@ std::unique_ptr<Verifier> make_standard_webhooks_verifier(std::vector<std::strin
                                                           std::chrono::milliseconds tolerance);
 
 // Authorization: Basic base64(username:password).
-std::unique_ptr<Verifier> make_basic_verifier(std::string username, std::string password);
+std::unique_ptr<Verifier> make_basic_verifier(const std::string& username, const std::string& password);
 
 // Authorization: Bearer <token>.
 std::unique_ptr<Verifier> make_bearer_verifier(std::string token);
