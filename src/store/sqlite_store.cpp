@@ -297,7 +297,7 @@ class SqliteStore final : public Store {
     sqlite::Stmt sel(admin_db_, "SELECT id FROM listeners WHERE flow = ?1");
     sel.bind(1, flow);
     if (sel.step()) return sel.text(0);
-    const std::string id = crypto::random_token(24);  // 192 bits
+    std::string id = crypto::random_token(24);  // 192 bits
     sqlite::Stmt ins(admin_db_, "INSERT INTO listeners(flow, id) VALUES(?1, ?2)");
     ins.bind(1, flow).bind(2, id).run();
     return id;
@@ -343,7 +343,7 @@ class SqliteStore final : public Store {
     };
     {
       std::lock_guard lk(rmu_);
-      rqueue_.push_back(std::move(task));
+      rqueue_.emplace_back(std::move(task));
     }
     rcv_.notify_one();
   }
@@ -468,7 +468,7 @@ class SqliteStore final : public Store {
 
   std::string rotate_listener_id(const std::string& flow) override {
     std::lock_guard lk(admin_mu_);
-    const std::string id = crypto::random_token(24);
+    std::string id = crypto::random_token(24);
     sqlite::Stmt up(admin_db_,
                     "INSERT INTO listeners(flow, id) VALUES(?1, ?2) "
                     "ON CONFLICT(flow) DO UPDATE SET id = excluded.id");
@@ -556,8 +556,12 @@ class SqliteStore final : public Store {
         if (cstop_) return;
       }
       int frames = 0, done = 0;
-      const int rc =
-          sqlite3_wal_checkpoint_v2(checkpoint_db_.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &frames, &done);
+      int rc = SQLITE_OK;
+      {
+        const sqlite::CheckpointReadAhead read_ahead;  // takes effect on the gathering VFS (fsync) only
+        rc = sqlite3_wal_checkpoint_v2(checkpoint_db_.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &frames,
+                                       &done);
+      }
       if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
         log::warn("store checkpoint failed", {{"error", sqlite3_errmsg(checkpoint_db_.get())}});
       }
@@ -654,7 +658,7 @@ class SqliteStore final : public Store {
       write_batch(batch, results);
       after_commit();
       const int64_t now = event::now_ms();
-      if (now - last_prune > 5 * 60 * 1000) {
+      if (now - last_prune > int64_t{5} * 60 * 1000) {
         last_prune = now;
         prune_dedup(now);
       }

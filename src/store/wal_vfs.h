@@ -14,9 +14,28 @@
 // connection may read those pages from the database file rather than the WAL. The store uses it for the
 // writer's and the checkpointer's connections in `durability: fsync` only.
 
+#include <cstdint>
+
 namespace evr::store::sqlite {
 
 // Registers the VFS (once; thread-safe) and returns its name for sqlite3_open_v2.
 const char* wal_gathering_vfs();
+
+// While one exists on a thread, a checkpoint run on that thread by a connection on this VFS reads the WAL
+// ahead (64 KiB at a time, served to the frames that follow) rather than with one read per page: a
+// checkpoint copies pages in page order, and the pages of one commit follow each other in the WAL. Only
+// around sqlite3_wal_checkpoint_v2 (PASSIVE) and nothing else: the bytes read ahead are trusted only within
+// the one checkpoint (its frames were committed before it started and stay until it ends); the next
+// CheckpointReadAhead reads afresh.
+class CheckpointReadAhead {
+ public:
+  CheckpointReadAhead();
+  ~CheckpointReadAhead();
+  CheckpointReadAhead(const CheckpointReadAhead&) = delete;
+  CheckpointReadAhead& operator=(const CheckpointReadAhead&) = delete;
+
+ private:
+  uint64_t previous_;
+};
 
 }  // namespace evr::store::sqlite

@@ -6,8 +6,11 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <atomic>
 #include <future>
+#include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "evrouter/store/sqlite_store.h"
@@ -153,6 +156,7 @@ TEST(WalGatheringVfs, CheckpointedPagesAreReadBackFromTheDatabaseFile) {
     }
     writer.exec("COMMIT");
     int frames = -1, copied = -1;
+    const store::sqlite::CheckpointReadAhead read_ahead;
     ASSERT_EQ(
         sqlite3_wal_checkpoint_v2(checkpointer.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &frames, &copied),
         SQLITE_OK);
@@ -165,6 +169,23 @@ TEST(WalGatheringVfs, CheckpointedPagesAreReadBackFromTheDatabaseFile) {
       ASSERT_EQ(blob_of(reader, static_cast<int64_t>(id)), expected[id - 1])
           << "round " << round << " id " << id;
   }
+  // Small commits, each checkpointed and then overwritten by the next one from the start of the WAL: the
+  // frames a checkpoint reads sit where the previous checkpoint read others.
+  for (int round = 0; round < 40; ++round) {
+    const auto id = static_cast<std::size_t>(1 + (round * 53) % static_cast<int>(expected.size()));
+    expected[id - 1] = bytes(2000 + static_cast<std::size_t>(round), 7000 + round);
+    store::sqlite::Stmt upd(writer, "UPDATE t SET b = ?2 WHERE id = ?1");
+    upd.bind(1, static_cast<int64_t>(id)).bind_blob(2, expected[id - 1]).run();
+    int frames = -1, copied = -1;
+    {
+      const store::sqlite::CheckpointReadAhead read_ahead;
+      ASSERT_EQ(
+          sqlite3_wal_checkpoint_v2(checkpointer.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &frames, &copied),
+          SQLITE_OK);
+    }
+    EXPECT_EQ(copied, frames) << "small round " << round;
+    ASSERT_EQ(blob_of(reader, static_cast<int64_t>(id)), expected[id - 1]) << "small round " << round;
+  }
   checkpointer = store::sqlite::Db();
   reader = store::sqlite::Db();
   writer = store::sqlite::Db();
@@ -174,4 +195,62 @@ TEST(WalGatheringVfs, CheckpointedPagesAreReadBackFromTheDatabaseFile) {
   EXPECT_EQ(std::string(check.text(0)), "ok");
   for (std::size_t id = 1; id <= expected.size(); ++id)
     ASSERT_EQ(blob_of(again, static_cast<int64_t>(id)), expected[id - 1]) << "id " << id;
+}
+
+// Checkpoints reading the WAL ahead while a writer keeps committing (and restarting the WAL whenever a
+// checkpoint caught up): bytes read ahead past the checkpoint's last frame, or in an earlier checkpoint,
+// must never be copied into the database.
+TEST(WalGatheringVfs, CheckpointsReadingAheadBesideAWriterCopyOnlyWhatWasCommitted) {
+  test::TempDir dir;
+  const std::string path = (dir / "t.db").string();
+  store::sqlite::Db writer(path, store::sqlite::wal_gathering_vfs());
+  configure(writer);
+  writer.exec("PRAGMA wal_autocheckpoint=0");
+  writer.exec("CREATE TABLE t(id INTEGER PRIMARY KEY, b BLOB NOT NULL)");
+  store::sqlite::Db checkpointer(path, store::sqlite::wal_gathering_vfs());
+  configure(checkpointer);
+  constexpr int kRows = 2400;
+  std::vector<std::string> expected(kRows + 1);
+  std::atomic<bool> done{false};
+  std::atomic<int> checkpoints{0}, copied_frames{0};
+  std::thread ckpt([&] {
+    while (!done.load()) {
+      int frames = 0, copied = 0;
+      {
+        const store::sqlite::CheckpointReadAhead read_ahead;
+        if (sqlite3_wal_checkpoint_v2(checkpointer.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &frames,
+                                      &copied) != SQLITE_OK)
+          continue;
+      }
+      ++checkpoints;
+      copied_frames += copied;
+    }
+  });
+  std::minstd_rand pick(42);
+  for (int id = 1; id <= kRows; id += 8) {
+    writer.exec("BEGIN IMMEDIATE");
+    store::sqlite::Stmt ins(writer, "INSERT INTO t(id, b) VALUES (?1, ?2)");
+    for (int i = id; i < id + 8 && i <= kRows; ++i) {
+      expected[i] = bytes(3400 + static_cast<std::size_t>(i % 13) * 50, i);
+      ins.bind(1, static_cast<int64_t>(i)).bind_blob(2, expected[i]).run();
+    }
+    store::sqlite::Stmt upd(writer, "UPDATE t SET b = ?2 WHERE id = ?1");
+    const int old = 1 + static_cast<int>(pick() % static_cast<unsigned>(id));  // an earlier row, elsewhere
+    expected[old] = bytes(3300, id * 31);
+    upd.bind(1, static_cast<int64_t>(old)).bind_blob(2, expected[old]).run();
+    writer.exec("COMMIT");
+  }
+  done = true;
+  ckpt.join();
+  EXPECT_GT(checkpoints.load(), 0);
+  EXPECT_GT(copied_frames.load(), 0);
+  checkpointer = store::sqlite::Db();
+  // Everything into the database file (the default VFS, no read-ahead), then read back from the file alone.
+  writer.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  writer = store::sqlite::Db();
+  store::sqlite::Db again(path);
+  store::sqlite::Stmt check(again, "PRAGMA integrity_check");
+  ASSERT_TRUE(check.step());
+  EXPECT_EQ(std::string(check.text(0)), "ok");
+  for (int id = 1; id <= kRows; ++id) ASSERT_EQ(blob_of(again, id), expected[id]) << "id " << id;
 }
