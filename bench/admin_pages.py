@@ -15,6 +15,7 @@ import os
 import statistics
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -30,8 +31,13 @@ def walk(base, query, endpoint, max_pages=10000):
         if token:
             request.add_header("Authorization", f"Bearer {token}")
         start = time.perf_counter()
-        with urllib.request.urlopen(request) as response:
-            body = response.read()
+        try:
+            with urllib.request.urlopen(request) as response:
+                body = response.read()
+        except urllib.error.HTTPError as e:
+            sys.exit(f"{url}: HTTP {e.code}: {e.read().decode(errors='replace')}")
+        except urllib.error.URLError as e:
+            sys.exit(f"{url}: {e.reason}")
         times.append(time.perf_counter() - start)
         page = json.loads(body)
         rows += len(page.get("events", page.get("dead_letters", page.get("items", []))))

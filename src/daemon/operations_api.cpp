@@ -139,8 +139,11 @@ json dead_letter_json(const store::DeadLetter& dl, bool full) {
   return j;
 }
 
-json cursor_json(const std::optional<std::string>& c) {
-  return c ? json(*c) : json(nullptr);
+// A list page: {"<key>": [...], "next_cursor": "..." or null}.
+Response page_json(const char* key, json items, const std::optional<std::string>& next_cursor) {
+  return Response::json(
+      200, json{{key, std::move(items)}, {"next_cursor", next_cursor ? json(*next_cursor) : json(nullptr)}}
+               .dump());
 }
 
 // The body of a bulk replay/discard: {"lane"?, "flow"?, "since"?, "until"?}.
@@ -215,9 +218,7 @@ void add_operations_routes(admin::Router& r, Daemon& daemon) {
             const auto page = daemon.store().events(query);
             json events = json::array();
             for (const auto& e : page.events) events.push_back(record_json(e, false));
-            return Response::json(
-                200,
-                json{{"events", std::move(events)}, {"next_cursor", cursor_json(page.next_cursor)}}.dump());
+            return page_json("events", std::move(events), page.next_cursor);
           });
         }));
   r.add("GET", "/v1/events/{id}", guarded([&daemon](const Request& q) {
@@ -238,9 +239,7 @@ void add_operations_routes(admin::Router& r, Daemon& daemon) {
             const auto page = daemon.store().dead_letters(query);
             json items = json::array();
             for (const auto& dl : page.dead_letters) items.push_back(dead_letter_json(dl, false));
-            return Response::json(
-                200, json{{"dead_letters", std::move(items)}, {"next_cursor", cursor_json(page.next_cursor)}}
-                         .dump());
+            return page_json("dead_letters", std::move(items), page.next_cursor);
           });
         }));
   auto find = [&daemon](const Request& q, std::optional<store::DeadLetter>& out) -> std::optional<Response> {

@@ -175,12 +175,32 @@ std::size_t clamp_limit(std::size_t limit) {
   return limit == 0 ? 50 : std::min(limit, kMaxLimit);
 }
 
-void add_dead_filter(Where& w, const DeadLetterFilter& f) {
+// Dead, and died within `time`: a range on deliveries_dead.
+void add_dead_range(Where& w, const TimeRange& time) {
   w.add("d.state = " + std::to_string(kDead));
+  if (time.since_ms) w.add("d.updated_ms >= " + w.next(), {*time.since_ms});
+  if (time.until_ms) w.add("d.updated_ms < " + w.next(), {*time.until_ms});
+}
+
+// Of the lane and flow asked for: checked per row.
+void add_dead_owner(Where& w, const DeadLetterFilter& f) {
   if (f.lane) w.add("d.lane = " + w.next(), {*f.lane});
   if (f.flow) w.add("e.flow = " + w.next(), {*f.flow});
-  if (f.time.since_ms) w.add("d.updated_ms >= " + w.next(), {*f.time.since_ms});
-  if (f.time.until_ms) w.add("d.updated_ms < " + w.next(), {*f.time.until_ms});
+}
+
+void add_dead_filter(Where& w, const DeadLetterFilter& f) {
+  add_dead_range(w, f.time);
+  add_dead_owner(w, f);
+}
+
+// Dead letters after (`older`: past, in newest-first order) or up to and including the one at (at, id).
+void add_dead_position(Where& w, int64_t at, int64_t id, bool older) {
+  const std::string a = w.next();
+  w.values.emplace_back(at);
+  const std::string b = w.next();
+  w.values.emplace_back(id);
+  w.add(older ? "(d.updated_ms < " + a + " OR (d.updated_ms = " + a + " AND d.id < " + b + "))"
+              : "(d.updated_ms > " + a + " OR (d.updated_ms = " + a + " AND d.id >= " + b + "))");
 }
 
 // Applies `set` (an UPDATE's SET list) to the dead letters chosen, a chunk per transaction.
@@ -376,9 +396,7 @@ DeadLetterPage list_dead_letters(sqlite::Db& db, const DeadLetterQuery& q) {
   // and flow are checked per row, so with those a page examines at most kScanBudget dead letters (the
   // boundary is found on the index alone).
   Where range;
-  range.add("d.state = " + std::to_string(kDead));
-  if (q.filter.time.since_ms) range.add("d.updated_ms >= " + range.next(), {*q.filter.time.since_ms});
-  if (q.filter.time.until_ms) range.add("d.updated_ms < " + range.next(), {*q.filter.time.until_ms});
+  add_dead_range(range, q.filter.time);
   if (q.cursor) {
     const auto sep = q.cursor->find('_');
     int64_t at = 0, id = 0;
@@ -386,11 +404,7 @@ DeadLetterPage list_dead_letters(sqlite::Db& db, const DeadLetterQuery& q) {
         !parse_int(std::string_view(*q.cursor).substr(sep + 1), id)) {
       throw std::invalid_argument("malformed cursor");
     }
-    const std::string a = range.next();
-    range.values.emplace_back(at);
-    const std::string b = range.next();
-    range.values.emplace_back(id);
-    range.add("(d.updated_ms < " + a + " OR (d.updated_ms = " + a + " AND d.id < " + b + "))");
+    add_dead_position(range, at, id, true);
   }
   Where w = range;
   std::optional<std::pair<int64_t, int64_t>> boundary;
@@ -402,14 +416,9 @@ DeadLetterPage list_dead_letters(sqlite::Db& db, const DeadLetterQuery& q) {
     range.bind(st);
     if (st.step()) {
       boundary.emplace(st.int64(0), st.int64(1));
-      const std::string a = w.next();
-      w.values.emplace_back(boundary->first);
-      const std::string b = w.next();
-      w.values.emplace_back(boundary->second);
-      w.add("(d.updated_ms > " + a + " OR (d.updated_ms = " + a + " AND d.id >= " + b + "))");
+      add_dead_position(w, boundary->first, boundary->second, false);
     }
-    if (q.filter.lane) w.add("d.lane = " + w.next(), {*q.filter.lane});
-    if (q.filter.flow) w.add("e.flow = " + w.next(), {*q.filter.flow});
+    add_dead_owner(w, q.filter);
   }
   const std::size_t limit = clamp_limit(q.limit);
   sqlite::Stmt st(db, (std::string("SELECT ") + kDeliveryColumns + ", " + kEventColumns +

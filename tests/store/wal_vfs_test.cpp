@@ -35,6 +35,26 @@ void configure(store::sqlite::Db& db) {
   db.exec("PRAGMA busy_timeout=10000");
 }
 
+// A connection on the gathering VFS with table t, checkpointing only when asked (as the store does).
+store::sqlite::Db gathering_db_with_table(const std::string& path) {
+  store::sqlite::Db db(path, store::sqlite::wal_gathering_vfs());
+  configure(db);
+  db.exec("PRAGMA wal_autocheckpoint=0");
+  db.exec("CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, b BLOB NOT NULL)");
+  return db;
+}
+
+// A PASSIVE checkpoint reading the WAL ahead, as the store's checkpointer runs it.
+int checkpoint_reading_ahead(store::sqlite::Db& db, int& frames, int& copied) {
+  const store::sqlite::CheckpointReadAhead read_ahead;
+  return sqlite3_wal_checkpoint_v2(db.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &frames, &copied);
+}
+
+std::string integrity(store::sqlite::Db& db) {
+  store::sqlite::Stmt check(db, "PRAGMA integrity_check");
+  return check.step() ? std::string(check.text(0)) : "<no answer>";
+}
+
 std::string blob_of(store::sqlite::Db& db, int64_t id) {
   store::sqlite::Stmt st(db, "SELECT b FROM t WHERE id = ?1");
   st.bind(1, id);
@@ -83,9 +103,7 @@ TEST(WalGatheringVfs, EveryCommitIsReadBackExactlyByAnotherConnection) {
   reader = store::sqlite::Db();
   writer = store::sqlite::Db();
   store::sqlite::Db again(path);
-  store::sqlite::Stmt check(again, "PRAGMA integrity_check");
-  ASSERT_TRUE(check.step());
-  EXPECT_EQ(std::string(check.text(0)), "ok");
+  EXPECT_EQ(integrity(again), "ok");
   store::sqlite::Stmt count(again, "SELECT count(*) FROM t");
   ASSERT_TRUE(count.step());
   EXPECT_EQ(count.int64(0), static_cast<int64_t>(sizes.size()) + 600);
@@ -114,9 +132,7 @@ TEST(WalGatheringVfs, AStoreInFsyncModeKeepsEveryEventOfLargeGroupCommits) {
     s->close();
   }
   store::sqlite::Db db((dir / "state" / "evrouter.db").string());
-  store::sqlite::Stmt check(db, "PRAGMA integrity_check");
-  ASSERT_TRUE(check.step());
-  EXPECT_EQ(std::string(check.text(0)), "ok");
+  EXPECT_EQ(integrity(db), "ok");
   store::sqlite::Stmt count(db, "SELECT count(*), sum(length(payload) = 3500) FROM events");
   ASSERT_TRUE(count.step());
   EXPECT_EQ(count.int64(0), 900);
@@ -129,13 +145,9 @@ TEST(WalGatheringVfs, AStoreInFsyncModeKeepsEveryEventOfLargeGroupCommits) {
 TEST(WalGatheringVfs, CheckpointedPagesAreReadBackFromTheDatabaseFile) {
   test::TempDir dir;
   const std::string path = (dir / "t.db").string();
-  store::sqlite::Db writer(path, store::sqlite::wal_gathering_vfs());
-  configure(writer);
-  writer.exec("PRAGMA wal_autocheckpoint=0");
-  writer.exec("CREATE TABLE t(id INTEGER PRIMARY KEY, b BLOB NOT NULL)");
+  store::sqlite::Db writer = gathering_db_with_table(path);
   writer.exec("CREATE INDEX t_b ON t(substr(b, 1, 16))");  // pages spread over the file
-  store::sqlite::Db checkpointer(path, store::sqlite::wal_gathering_vfs());
-  configure(checkpointer);
+  store::sqlite::Db checkpointer = gathering_db_with_table(path);
   store::sqlite::Db reader(path);
   configure(reader);
   std::vector<std::string> expected;
@@ -156,10 +168,7 @@ TEST(WalGatheringVfs, CheckpointedPagesAreReadBackFromTheDatabaseFile) {
     }
     writer.exec("COMMIT");
     int frames = -1, copied = -1;
-    const store::sqlite::CheckpointReadAhead read_ahead;
-    ASSERT_EQ(
-        sqlite3_wal_checkpoint_v2(checkpointer.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &frames, &copied),
-        SQLITE_OK);
+    ASSERT_EQ(checkpoint_reading_ahead(checkpointer, frames, copied), SQLITE_OK);
     EXPECT_GT(frames, 0);
     EXPECT_EQ(copied, frames) << "round " << round;
     // The next commit starts the WAL over: every checkpointed page is now read from the database file.
@@ -177,12 +186,7 @@ TEST(WalGatheringVfs, CheckpointedPagesAreReadBackFromTheDatabaseFile) {
     store::sqlite::Stmt upd(writer, "UPDATE t SET b = ?2 WHERE id = ?1");
     upd.bind(1, static_cast<int64_t>(id)).bind_blob(2, expected[id - 1]).run();
     int frames = -1, copied = -1;
-    {
-      const store::sqlite::CheckpointReadAhead read_ahead;
-      ASSERT_EQ(
-          sqlite3_wal_checkpoint_v2(checkpointer.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &frames, &copied),
-          SQLITE_OK);
-    }
+    ASSERT_EQ(checkpoint_reading_ahead(checkpointer, frames, copied), SQLITE_OK);
     EXPECT_EQ(copied, frames) << "small round " << round;
     ASSERT_EQ(blob_of(reader, static_cast<int64_t>(id)), expected[id - 1]) << "small round " << round;
   }
@@ -190,9 +194,7 @@ TEST(WalGatheringVfs, CheckpointedPagesAreReadBackFromTheDatabaseFile) {
   reader = store::sqlite::Db();
   writer = store::sqlite::Db();
   store::sqlite::Db again(path);
-  store::sqlite::Stmt check(again, "PRAGMA integrity_check");
-  ASSERT_TRUE(check.step());
-  EXPECT_EQ(std::string(check.text(0)), "ok");
+  EXPECT_EQ(integrity(again), "ok");
   for (std::size_t id = 1; id <= expected.size(); ++id)
     ASSERT_EQ(blob_of(again, static_cast<int64_t>(id)), expected[id - 1]) << "id " << id;
 }
@@ -203,12 +205,8 @@ TEST(WalGatheringVfs, CheckpointedPagesAreReadBackFromTheDatabaseFile) {
 TEST(WalGatheringVfs, CheckpointsReadingAheadBesideAWriterCopyOnlyWhatWasCommitted) {
   test::TempDir dir;
   const std::string path = (dir / "t.db").string();
-  store::sqlite::Db writer(path, store::sqlite::wal_gathering_vfs());
-  configure(writer);
-  writer.exec("PRAGMA wal_autocheckpoint=0");
-  writer.exec("CREATE TABLE t(id INTEGER PRIMARY KEY, b BLOB NOT NULL)");
-  store::sqlite::Db checkpointer(path, store::sqlite::wal_gathering_vfs());
-  configure(checkpointer);
+  store::sqlite::Db writer = gathering_db_with_table(path);
+  store::sqlite::Db checkpointer = gathering_db_with_table(path);
   constexpr int kRows = 2400;
   std::vector<std::string> expected(kRows + 1);
   std::atomic<bool> done{false};
@@ -216,12 +214,7 @@ TEST(WalGatheringVfs, CheckpointsReadingAheadBesideAWriterCopyOnlyWhatWasCommitt
   std::thread ckpt([&] {
     while (!done.load()) {
       int frames = 0, copied = 0;
-      {
-        const store::sqlite::CheckpointReadAhead read_ahead;
-        if (sqlite3_wal_checkpoint_v2(checkpointer.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &frames,
-                                      &copied) != SQLITE_OK)
-          continue;
-      }
+      if (checkpoint_reading_ahead(checkpointer, frames, copied) != SQLITE_OK) continue;
       ++checkpoints;
       copied_frames += copied;
     }
@@ -249,8 +242,6 @@ TEST(WalGatheringVfs, CheckpointsReadingAheadBesideAWriterCopyOnlyWhatWasCommitt
   writer.exec("PRAGMA wal_checkpoint(TRUNCATE)");
   writer = store::sqlite::Db();
   store::sqlite::Db again(path);
-  store::sqlite::Stmt check(again, "PRAGMA integrity_check");
-  ASSERT_TRUE(check.step());
-  EXPECT_EQ(std::string(check.text(0)), "ok");
+  EXPECT_EQ(integrity(again), "ok");
   for (int id = 1; id <= kRows; ++id) ASSERT_EQ(blob_of(again, id), expected[id]) << "id " << id;
 }
