@@ -135,13 +135,22 @@ class DispatcherImpl final : public Dispatcher {
                                      {"connections", std::to_string(connections_.size())}});
   }
 
+  // Offers and notices wait in the inbox; only the first one into an empty inbox wakes the loop, which
+  // takes all that came meanwhile at once (at peak ingest, one wake-up per few commits rather than one
+  // per event). Deliveries reach their lanes in the order they were offered, before the lanes noticed.
   void offer(std::vector<store::Delivery> deliveries) override {
-    net::post(ioc_, [this, deliveries = std::move(deliveries)]() mutable {
-      for (auto& d : deliveries) {
-        auto it = lanes_.find(d.lane);
-        if (it != lanes_.end()) it->second->offer(std::move(d));
+    bool wake = false;
+    {
+      std::lock_guard lk(inbox_mu_);
+      wake = inbox_deliveries_.empty() && inbox_lanes_.empty();
+      if (inbox_deliveries_.empty()) {
+        inbox_deliveries_ = std::move(deliveries);
+      } else {
+        inbox_deliveries_.insert(inbox_deliveries_.end(), std::make_move_iterator(deliveries.begin()),
+                                 std::make_move_iterator(deliveries.end()));
       }
-    });
+    }
+    if (wake) net::post(ioc_, [this] { take_inbox(); });
   }
 
   void wake(std::vector<std::string> lanes) override {
@@ -157,7 +166,16 @@ class DispatcherImpl final : public Dispatcher {
   }
 
   void notify(std::vector<std::string> lanes) override {
-    net::post(ioc_, [this, lanes = std::move(lanes)] { look(lanes); });
+    bool wake = false;
+    {
+      std::lock_guard lk(inbox_mu_);
+      wake = inbox_deliveries_.empty() && inbox_lanes_.empty();
+      for (auto& lane : lanes) {
+        if (std::find(inbox_lanes_.begin(), inbox_lanes_.end(), lane) == inbox_lanes_.end())
+          inbox_lanes_.push_back(std::move(lane));
+      }
+    }
+    if (wake) net::post(ioc_, [this] { take_inbox(); });
   }
 
   Changes reconfigure(const config::Config& config, std::weak_ptr<const void> previous) override {
@@ -307,6 +325,22 @@ class DispatcherImpl final : public Dispatcher {
     });
   }
 
+  // On the loop: what offer() and notify() left in the inbox.
+  void take_inbox() {
+    {
+      std::lock_guard lk(inbox_mu_);
+      inbox_deliveries_.swap(taken_deliveries_);
+      inbox_lanes_.swap(taken_lanes_);
+    }
+    for (auto& d : taken_deliveries_) {
+      auto it = lanes_.find(d.lane);
+      if (it != lanes_.end()) it->second->offer(std::move(d));
+    }
+    look(taken_lanes_);
+    taken_deliveries_.clear();
+    taken_lanes_.clear();
+  }
+
   void look(const std::vector<std::string>& lanes) {
     for (const auto& id : lanes) {
       auto it = lanes_.find(id);
@@ -366,8 +400,13 @@ class DispatcherImpl final : public Dispatcher {
   bool stopping_ = false;
   std::map<std::string, std::unique_ptr<connection::Connection>> connections_;
   std::unordered_map<std::string, std::unique_ptr<lane::Lane>> lanes_;
-  std::map<std::string, Retired> retired_;             // loop only
-  std::set<std::string> removed_connections_;          // loop only: still open for retired lanes
+  std::map<std::string, Retired> retired_;     // loop only
+  std::set<std::string> removed_connections_;  // loop only: still open for retired lanes
+  std::mutex inbox_mu_;
+  std::vector<store::Delivery> inbox_deliveries_;      // inbox_mu_
+  std::vector<std::string> inbox_lanes_;               // inbox_mu_
+  std::vector<store::Delivery> taken_deliveries_;      // loop only
+  std::vector<std::string> taken_lanes_;               // loop only
   std::mutex reconfigure_mu_;                          // one reconfigure at a time; not during stop
   std::map<std::string, config::Connection> applied_;  // reconfigure_mu_
   bool stopped_ = false;                               // reconfigure_mu_

@@ -2,9 +2,11 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 #include <unordered_map>
@@ -195,6 +197,13 @@ class SqliteStore final : public Store {
       name_this_thread("store-ckpt");
       checkpointer_loop();
     });
+    defer_syncs_ = options_.durability == config::Store::Durability::fsync;
+    sstop_ = false;
+    if (defer_syncs_)
+      syncer_ = std::thread([this] {
+        name_this_thread("store-sync");
+        syncer_loop();
+      });
     writer_ = std::thread([this] {
       name_this_thread("store-write");
       writer_loop();
@@ -225,6 +234,12 @@ class SqliteStore final : public Store {
     }
     rcv_.notify_all();
     if (writer_.joinable()) writer_.join();
+    {
+      std::lock_guard lk(smu_);
+      sstop_ = true;
+    }
+    scv_.notify_all();
+    if (syncer_.joinable()) syncer_.join();  // answers what the writer committed last
     if (reader_.joinable()) reader_.join();
     {
       std::lock_guard lk(cmu_);
@@ -672,7 +687,11 @@ class SqliteStore final : public Store {
     const auto started = std::chrono::steady_clock::now();
     std::string failure;
     added_ = Counts{};
+    int deferred_wal = -1;
     try {
+      // fsync: the WAL's fdatasync is left to the syncer, which answers after it (see syncer_loop)
+      std::optional<sqlite::DeferredWalSync> defer;
+      if (defer_syncs_) defer.emplace();
       writer_db_.exec("BEGIN IMMEDIATE");
       for (std::size_t i = 0; i < batch.size(); ++i) {
         if (auto* c = std::get_if<CommitOp>(&batch[i])) {
@@ -688,6 +707,7 @@ class SqliteStore final : public Store {
       }
       add_totals();
       writer_db_.exec("COMMIT");
+      if (defer) deferred_wal = defer->wal();
       observe_commit(batch, std::chrono::steady_clock::now() - started);
     } catch (const std::exception& e) {
       failure = e.what();
@@ -697,6 +717,18 @@ class SqliteStore final : public Store {
       }
       log::error("store commit failed", {{"error", failure}});
     }
+    if (failure.empty() && deferred_wal >= 0) {
+      hand_to_syncer(deferred_wal, batch, results);
+    } else {
+      finish(batch, results, batch_results_, failure);
+    }
+    batch.clear();
+    batch_results_.clear();
+  }
+
+  // Answers a batch's ops: their results, or all failed with `failure`.
+  static void finish(std::vector<WriteOp>& batch, std::vector<CommitResult>& results,
+                     std::vector<std::vector<CommitResult>>& batch_results, const std::string& failure) {
     auto failed = [&failure] {
       CommitResult r;
       r.status = CommitResult::Status::failed;
@@ -709,7 +741,7 @@ class SqliteStore final : public Store {
         if (!failure.empty()) r = failed();
         c->done(std::move(r));
       } else if (auto* b = std::get_if<BatchOp>(&batch[i])) {
-        auto& rs = batch_results_[i];
+        auto& rs = batch_results[i];
         if (!failure.empty()) rs.assign(b->ingests.size(), failed());
         b->done(std::move(rs));
       } else {
@@ -717,8 +749,72 @@ class SqliteStore final : public Store {
         if (rec.done) rec.done();
       }
     }
-    batch.clear();
-    batch_results_.clear();
+  }
+
+  // A committed batch whose WAL sync was deferred: queued for the syncer, which answers it once the WAL is
+  // synced. The writer waits here while the syncer holds kMaxQueuedCommits ingests (a disk that stalls
+  // then holds the writer back, and the listeners' queue fills and refuses, as with a synchronous commit).
+  void hand_to_syncer(int wal, std::vector<WriteOp>& batch, std::vector<CommitResult>& results) {
+    SyncGroup g{wal, std::move(batch), std::move(results), std::move(batch_results_), 0};
+    for (const auto& op : g.ops) g.ingests += commits_in(op);
+    {
+      std::unique_lock lk(smu_);
+      sspace_.wait(lk, [this] { return squeued_ingests_ < kMaxQueuedCommits; });
+      squeued_ingests_ += g.ingests;
+      squeue_.push_back(std::move(g));
+    }
+    scv_.notify_one();
+  }
+
+  // fsync: makes the WAL durable for every batch the writer committed since the last sync, then answers
+  // them in commit order. While it syncs, the writer commits the next batch: the two overlap, where a
+  // commit would otherwise wait for its own fdatasync before the writer could take the next. A reader may
+  // see a batch (e.g. the dispatcher a new delivery) before it is synced; no answer, to a producer or to
+  // any other caller of the store, is given before. After a failed fdatasync the WAL's state on disk is
+  // unknown (the kernel may have dropped the pages it could not write): every later answer fails too.
+  void syncer_loop() {
+    static metrics::Histogram& seconds = metrics::Registry::global().histogram(
+        "evrouter_store_sync_seconds",
+        "Duration of a WAL fdatasync that answers the group commits made since the last one "
+        "(durability: fsync).");
+    std::vector<SyncGroup> groups;
+    for (;;) {
+      {
+        std::unique_lock lk(smu_);
+        scv_.wait(lk, [this] { return sstop_ || !squeue_.empty(); });
+        if (squeue_.empty()) return;
+        while (!squeue_.empty()) {
+          groups.push_back(std::move(squeue_.front()));
+          squeue_.pop_front();
+        }
+      }
+      if (sync_failure_.empty()) {
+        const auto started = std::chrono::steady_clock::now();
+        int synced = -1;
+        for (const auto& g : groups) {
+          if (g.wal == synced) continue;
+          if (const int err = sqlite::sync_wal(g.wal); err != 0) {
+            sync_failure_ = std::string("store: the WAL could not be synced (") + std::strerror(err) +
+                            "); restart evrouter";
+            log::error("store sync failed", {{"error", sync_failure_}});
+            break;
+          }
+          synced = g.wal;
+        }
+        seconds.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+      }
+      std::size_t answered = 0;
+      for (auto& g : groups) {
+        finish(g.ops, g.results, g.batch_results, sync_failure_);
+        answered += g.ingests;
+      }
+      groups.clear();
+      {
+        std::lock_guard lk(smu_);
+        squeued_ingests_ -= answered;
+      }
+      sspace_.notify_all();
+    }
   }
 
   // One transaction committed (and synced as the durability setting asks): its latency and how many
@@ -726,7 +822,8 @@ class SqliteStore final : public Store {
   static void observe_commit(const std::vector<WriteOp>& batch, std::chrono::steady_clock::duration took) {
     static metrics::Histogram& seconds = metrics::Registry::global().histogram(
         "evrouter_store_commit_seconds",
-        "Duration of a store group commit: the write transaction including its fsync.");
+        "Duration of a store group commit: the write transaction, including its fsync except in "
+        "durability fsync, where the WAL is synced after it (evrouter_store_sync_seconds).");
     static metrics::Histogram& size = metrics::Registry::global().histogram(
         "evrouter_store_commit_batch_size",
         "Ingests (accepted webhooks and published events) per store transaction.", {},
@@ -1014,6 +1111,24 @@ class SqliteStore final : public Store {
   std::size_t pending_commits_ = 0;
   bool wstop_ = false;
   std::thread writer_;
+
+  // fsync: batches committed with their WAL sync deferred, waiting for the syncer (see syncer_loop).
+  struct SyncGroup {
+    int wal;  // the WAL to sync (DeferredWalSync::wal)
+    std::vector<WriteOp> ops;
+    std::vector<CommitResult> results;
+    std::vector<std::vector<CommitResult>> batch_results;
+    std::size_t ingests;
+  };
+  bool defer_syncs_ = false;
+  std::mutex smu_;
+  std::condition_variable scv_;     // the syncer waits for groups
+  std::condition_variable sspace_;  // the writer waits for room
+  std::deque<SyncGroup> squeue_;
+  std::size_t squeued_ingests_ = 0;  // queued or being answered
+  bool sstop_ = false;
+  std::string sync_failure_;  // syncer thread only: set by a failed fdatasync, for good
+  std::thread syncer_;
 
   sqlite::Db reader_db_;
   std::unique_ptr<sqlite::Stmt> sel_due_, sel_next_, sel_blocked_, sel_event_;

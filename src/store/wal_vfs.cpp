@@ -1,9 +1,12 @@
 #include "store/wal_vfs.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -32,6 +35,9 @@ constexpr std::size_t kReadAhead = std::size_t{32} * 1024;
 thread_local uint64_t t_read_ahead = 0;
 std::atomic<uint64_t> g_read_aheads{0};
 
+// Where the current DeferredWalSync of this thread records a deferred WAL (none: nullptr).
+thread_local int* t_deferred_wal = nullptr;
+
 sqlite3_vfs* g_base = nullptr;  // the default VFS, set once in wal_gathering_vfs()
 sqlite3_vfs g_vfs;
 
@@ -47,6 +53,8 @@ struct File {
   uint64_t ahead_of;           // the CheckpointReadAhead they were read in (0: none, the bytes are stale)
   sqlite3_int64 size;          // the file's size, read once in that CheckpointReadAhead
   uint64_t size_of;            // the CheckpointReadAhead it was read in
+  int sync_fd;                 // WAL: a descriptor of our own for deferred syncs (-1: none, never deferred)
+  bool synced;                 // WAL: SQLite has synced it once (with its directory, when it created it)
 };
 
 constexpr std::size_t real_offset() {
@@ -79,6 +87,8 @@ int x_close(sqlite3_file* file) {
   f->pending = nullptr;
   delete f->ahead;
   f->ahead = nullptr;
+  if (f->sync_fd >= 0) ::close(f->sync_fd);
+  f->sync_fd = -1;
   return flushed != SQLITE_OK ? flushed : rc;
 }
 
@@ -152,7 +162,13 @@ int x_truncate(sqlite3_file* file, sqlite3_int64 size) {
 int x_sync(sqlite3_file* file, int flags) {
   File* f = self(file);
   if (const int rc = flush(f); rc != SQLITE_OK) return rc;
-  return f->real->pMethods->xSync(f->real, flags);
+  if (f->wal && f->synced && f->sync_fd >= 0 && t_deferred_wal != nullptr) {
+    *t_deferred_wal = f->sync_fd;  // written (above): the holder syncs it
+    return SQLITE_OK;
+  }
+  const int rc = f->real->pMethods->xSync(f->real, flags);
+  if (rc == SQLITE_OK) f->synced = true;
+  return rc;
 }
 
 int x_file_size(sqlite3_file* file, sqlite3_int64* size) {
@@ -260,8 +276,13 @@ int x_open(sqlite3_vfs*, sqlite3_filename name, sqlite3_file* file, int flags, i
   f->ahead_of = 0;
   f->size = 0;
   f->size_of = 0;
+  f->sync_fd = -1;
+  f->synced = false;
   const int rc = g_base->xOpen(g_base, name, f->real, flags, out_flags);
   if (f->real->pMethods == nullptr) return rc;  // nothing to close
+  // A WAL has no POSIX locks (they are on the database and shared-memory files), so a second descriptor
+  // of it, closed with it, releases nothing. Without one its syncs are simply never deferred.
+  if (f->wal && rc == SQLITE_OK && name != nullptr) f->sync_fd = ::open(name, O_RDWR | O_CLOEXEC);
   if ((flags & (SQLITE_OPEN_WAL | SQLITE_OPEN_MAIN_DB)) != 0) {
     f->pending = new (std::nothrow) std::vector<char>();
     if (f->pending == nullptr) {
@@ -356,6 +377,21 @@ CheckpointReadAhead::CheckpointReadAhead() : previous_(t_read_ahead) {
 
 CheckpointReadAhead::~CheckpointReadAhead() {
   t_read_ahead = previous_;
+}
+
+DeferredWalSync::DeferredWalSync() : previous_(t_deferred_wal) {
+  t_deferred_wal = &wal_;
+}
+
+DeferredWalSync::~DeferredWalSync() {
+  t_deferred_wal = previous_;
+}
+
+int sync_wal(int fd) {
+  while (::fdatasync(fd) != 0) {
+    if (errno != EINTR) return errno;
+  }
+  return 0;
 }
 
 }  // namespace evr::store::sqlite

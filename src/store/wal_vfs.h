@@ -38,4 +38,31 @@ class CheckpointReadAhead {
   uint64_t previous_;
 };
 
+// While one exists on a thread, a WAL sync that SQLite asks for on that thread, on a connection of this VFS,
+// writes the gathered frames (so other connections can read them, as before) but leaves the fdatasync to
+// the holder: wal() then names the WAL, and sync_wal(wal()) — on any thread, later — makes everything written
+// to it so far durable. A group commit can so be answered after a sync that runs while the writer already
+// builds the next transaction. Only around write transactions whose answers wait for that sync: a
+// checkpoint run inside one would copy frames not yet synced. The first sync of a WAL file opened here is
+// never deferred (SQLite syncs the directory along with it when it has just created the file); database
+// files are always synced.
+class DeferredWalSync {
+ public:
+  DeferredWalSync();
+  ~DeferredWalSync();
+  DeferredWalSync(const DeferredWalSync&) = delete;
+  DeferredWalSync& operator=(const DeferredWalSync&) = delete;
+
+  // A descriptor of the WAL whose sync was deferred in this scope, -1 when none was. It stays valid while
+  // the connection that wrote it is open.
+  int wal() const { return wal_; }
+
+ private:
+  int* previous_;
+  int wal_ = -1;
+};
+
+// fdatasync of a WAL named by DeferredWalSync::wal(), retried on EINTR. 0 or the errno.
+int sync_wal(int fd);
+
 }  // namespace evr::store::sqlite

@@ -33,7 +33,7 @@ Hub& Hub::global() {
   return hub;
 }
 
-void Hub::publish(RecordPtr record) {
+void Hub::publish(const RecordPtr& record) {
   if (!active()) return;
   std::vector<std::shared_ptr<Subscription>> slow;
   {

@@ -7,6 +7,7 @@
 #include <future>
 #include <thread>
 
+#include "evrouter/metrics/metrics.h"
 #include "support/harness.h"
 #include "support/stored_event.h"
 
@@ -163,6 +164,73 @@ TEST(SqliteStore, ManyConcurrentCommitsAreGrouped) {
   all.get_future().get();
   EXPECT_EQ(accepted.load(), kN);
   EXPECT_EQ(s->counts().pending, kN);
+}
+
+// The count of a series in the process's metrics (0 when absent).
+double metric(const std::string& series) {
+  const std::string text = metrics::Registry::global().render();
+  const auto at = text.find("\n" + series + " ");
+  return at == std::string::npos ? 0 : std::stod(text.substr(at + series.size() + 2));
+}
+
+// durability fsync: the writer commits while the syncer fdatasyncs the WAL; every answer follows the sync
+// of its commit (fewer syncs than commits when they overlap), in the order the commits were asked for, a
+// duplicate among them too; and close() answers what was still queued, all of it kept.
+TEST(SqliteStore, FsyncCommitsAreAnsweredAfterTheirWalSyncInOrder) {
+  test::TempDir dir;
+  config::Store o = options(dir);
+  o.durability = config::Store::Durability::fsync;
+  constexpr int kN = 3000;
+  const double syncs_before = metric("evrouter_store_sync_seconds_count");
+  int late_accepted = 0;
+  {
+    auto s = store::make_sqlite_store(o);
+    s->open();
+    std::mutex mu;
+    std::vector<int> order;
+    std::vector<store::CommitResult> results(kN + 1);
+    std::promise<void> all;
+    std::atomic<int> left{kN + 1};
+    std::string seventh;
+    for (int i = 0; i <= kN; ++i) {
+      const std::string dedup = i == kN ? "w7" : "w" + std::to_string(i);  // the last repeats w7
+      auto e = make_event(dedup);
+      if (i == 7) seventh = e->id;
+      s->commit({std::move(e), {"L"}}, [&, i](store::CommitResult r) {
+        {
+          std::lock_guard lk(mu);
+          order.push_back(i);
+          results[i] = std::move(r);
+        }
+        if (--left == 0) all.set_value();
+      });
+    }
+    all.get_future().get();
+    ASSERT_EQ(order.size(), static_cast<std::size_t>(kN + 1));
+    for (int i = 0; i <= kN; ++i) ASSERT_EQ(order[i], i) << "answers out of commit order";
+    for (int i = 0; i < kN; ++i) ASSERT_EQ(results[i].status, Status::accepted) << i;
+    EXPECT_EQ(results[kN].status, Status::duplicate);
+    EXPECT_EQ(results[kN].event_id, seventh);
+    const double syncs = metric("evrouter_store_sync_seconds_count") - syncs_before;
+    EXPECT_GE(syncs, 1);
+    EXPECT_LE(syncs, kN);
+
+    // Closed with commits still queued: each is answered (accepted, or refused as closed), none lost.
+    std::atomic<int> answered{0};
+    std::atomic<int> accepted{0};
+    for (int i = 0; i < 500; ++i) {
+      s->commit({make_event("late" + std::to_string(i)), {"L"}}, [&](store::CommitResult r) {
+        if (r.status == Status::accepted) ++accepted;
+        ++answered;
+      });
+    }
+    s->close();
+    EXPECT_EQ(answered.load(), 500);
+    late_accepted = accepted.load();
+  }
+  auto again = store::make_sqlite_store(o);
+  again->open();
+  EXPECT_EQ(again->counts().pending, kN + late_accepted);
 }
 
 TEST(SqliteStore, UnwritableStateDirIsAClearError) {

@@ -245,3 +245,31 @@ TEST(WalGatheringVfs, CheckpointsReadingAheadBesideAWriterCopyOnlyWhatWasCommitt
   EXPECT_EQ(integrity(again), "ok");
   for (int id = 1; id <= kRows; ++id) ASSERT_EQ(blob_of(again, id), expected[id]) << "id " << id;
 }
+
+// In a DeferredWalSync the commit's frames are written (another connection reads them at once) but the
+// fdatasync is left to the holder, who is told which WAL to sync; only for commits on that thread.
+TEST(WalGatheringVfs, ADeferredSyncWritesTheCommitAndLeavesTheSyncToTheHolder) {
+  test::TempDir dir;
+  const std::string path = (dir / "t.db").string();
+  store::sqlite::Db writer = gathering_db_with_table(path);
+  store::sqlite::Db reader(path);
+  configure(reader);
+  {
+    const store::sqlite::DeferredWalSync defer;
+    writer.exec("BEGIN IMMEDIATE");
+    store::sqlite::Stmt ins(writer, "INSERT INTO t(id, b) VALUES (?1, ?2)");
+    ins.bind(1, 1).bind_blob(2, bytes(10000, 1)).run();
+    writer.exec("COMMIT");
+    ASSERT_GE(defer.wal(), 0);
+    EXPECT_EQ(blob_of(reader, 1), bytes(10000, 1)) << "visible before the holder's sync";
+    EXPECT_EQ(store::sqlite::sync_wal(defer.wal()), 0);
+  }
+  {
+    // A commit on another thread is not this scope's to defer.
+    const store::sqlite::DeferredWalSync defer;
+    std::thread([&writer] { writer.exec("INSERT INTO t(id, b) VALUES (2, x'00')"); }).join();
+    EXPECT_EQ(defer.wal(), -1);
+  }
+  EXPECT_EQ(blob_of(reader, 2), std::string(1, '\0'));
+  EXPECT_EQ(integrity(reader), "ok");
+}

@@ -68,7 +68,7 @@ class Hub {
 
   bool active() const { return watchers_.load(std::memory_order_relaxed) != 0; }
   // Hands the record to every watcher; drops those whose queue is full. Never blocks on a watcher.
-  void publish(RecordPtr record);
+  void publish(const RecordPtr& record);
   // At most `max_watchers` at once: nullptr beyond that. `wake` is called from publishing threads.
   std::shared_ptr<Subscription> subscribe(std::size_t capacity, std::function<void()> wake,
                                           std::size_t max_watchers = 32);
