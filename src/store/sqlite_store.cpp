@@ -91,6 +91,9 @@ CREATE INDEX IF NOT EXISTS deliveries_blocked ON deliveries(lane, id) WHERE stat
 
 // Commits queued at most before new ones are refused (each holds a request body in memory).
 constexpr std::size_t kMaxQueuedCommits = 20000;
+// durability fsync: ingests waiting for the writer from which it leaves its commits' WAL syncs to the
+// syncer thread and goes on; below, the writer keeps up and syncs and answers itself (one hand-off less).
+constexpr std::size_t kPipelineBacklog = 32;
 
 // WAL checkpoints run on their own thread and connection, off the commit path. The writer asks for a
 // (PASSIVE: never blocks the writer) checkpoint once the WAL holds kCheckpointPages pages since it last
@@ -724,12 +727,54 @@ class SqliteStore final : public Store {
       log::error("store commit failed", {{"error", failure}});
     }
     if (failure.empty() && deferred_wal >= 0) {
-      hand_to_syncer(deferred_wal, batch, results);
-    } else {
-      finish(batch, results, batch_results_, failure);
+      if (pipelining()) {
+        hand_to_syncer(deferred_wal, batch, results);
+        batch.clear();
+        batch_results_.clear();
+        return;
+      }
+      failure = sync_wal(deferred_wal);
     }
+    finish(batch, results, batch_results_, failure);
     batch.clear();
     batch_results_.clear();
+  }
+
+  // After a commit with its WAL sync deferred: hand the sync to the syncer (and go on with the next
+  // transaction) when kPipelineBacklog ingests wait or the syncer is still busy with earlier commits (their
+  // answers come first); else sync here, as a commit without the syncer would: when the writer keeps up,
+  // a hand-off to another thread costs more latency than it saves.
+  bool pipelining() {
+    {
+      std::lock_guard lk(wmu_);
+      if (pending_commits_ >= kPipelineBacklog) return true;
+    }
+    std::lock_guard lk(smu_);
+    return syncing_ || !squeue_.empty();
+  }
+
+  // fdatasync of the WAL, on the writer or the syncer: "" or why the commits it covers failed (for good
+  // after a first failure: the kernel may have dropped the pages it could not write).
+  std::string sync_wal(int wal) {
+    static metrics::Histogram& seconds = metrics::Registry::global().histogram(
+        "evrouter_store_sync_seconds",
+        "Duration of a WAL fdatasync after a group commit (durability: fsync): on the writer, or on the "
+        "syncer for every commit made since its last sync.");
+    {
+      std::lock_guard lk(smu_);
+      if (!sync_failure_.empty()) return sync_failure_;
+    }
+    const auto started = std::chrono::steady_clock::now();
+    const int err = sqlite::sync_wal(wal);
+    seconds.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    if (err == 0) return {};
+    std::lock_guard lk(smu_);
+    if (sync_failure_.empty()) {
+      sync_failure_ =
+          std::string("store: the WAL could not be synced (") + std::strerror(err) + "); restart evrouter";
+      log::error("store sync failed", {{"error", sync_failure_}});
+    }
+    return sync_failure_;
   }
 
   // Answers a batch's ops: their results, or all failed with `failure`.
@@ -779,40 +824,31 @@ class SqliteStore final : public Store {
   // any other caller of the store, is given before. After a failed fdatasync the WAL's state on disk is
   // unknown (the kernel may have dropped the pages it could not write): every later answer fails too.
   void syncer_loop() {
-    static metrics::Histogram& seconds = metrics::Registry::global().histogram(
-        "evrouter_store_sync_seconds",
-        "Duration of a WAL fdatasync that answers the group commits made since the last one "
-        "(durability: fsync).");
     std::vector<SyncGroup> groups;
     for (;;) {
       {
         std::unique_lock lk(smu_);
+        syncing_ = false;
         scv_.wait(lk, [this] { return sstop_ || !squeue_.empty(); });
         if (squeue_.empty()) return;
         while (!squeue_.empty()) {
           groups.push_back(std::move(squeue_.front()));
           squeue_.pop_front();
         }
+        syncing_ = true;
       }
       sspace_.notify_all();
-      if (sync_failure_.empty()) {
-        const auto started = std::chrono::steady_clock::now();
-        int synced = -1;
-        for (const auto& g : groups) {
-          if (g.wal == synced) continue;
-          if (const int err = sqlite::sync_wal(g.wal); err != 0) {
-            sync_failure_ = std::string("store: the WAL could not be synced (") + std::strerror(err) +
-                            "); restart evrouter";
-            log::error("store sync failed", {{"error", sync_failure_}});
-            break;
-          }
-          synced = g.wal;
-        }
-        seconds.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+      std::string failure;
+      int synced = -1;
+      for (const auto& g : groups) {
+        if (g.wal == synced) continue;
+        failure = sync_wal(g.wal);
+        if (!failure.empty()) break;
+        synced = g.wal;
       }
       std::size_t answered = 0;
       for (auto& g : groups) {
-        finish(g.ops, g.results, g.batch_results, sync_failure_);
+        finish(g.ops, g.results, g.batch_results, failure);
         answered += g.ingests;
       }
       groups.clear();
@@ -1134,7 +1170,8 @@ class SqliteStore final : public Store {
   std::deque<SyncGroup> squeue_;
   std::size_t squeued_ingests_ = 0;  // queued or being answered
   bool sstop_ = false;
-  std::string sync_failure_;  // syncer thread only: set by a failed fdatasync, for good
+  bool syncing_ = false;      // the syncer is syncing or answering the groups it took
+  std::string sync_failure_;  // set by a failed fdatasync, for good
   std::thread syncer_;
 
   sqlite::Db reader_db_;
