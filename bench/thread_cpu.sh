@@ -2,7 +2,7 @@
 # CPU per durable webhook, by evrouter thread: the sample Shopify flow (durability fsync, its destination a
 # closed port, so deliveries only retry in the background), wrk with CONNECTIONS keep-alive connections for
 # DURATION s, then each thread's CPU time (/proc/<pid>/task/*/stat, user + system) divided by the requests
-# answered. Threads are named by role (evr-listen-N, evr-store-write, evr-store-ckpt, evr-dispatch, ...).
+# answered. Threads are named by role (evr-listen-N, evr-store-write, evr-store-sync, evr-store-ckpt, evr-dispatch, ...).
 # With several binaries it alternates them ROUNDS times (A/B on this noisy machine: compare like with like).
 #
 #   bench/thread_cpu.sh [BINARY...]        # default: a Release build in build-release/
