@@ -698,7 +698,7 @@ class SqliteStore final : public Store {
     added_ = Counts{};
     int deferred_wal = -1;
     try {
-      // fsync: the WAL's fdatasync is left to the syncer, which answers after it (see syncer_loop)
+      // fsync: the WAL's fdatasync follows the transaction, on this thread or the syncer (see pipelining)
       std::optional<sqlite::DeferredWalSync> defer;
       if (defer_syncs_) defer.emplace();
       writer_db_.exec("BEGIN IMMEDIATE");
@@ -817,9 +817,9 @@ class SqliteStore final : public Store {
     scv_.notify_one();
   }
 
-  // fsync: makes the WAL durable for every batch the writer committed since the last sync, then answers
-  // them in commit order. While it syncs, the writer commits the next batch: the two overlap, where a
-  // commit would otherwise wait for its own fdatasync before the writer could take the next. A reader may
+  // fsync, under a backlog: makes the WAL durable for every batch handed to it since its last sync, then
+  // answers them in commit order. While it syncs, the writer commits the next batch: the two overlap, where
+  // a commit would otherwise wait for its own fdatasync before the writer could take the next. A reader may
   // see a batch (e.g. the dispatcher a new delivery) before it is synced; no answer, to a producer or to
   // any other caller of the store, is given before. After a failed fdatasync the WAL's state on disk is
   // unknown (the kernel may have dropped the pages it could not write): every later answer fails too.

@@ -9,7 +9,8 @@
 //
 // Safe only on connections with synchronous=FULL: there SQLite syncs the WAL at every commit before it
 // publishes the commit to other connections, so no reader can look for frames still in the buffer, and a
-// commit is durable exactly as before (the buffer is written, then synced); and a checkpoint syncs the
+// commit is durable exactly as before (the buffer is written, then synced — by the holder of a
+// DeferredWalSync, below, when one asked to make that sync itself); and a checkpoint syncs the
 // database file before it records how far the WAL was copied (nBackfill), the moment from which another
 // connection may read those pages from the database file rather than the WAL. The store uses it for the
 // writer's and the checkpointer's connections in `durability: fsync` only.
