@@ -113,7 +113,9 @@ void add_schema_routes(admin::Router& r, Daemon& daemon) {
       std::string type;
       for (int k = 1; k <= i; ++k) {
         if (k > 1) type += '/';
-        type += q.params.at("t" + std::to_string(k));
+        std::string key(1, 't');  // not "t" + to_string(k): GCC 12 warns of a false overlap (-Wrestrict)
+        key += std::to_string(k);
+        type += q.params.at(key);
       }
       if (q.query.count("type")) {
         return Response::error(400, "bad_request", "give the type in the path or as ?type=, not both");
