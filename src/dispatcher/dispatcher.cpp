@@ -139,18 +139,10 @@ class DispatcherImpl final : public Dispatcher {
   // takes all that came meanwhile at once (at peak ingest, one wake-up per few commits rather than one
   // per event). Deliveries reach their lanes in the order they were offered, before the lanes noticed.
   void offer(std::vector<store::Delivery> deliveries) override {
-    bool wake = false;
-    {
-      std::lock_guard lk(inbox_mu_);
-      wake = inbox_deliveries_.empty() && inbox_lanes_.empty();
-      if (inbox_deliveries_.empty()) {
-        inbox_deliveries_ = std::move(deliveries);
-      } else {
-        inbox_deliveries_.insert(inbox_deliveries_.end(), std::make_move_iterator(deliveries.begin()),
-                                 std::make_move_iterator(deliveries.end()));
-      }
-    }
-    if (wake) net::post(ioc_, [this] { take_inbox(); });
+    to_inbox([&] {
+      inbox_deliveries_.insert(inbox_deliveries_.end(), std::make_move_iterator(deliveries.begin()),
+                               std::make_move_iterator(deliveries.end()));
+    });
   }
 
   void wake(std::vector<std::string> lanes) override {
@@ -166,16 +158,12 @@ class DispatcherImpl final : public Dispatcher {
   }
 
   void notify(std::vector<std::string> lanes) override {
-    bool wake = false;
-    {
-      std::lock_guard lk(inbox_mu_);
-      wake = inbox_deliveries_.empty() && inbox_lanes_.empty();
+    to_inbox([&] {
       for (auto& lane : lanes) {
         if (std::find(inbox_lanes_.begin(), inbox_lanes_.end(), lane) == inbox_lanes_.end())
           inbox_lanes_.push_back(std::move(lane));
       }
-    }
-    if (wake) net::post(ioc_, [this] { take_inbox(); });
+    });
   }
 
   Changes reconfigure(const config::Config& config, std::weak_ptr<const void> previous) override {
@@ -323,6 +311,18 @@ class DispatcherImpl final : public Dispatcher {
       sweep();
       schedule_tick();
     });
+  }
+
+  // Adds to the inbox (under its lock) and wakes the loop if it was empty.
+  template <class Add>
+  void to_inbox(Add add) {
+    bool wake = false;
+    {
+      std::lock_guard lk(inbox_mu_);
+      wake = inbox_deliveries_.empty() && inbox_lanes_.empty();
+      add();
+    }
+    if (wake) net::post(ioc_, [this] { take_inbox(); });
   }
 
   // On the loop: what offer() and notify() left in the inbox.

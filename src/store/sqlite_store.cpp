@@ -726,16 +726,12 @@ class SqliteStore final : public Store {
       }
       log::error("store commit failed", {{"error", failure}});
     }
-    if (failure.empty() && deferred_wal >= 0) {
-      if (pipelining()) {
-        hand_to_syncer(deferred_wal, batch, results);
-        batch.clear();
-        batch_results_.clear();
-        return;
-      }
-      failure = sync_wal(deferred_wal);
+    if (failure.empty() && deferred_wal >= 0 && pipelining()) {
+      hand_to_syncer(deferred_wal, batch, results);
+    } else {
+      if (failure.empty() && deferred_wal >= 0) failure = sync_wal(deferred_wal);
+      finish(batch, results, batch_results_, failure);
     }
-    finish(batch, results, batch_results_, failure);
     batch.clear();
     batch_results_.clear();
   }
@@ -803,16 +799,13 @@ class SqliteStore final : public Store {
   }
 
   // A committed batch whose WAL sync was deferred: queued for the syncer, which answers it once the WAL is
-  // synced. The writer waits here while the syncer holds kMaxQueuedCommits ingests (a disk that stalls
-  // then holds the writer back, and the listeners' queue fills and refuses, as with a synchronous commit).
+  // synced. At most one waits (writer_loop starts no transaction before the syncer took it), so a disk
+  // that stalls holds the writer back, and the listeners' bounded queue fills and refuses, as with a
+  // synchronous commit.
   void hand_to_syncer(int wal, std::vector<WriteOp>& batch, std::vector<CommitResult>& results) {
-    SyncGroup g{wal, std::move(batch), std::move(results), std::move(batch_results_), 0};
-    for (const auto& op : g.ops) g.ingests += commits_in(op);
     {
-      std::unique_lock lk(smu_);
-      sspace_.wait(lk, [this] { return squeued_ingests_ < kMaxQueuedCommits; });
-      squeued_ingests_ += g.ingests;
-      squeue_.push_back(std::move(g));
+      std::lock_guard lk(smu_);
+      squeue_.push_back(SyncGroup{wal, std::move(batch), std::move(results), std::move(batch_results_)});
     }
     scv_.notify_one();
   }
@@ -846,17 +839,8 @@ class SqliteStore final : public Store {
         if (!failure.empty()) break;
         synced = g.wal;
       }
-      std::size_t answered = 0;
-      for (auto& g : groups) {
-        finish(g.ops, g.results, g.batch_results, failure);
-        answered += g.ingests;
-      }
+      for (auto& g : groups) finish(g.ops, g.results, g.batch_results, failure);
       groups.clear();
-      {
-        std::lock_guard lk(smu_);
-        squeued_ingests_ -= answered;
-      }
-      sspace_.notify_all();
     }
   }
 
@@ -1161,14 +1145,12 @@ class SqliteStore final : public Store {
     std::vector<WriteOp> ops;
     std::vector<CommitResult> results;
     std::vector<std::vector<CommitResult>> batch_results;
-    std::size_t ingests;
   };
   bool defer_syncs_ = false;
   std::mutex smu_;
   std::condition_variable scv_;     // the syncer waits for groups
-  std::condition_variable sspace_;  // the writer waits for room
+  std::condition_variable sspace_;  // the writer waits until the syncer took the queued group
   std::deque<SyncGroup> squeue_;
-  std::size_t squeued_ingests_ = 0;  // queued or being answered
   bool sstop_ = false;
   bool syncing_ = false;      // the syncer is syncing or answering the groups it took
   std::string sync_failure_;  // set by a failed fdatasync, for good

@@ -280,9 +280,6 @@ int x_open(sqlite3_vfs*, sqlite3_filename name, sqlite3_file* file, int flags, i
   f->synced = false;
   const int rc = g_base->xOpen(g_base, name, f->real, flags, out_flags);
   if (f->real->pMethods == nullptr) return rc;  // nothing to close
-  // A WAL has no POSIX locks (they are on the database and shared-memory files), so a second descriptor
-  // of it, closed with it, releases nothing. Without one its syncs are simply never deferred.
-  if (f->wal && rc == SQLITE_OK && name != nullptr) f->sync_fd = ::open(name, O_RDWR | O_CLOEXEC);
   if ((flags & (SQLITE_OPEN_WAL | SQLITE_OPEN_MAIN_DB)) != 0) {
     f->pending = new (std::nothrow) std::vector<char>();
     if (f->pending == nullptr) {
@@ -290,6 +287,9 @@ int x_open(sqlite3_vfs*, sqlite3_filename name, sqlite3_file* file, int flags, i
       return SQLITE_NOMEM;
     }
   }
+  // A WAL has no POSIX locks (they are on the database and shared-memory files), so a second descriptor
+  // of it, closed with it, releases nothing. Without one its syncs are simply never deferred.
+  if (f->wal && rc == SQLITE_OK && name != nullptr) f->sync_fd = ::open(name, O_RDWR | O_CLOEXEC);
   const int version = f->real->pMethods->iVersion;
   f->base.pMethods = &g_methods[version >= 1 && version <= 3 ? version : 1];
   return rc;
