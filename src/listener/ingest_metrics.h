@@ -3,6 +3,7 @@
 // error code of a refusal), for /metrics and the flow's windowed stats (GET /v1/flows/{name}/stats). Looked
 // up through a per-thread cache, so the hot path takes no registry lock.
 
+#include <chrono>
 #include <string_view>
 #include <vector>
 
@@ -23,5 +24,11 @@ void count_matched(const flow::Flow& flow, const std::vector<store::Delivery>& d
 // for its flow (received, accepted or duplicate, matched per branch).
 void count_published(const flow::Routes& routes, const std::vector<store::Ingest>& published,
                      const std::vector<store::CommitResult>& results);
+
+// Ingest latency, for /metrics: a webhook's or published batch's time from its request headers read to its
+// answer written, by the answer's status class; and, of that, the time the store took to make it durable
+// (queued for the writer, group commit, fsync, and back on the listener's loop).
+void observe_answer(unsigned status, std::chrono::steady_clock::duration took);
+void observe_store(std::chrono::steady_clock::duration took);
 
 }  // namespace evr::listener

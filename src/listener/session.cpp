@@ -120,6 +120,8 @@ void Session::on_header(beast::error_code ec) {
     return;
   }
   busy_ = true;
+  started_ = {};
+  const auto headers_read = std::chrono::steady_clock::now();
   received_ms_ = event::now_ms();
   const auto& req = parser_->get();
   keep_alive_ = req.keep_alive();
@@ -153,6 +155,7 @@ void Session::on_header(beast::error_code ec) {
       return;
     }
   }
+  started_ = headers_read;  // a webhook or a published batch: its answer is timed
   if (req.method() != http::verb::post) {
     response_ = {};
     response_.set(http::field::allow, "POST");
@@ -253,6 +256,7 @@ void Session::handle_webhook(const flow::Flow& flow) {
   flow.route(event::envelope(*ev, std::move(detail)), ingest.lanes, &ingest.ordering_keys);
   ev->payload = std::move(req.body());
   ingest.event = std::move(ev);
+  handed_ = std::chrono::steady_clock::now();
   shared_.pipeline.commit(std::move(ingest), [self = shared_from_this(),
                                               ex = stream_.get_executor()](store::CommitResult r) mutable {
     net::post(ex, [self = std::move(self), r = std::move(r)]() mutable { self->on_committed(std::move(r)); });
@@ -260,6 +264,7 @@ void Session::handle_webhook(const flow::Flow& flow) {
 }
 
 void Session::on_committed(store::CommitResult r) {
+  observe_store(std::chrono::steady_clock::now() - handed_);
   using Status = store::CommitResult::Status;
   const std::string& flow = flow_->name;
   switch (r.status) {
@@ -327,6 +332,7 @@ void Session::handle_publish() {
   batch_->ingests.clear();
   published_.clear();
   for (const auto& i : ingests) published_.push_back({i.event, i.lanes});
+  handed_ = std::chrono::steady_clock::now();
   shared_.pipeline.commit_batch(std::move(ingests), [self = shared_from_this(), ex = stream_.get_executor()](
                                                         std::vector<store::CommitResult> results) mutable {
     net::post(ex, [self = std::move(self), results = std::move(results)]() mutable {
@@ -336,6 +342,7 @@ void Session::handle_publish() {
 }
 
 void Session::on_published(std::vector<store::CommitResult> results) {
+  observe_store(std::chrono::steady_clock::now() - handed_);
   const bool failed = std::any_of(results.begin(), results.end(), [](const store::CommitResult& r) {
     return r.status == store::CommitResult::Status::failed;
   });
@@ -363,6 +370,7 @@ void Session::reply_error(unsigned status, const char* code, const std::string& 
 
 void Session::reply(unsigned status, std::string body, bool close_after) {
   const unsigned version = parser_ ? parser_->get().version() : 11;
+  answer_status_ = status;
   response_.result(status);
   response_.version(version == 10 ? 10 : 11);
   response_.set(http::field::content_type, "application/json");
@@ -380,6 +388,10 @@ void Session::reply(unsigned status, std::string body, bool close_after) {
 
 void Session::on_write(bool close_after, beast::error_code ec) {
   response_ = {};
+  if (!ec && started_ != std::chrono::steady_clock::time_point{}) {
+    observe_answer(answer_status_, std::chrono::steady_clock::now() - started_);
+    started_ = {};
+  }
   if (ec) {
     close();
     return;

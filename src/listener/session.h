@@ -9,6 +9,7 @@
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -70,6 +71,10 @@ class Session : public std::enable_shared_from_this<Session> {
   bool busy_ = false;
   bool keep_alive_ = true;
   int64_t received_ms_ = 0;
+  // Ingest latency (observe_answer, observe_store): set for webhooks and published batches only.
+  std::chrono::steady_clock::time_point started_{};
+  std::chrono::steady_clock::time_point handed_{};  // to the store
+  unsigned answer_status_ = 0;
   std::vector<char> discard_;
 };
 

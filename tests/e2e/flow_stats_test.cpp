@@ -117,3 +117,45 @@ TEST_F(PipelineTest, FlowStatsCountWebhooksBranchesOutcomesAndLatency) {
   EXPECT_NE(metrics.find("# TYPE evrouter_store_commit_seconds histogram"), std::string::npos);
   EXPECT_NE(metrics.find("evrouter_store_commit_batch_size_bucket{le=\"1\"}"), std::string::npos);
 }
+
+// Ingest latency on /metrics: every webhook answer is timed by status class (2xx, 4xx, 5xx); of those, the
+// ones that reached the store also count the store's share. Probes and unknown paths are not timed.
+TEST_F(PipelineTest, IngestLatencyIsMeasuredByAnswerClassAndTheStoresShare) {
+  auto cfg = make_config();
+  cfg.admin.enabled = true;
+  cfg.admin.port = 0;
+  start(cfg);
+  auto metrics = [this] { return http_request(daemon_->admin_port(), "GET", "/metrics", {}, "").body; };
+  const auto series = [](const std::string& code, const char* part) {
+    return std::string("evrouter_ingest_seconds_") + part + "{code=\"" + code + "\"}";
+  };
+  const std::string before = metrics();
+  auto delta = [&before](const std::string& after, const std::string& s) {
+    return std::max(sample(after, s), 0.0) - std::max(sample(before, s), 0.0);
+  };
+
+  ASSERT_EQ(post(order("150.00", 1)).status, 200);
+  ASSERT_EQ(post(order("5.00", 2)).status, 200);
+  ASSERT_EQ(post(order("5.00", 3)).status, 200);
+  ASSERT_EQ(post(order("5.00", 3), {{"X-Shopify-Webhook-Id", "wh-3"}}).status, 200);  // duplicate
+  ASSERT_EQ(post(order("5.00", 4), {}, "products/create").status, 200);               // ignored: not stored
+  ASSERT_EQ(post(order("5.00", 5), {}, "orders/create", "wrong-secret").status, 401);
+  ASSERT_EQ(post(order("5.00", 6), {}, "orders/create", "wrong-secret").status, 401);
+  ASSERT_EQ(http_request(daemon_->port(), "GET", "/healthz", {}, "").status, 200);
+  ASSERT_EQ(http_request(daemon_->port(), "POST", "/hooks/nobody-listens-here", {}, "{}").status, 404);
+
+  const std::string after = metrics();
+  EXPECT_EQ(delta(after, series("2xx", "count")), 5) << after;
+  EXPECT_EQ(delta(after, series("4xx", "count")), 2);
+  EXPECT_EQ(delta(after, series("5xx", "count")), 0);
+  EXPECT_EQ(delta(after, "evrouter_ingest_store_seconds_count"), 4);  // accepted and duplicate
+  const double answered = delta(after, series("2xx", "sum"));
+  const double stored = delta(after, "evrouter_ingest_store_seconds_sum");
+  EXPECT_GT(stored, 0);
+  EXPECT_LE(stored, answered) << "the store's share is part of the answer's time";
+  EXPECT_NE(after.find("# TYPE evrouter_ingest_seconds histogram"), std::string::npos);
+  EXPECT_NE(after.find("evrouter_ingest_seconds_bucket{code=\"2xx\",le=\"0.00025\"}"), std::string::npos)
+      << after;
+  EXPECT_EQ(sample(after, "evrouter_ingest_store_seconds_bucket{le=\"+Inf\"}"),
+            sample(after, "evrouter_ingest_store_seconds_count"));
+}
