@@ -22,6 +22,7 @@
 #include "evrouter/common/crypto.h"
 #include "evrouter/common/log.h"
 #include "evrouter/common/thread.h"
+#include "http/accept_errors.h"
 
 namespace evr::admin {
 namespace {
@@ -336,6 +337,7 @@ class ServerImpl final : public Server {
     net::post(ioc_, [this] {
       beast::error_code ec;
       acceptor_.close(ec);
+      accept_pause_.cancel();
     });
     ioc_.stop();
     thread_.join();
@@ -347,8 +349,15 @@ class ServerImpl final : public Server {
     acceptor_.async_accept(ioc_, [this](beast::error_code ec, tcp::socket socket) {
       if (ec) {
         if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
-        log::warn("admin accept failed", {{"error", ec.message()}});
+        if (const auto pause = accept_errors_.failed(ec); pause.count() > 0) {
+          accept_pause_.expires_after(pause);
+          accept_pause_.async_wait([this](beast::error_code e) {
+            if (!e && acceptor_.is_open()) accept();
+          });
+          return;
+        }
       } else {
+        accept_errors_.succeeded();
         std::make_shared<Session>(std::move(socket), options_, router_, worker_)->start();
       }
       accept();
@@ -359,6 +368,8 @@ class ServerImpl final : public Server {
   const Router& router_;
   net::io_context ioc_{1};
   tcp::acceptor acceptor_{ioc_};
+  net::steady_timer accept_pause_{ioc_};  // after an accept failed for want of descriptors or memory
+  evr::http::AcceptErrors accept_errors_{"admin"};
   Worker worker_;
   std::thread thread_;
   uint16_t port_ = 0;

@@ -947,8 +947,8 @@ void parse_connection(Reader& r, const Node& n, const std::string& path, Connect
 void parse_server(Reader& r, const Node* n, Server& s) {
   Map m(r, n, "server");
   if (!m.valid()) return;
-  m.allow({"listen", "port", "public_base_url", "workers", "max_body_bytes", "request_timeout",
-           "idle_timeout", "shutdown_grace"});
+  m.allow({"listen", "port", "public_base_url", "workers", "max_body_bytes", "max_connections",
+           "request_timeout", "idle_timeout", "shutdown_grace"});
   if (const Node* v = m.get("listen"); given(v)) {
     if (auto str = get_string(r, *v, m.path("listen"), "an IP address")) {
       if (valid_ip(*str)) {
@@ -981,6 +981,10 @@ void parse_server(Reader& r, const Node* n, Server& s) {
   }
   if (const Node* v = m.get("max_body_bytes"); given(v)) {
     if (auto b = get_size(r, *v, m.path("max_body_bytes"))) s.max_body_bytes = *b;
+  }
+  if (const Node* v = m.get("max_connections"); given(v)) {
+    if (auto i = get_int(r, *v, m.path("max_connections"), 1, 1000000))
+      s.max_connections = static_cast<int>(*i);
   }
   if (const Node* v = m.get("request_timeout"); given(v)) {
     if (auto d = get_duration(r, *v, m.path("request_timeout"))) s.request_timeout = *d;

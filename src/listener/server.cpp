@@ -1,5 +1,6 @@
 #include "evrouter/listener/server.h"
 
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <boost/asio/post.hpp>
@@ -8,6 +9,7 @@
 
 #include "evrouter/common/log.h"
 #include "evrouter/common/thread.h"
+#include "evrouter/metrics/metrics.h"
 #include "listener/session.h"
 #include "listener/worker.h"
 
@@ -18,10 +20,37 @@ namespace net = boost::asio;
 using tcp = net::ip::tcp;
 using reuse_port = net::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
 
+// File descriptors left for everything but client connections: the store's files, outbound connections
+// to destinations, the admin server, NATS.
+constexpr rlim_t kReservedDescriptors = 256;
+
+// Client connections the process can hold: server.max_connections, after raising the open-file soft limit
+// to the hard one (as much as an unprivileged process may), less the reserve.
+int connection_limit(int configured) {
+  rlimit nofile{};
+  if (::getrlimit(RLIMIT_NOFILE, &nofile) != 0) return configured;
+  if (nofile.rlim_cur < nofile.rlim_max) {
+    rlimit raised{nofile.rlim_max, nofile.rlim_max};
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) nofile = raised;
+  }
+  if (nofile.rlim_cur == RLIM_INFINITY) return configured;
+  const rlim_t room = nofile.rlim_cur > 2 * kReservedDescriptors ? nofile.rlim_cur - kReservedDescriptors
+                                                                 : nofile.rlim_cur / 2;
+  if (static_cast<rlim_t>(configured) <= room) return configured;
+  log::info("server.max_connections lowered to what the open-file limit allows",
+            {{"configured", std::to_string(configured)},
+             {"limit", std::to_string(room)},
+             {"open_files", std::to_string(nofile.rlim_cur)}});
+  return static_cast<int>(room);
+}
+
 class ServerImpl final : public Server {
  public:
   ServerImpl(const config::Server& config, Pipeline& pipeline)
-      : config_(config), shared_{config_, pipeline} {}
+      : config_(config),
+        shared_{config_, pipeline, false, 0,
+                metrics::Registry::global().gauge("evrouter_ingest_connections",
+                                                  "Open client connections to the ingest server.")} {}
 
   ~ServerImpl() override { stop(std::chrono::milliseconds(0)); }
 
@@ -32,8 +61,18 @@ class ServerImpl final : public Server {
     const auto address = net::ip::make_address(config_.listen, ec);
     if (ec) throw std::runtime_error("server.listen: invalid address " + config_.listen);
     uint16_t port = config_.port;
+    const int max_connections = connection_limit(config_.max_connections);
+    metrics::Registry::global()
+        .gauge("evrouter_ingest_connection_limit",
+               "Client connections the ingest server holds at most (server.max_connections, or less when "
+               "the open-file limit is lower); past it new connections wait in the kernel's backlog.")
+        .set(max_connections);
     for (int i = 0; i < n; ++i) {
       auto w = std::make_unique<Worker>();
+      w->max_sessions = static_cast<std::size_t>(std::max(1, (max_connections + n - 1) / n));
+      w->session_closed = [this, w = w.get()] {
+        if (w->accepting == Worker::Accepting::full && w->sessions.size() < w->max_sessions) accept(*w);
+      };
       tcp::endpoint ep(address, port);
       w->acceptor.open(ep.protocol());
       w->acceptor.set_option(tcp::acceptor::reuse_address(true));
@@ -69,6 +108,7 @@ class ServerImpl final : public Server {
       net::post(w->ioc, [w = w.get()] {
         boost::system::error_code ec;
         w->acceptor.close(ec);
+        w->accept_pause.cancel();
         // Idle keep-alive connections are closed now; busy ones close after their answer.
         for (Session* s : w->sessions) {
           if (!s->busy()) s->close();
@@ -90,12 +130,31 @@ class ServerImpl final : public Server {
   }
 
  private:
+  // On the worker's thread: one accept at a time, while the worker has room for another connection.
   void accept(Worker& w) {
+    if (shared_.draining || !w.acceptor.is_open()) return;
+    if (w.sessions.size() >= w.max_sessions) {
+      w.accepting = Worker::Accepting::full;
+      static metrics::Counter& full = metrics::Registry::global().counter(
+          "evrouter_ingest_connection_limit_reached_total",
+          "Times a listener worker stopped accepting at its share of server.max_connections.");
+      full.inc();
+      return;
+    }
+    w.accepting = Worker::Accepting::on;
     w.acceptor.async_accept(w.ioc, [this, &w](boost::system::error_code ec, tcp::socket socket) {
       if (ec) {
         if (ec == net::error::operation_aborted || !w.acceptor.is_open()) return;
-        log::warn("accept failed", {{"error", ec.message()}});
+        if (const auto pause = w.accept_errors.failed(ec); pause.count() > 0) {
+          w.accepting = Worker::Accepting::paused;
+          w.accept_pause.expires_after(pause);
+          w.accept_pause.async_wait([this, &w](boost::system::error_code e) {
+            if (!e) accept(w);
+          });
+          return;
+        }
       } else {
+        w.accept_errors.succeeded();
         boost::system::error_code ignored;
         socket.set_option(tcp::no_delay(true), ignored);
         std::make_shared<Session>(std::move(socket), shared_, w)->start();

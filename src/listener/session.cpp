@@ -44,11 +44,14 @@ std::string status_body(std::string_view status, const std::string& event_id) {
 Session::Session(net::ip::tcp::socket socket, Shared& shared, Worker& worker)
     : stream_(std::move(socket)), shared_(shared), worker_(worker) {
   ++shared_.sessions;
+  shared_.connections.add(1);
 }
 
 Session::~Session() {
   worker_.sessions.erase(this);
   --shared_.sessions;
+  shared_.connections.add(-1);
+  if (worker_.session_closed) worker_.session_closed();
 }
 
 void Session::start() {

@@ -17,6 +17,7 @@
 #include "evrouter/bus/batch.h"
 #include "evrouter/config/config.h"
 #include "evrouter/listener/server.h"
+#include "evrouter/metrics/metrics.h"
 
 namespace evr::listener {
 
@@ -28,6 +29,7 @@ struct Shared {
   Pipeline& pipeline;
   std::atomic<bool> draining{false};
   std::atomic<int> sessions{0};
+  metrics::Gauge& connections;  // evrouter_ingest_connections: the same count, on /metrics
 };
 
 class Session : public std::enable_shared_from_this<Session> {

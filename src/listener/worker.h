@@ -3,18 +3,34 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <cstddef>
+#include <functional>
 #include <thread>
 #include <unordered_set>
+
+#include "http/accept_errors.h"
 
 namespace evr::listener {
 
 class Session;
 
 struct Worker {
-  // Declared first so it outlives the io_context, whose destructor may destroy sessions.
+  // Whether the worker has an accept outstanding: paused after an accept failed for want of descriptors
+  // or memory (a timer resumes it), or full at its share of server.max_connections (the next of its
+  // sessions to close resumes it).
+  enum class Accepting { on, paused, full };
+
+  // Declared before the io_context so they outlive it: its destructor may destroy sessions, and a session's
+  // destructor reads them.
   std::unordered_set<Session*> sessions;  // touched only on this worker's thread
+  std::size_t max_sessions = 1;
+  Accepting accepting = Accepting::on;
+  std::function<void()> session_closed;  // on this worker's thread: resumes a full worker
   boost::asio::io_context ioc{1};
   boost::asio::ip::tcp::acceptor acceptor{ioc};
+  boost::asio::steady_timer accept_pause{ioc};
+  http::AcceptErrors accept_errors{"ingest"};
   std::thread thread;
 };
 

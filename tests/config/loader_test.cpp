@@ -122,6 +122,7 @@ TEST(SampleConfig, LoadsIntoTheExpectedModel) {
   EXPECT_EQ(c.server.public_base_url, "http://localhost:8080");
   EXPECT_EQ(c.server.workers, 0);
   EXPECT_EQ(c.server.max_body_bytes, 1048576u);
+  EXPECT_EQ(c.server.max_connections, 10000);
   EXPECT_EQ(c.server.request_timeout, std::chrono::seconds(10));
   EXPECT_EQ(c.server.idle_timeout, std::chrono::seconds(60));
   EXPECT_EQ(c.server.shutdown_grace, std::chrono::seconds(10));
@@ -367,7 +368,8 @@ flows: [flows]
   EXPECT_DIAG(r, "evrouter.yaml:2:3: error: server.prot: unknown key 'prot' (did you mean 'port'?)");
   EXPECT_DIAG(r,
               "evrouter.yaml:3:3: error: server.colour: unknown key 'colour' (expected one of: listen, port, "
-              "public_base_url, workers, max_body_bytes, request_timeout, idle_timeout, shutdown_grace)");
+              "public_base_url, workers, max_body_bytes, max_connections, request_timeout, idle_timeout, "
+              "shutdown_grace)");
   EXPECT_DIAG(
       r,
       "evrouter.yaml:7:5: error: connections.outsystems.concurency: unknown key 'concurency' (did you mean "

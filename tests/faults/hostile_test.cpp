@@ -6,10 +6,13 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "support/process_rig.h"
@@ -71,6 +74,37 @@ long rss_kb(pid_t pid) {
     if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
   }
   return -1;
+}
+
+// The process's CPU time (user + system), in seconds.
+double cpu_seconds(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::istringstream fields(stat.substr(stat.rfind(')') + 2));  // after "pid (comm) "
+  std::string f;
+  long ticks = 0;
+  for (int i = 3; i <= 15 && fields >> f; ++i) {
+    if (i >= 14) ticks += std::stol(f);  // utime, stime
+  }
+  return static_cast<double>(ticks) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+std::size_t open_files(pid_t pid) {
+  std::size_t n = 0;
+  for ([[maybe_unused]] const auto& e :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) {
+    ++n;
+  }
+  return n;
+}
+
+std::size_t count_lines(const std::string& path, const std::string& needle) {
+  std::ifstream in(path);
+  std::size_t n = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (line.find(needle) != std::string::npos) ++n;
+  }
+  return n;
 }
 
 std::string signed_post(const std::string& body, const std::string& extra_headers = "") {
@@ -173,4 +207,47 @@ TEST(Hostile, DaemonStaysUpAndKeepsServingOthers) {
   const long rss_after = rss_kb(d.pid());
   EXPECT_LT(rss_after, rss_before + 100 * 1024)
       << "RSS grew from " << rss_before << " kB to " << rss_after << " kB";
+}
+
+// Out of file descriptors: connections wait in the listening socket's backlog and every accept() fails
+// with EMFILE. The daemon must pause accepting rather than retry at once (which spins a CPU and writes a log
+// line per failure), stay up, and accept again once descriptors are free.
+TEST(Hostile, OutOfFileDescriptorsPausesAcceptingAndRecovers) {
+  ProcessRig s;
+  Sink sink(SinkOptions::on_port(s.sink_port));
+  DaemonProcess d({"serve", "--config", s.config_path}, s.env());
+  ASSERT_TRUE(wait_port(s.port, 10s)) << log_tail(d.log_path());
+  ASSERT_EQ(s.post(0).status, 200);
+
+  // The soft limit only, just above what the daemon holds now: raising it again needs no privilege.
+  rlimit before{};
+  ASSERT_EQ(::prlimit(d.pid(), RLIMIT_NOFILE, nullptr, &before), 0);
+  rlimit tight{static_cast<rlim_t>(open_files(d.pid()) + 4), before.rlim_max};
+  ASSERT_EQ(::prlimit(d.pid(), RLIMIT_NOFILE, &tight, nullptr), 0);
+  std::vector<int> flood;
+  for (int i = 0; i < 64; ++i) flood.push_back(connect_to(s.port));  // the kernel completes them all
+
+  std::this_thread::sleep_for(500ms);  // the daemon takes what it can and runs out
+  const double cpu_before = cpu_seconds(d.pid());
+  std::this_thread::sleep_for(2s);
+  const double busy = cpu_seconds(d.pid()) - cpu_before;
+  EXPECT_LT(busy, 0.5) << "the daemon used " << busy << " s of CPU in 2 s while out of descriptors";
+  EXPECT_TRUE(d.running()) << log_tail(d.log_path());
+  const std::size_t reports = count_lines(d.log_path(), "accept failed");
+  EXPECT_GE(reports, 1u) << log_tail(d.log_path());
+  EXPECT_LE(reports, 4u) << "accept failures are reported at most once per 10 s per worker";
+
+  // Descriptors come back: the flood is taken and closed, and webhooks are answered again.
+  for (int fd : flood) {
+    if (fd >= 0) ::close(fd);
+  }
+  ASSERT_EQ(::prlimit(d.pid(), RLIMIT_NOFILE, &before, nullptr), 0);
+  int status = 0;
+  for (int i = 0; i < 50 && status != 200; ++i) {
+    status = s.post(1).status;
+    if (status != 200) std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_EQ(status, 200) << log_tail(d.log_path());
+  d.kill(SIGTERM);
+  EXPECT_EQ(d.wait(10s), 0) << log_tail(d.log_path());
 }

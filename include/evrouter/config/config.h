@@ -121,7 +121,7 @@ struct InputPath {
 // Batching on a destination (docs/configuration.md): up to max_events deliveries in one request whose body is
 // a JSON array of their bodies, sent when max_events or max_bytes is reached or the oldest waited max_wait.
 struct Batch {
-  int max_events = 100;              // 1..256 (the lane's in-memory window)
+  int max_events = 100;                        // 1..256 (the lane's in-memory window)
   uint64_t max_bytes = uint64_t{1024} * 1024;  // request body, brackets and commas included
   Millis max_wait = std::chrono::milliseconds(200);
 
@@ -216,6 +216,9 @@ struct Server {
   std::string public_base_url;  // default http://localhost:<port>
   int workers = 0;              // 0 = one per core
   uint64_t max_body_bytes = uint64_t{1024} * 1024;
+  // Open client connections at most, shared evenly by the workers; past it a worker stops accepting (the
+  // kernel's backlog holds new connections) until one of its connections closes.
+  int max_connections = 10000;
   Millis request_timeout = std::chrono::seconds(10);  // whole request read (slow clients)
   Millis idle_timeout = std::chrono::seconds(60);     // keep-alive idle
   Millis shutdown_grace = std::chrono::seconds(10);
