@@ -184,6 +184,7 @@ std::variant<Batch, Refusal> read_batch(std::string_view body, const Key& key, i
 
   Batch batch;
   batch.slots.reserve(entries->size());
+  std::vector<std::size_t> candidates;  // bus flows an entry may match (Routes::bus_candidates)
   for (const auto& entry : *entries) {
     Batch::Slot slot;
     json detail;
@@ -198,8 +199,10 @@ std::variant<Batch, Refusal> read_batch(std::string_view body, const Key& key, i
     store::Ingest ingest;
     ev->payload = detail.dump();
     json envelope = event::envelope(*ev, std::move(detail));
-    for (const auto& f : routes.flows()) {
-      if (!f.is_bus() || !f.enabled || !f.bus_sources.allows(ev->source)) continue;
+    routes.bus_candidates(envelope, candidates);
+    for (const std::size_t i : candidates) {
+      const flow::Flow& f = routes.flows()[i];
+      if (!f.enabled || !f.bus_sources.allows(ev->source)) continue;
       envelope["flow"] = f.name;
       f.route(envelope, ingest.lanes, &ingest.ordering_keys);
     }

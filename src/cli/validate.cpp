@@ -63,11 +63,11 @@ int validate(const Args& args) {
     for (const auto& f : flow_files) {
       if (config::load_flow(f, diagnostics, nullptr, options)) ++flows;
     }
-    diagnostics.push_back(
-        {config::Diagnostic::Severity::warning,
-         {},
-         "",
-         "no config file (" + config_file + "): connection names were not checked; use --config FILE"});
+    config::Diagnostic no_config;
+    no_config.severity = config::Diagnostic::Severity::warning;
+    no_config.message =
+        "no config file (" + config_file + "): connection names were not checked; use --config FILE";
+    diagnostics.push_back(std::move(no_config));
   } else {
     if (!flow_files.empty()) options.flow_files = flow_files;
     auto result = config::load(config_file, options);

@@ -150,6 +150,7 @@ std::shared_ptr<const Routes> Routes::build(
     problems.insert(problems.end(), e.diagnostics().begin(), e.diagnostics().end());
   }
   if (!problems.empty()) throw config::ConfigError(std::move(problems));
+  routes->bus_index_ = BusIndex(routes->flows_);
   return routes;
 }
 

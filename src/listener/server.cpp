@@ -3,6 +3,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <thread>
 #include <vector>
@@ -24,13 +25,17 @@ using reuse_port = net::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>
 // to destinations, the admin server, NATS.
 constexpr rlim_t kReservedDescriptors = 256;
 
+// The open-file soft limit is raised up to this, no further: libnats waits on its sockets with select(),
+// built for descriptors below 32768, and a NATS reconnect takes the lowest free descriptor.
+constexpr rlim_t kRaisedOpenFiles = 32768;
+
 // Client connections the process can hold: server.max_connections, after raising the open-file soft limit
-// to the hard one (as much as an unprivileged process may), less the reserve.
+// towards the hard one (as far as kRaisedOpenFiles; no privilege needed), less the reserve.
 int connection_limit(int configured) {
   rlimit nofile{};
   if (::getrlimit(RLIMIT_NOFILE, &nofile) != 0) return configured;
-  if (nofile.rlim_cur < nofile.rlim_max) {
-    rlimit raised{nofile.rlim_max, nofile.rlim_max};
+  if (const rlim_t want = std::min(nofile.rlim_max, kRaisedOpenFiles); nofile.rlim_cur < want) {
+    rlimit raised{want, nofile.rlim_max};
     if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) nofile = raised;
   }
   if (nofile.rlim_cur == RLIM_INFINITY) return configured;

@@ -683,8 +683,32 @@ void select_node(const Node& node, Selection& into) {
   }
 }
 
+void required_in(const Node& node, std::vector<std::string>& path,
+                 std::vector<Pattern::RequiredStrings>& out) {
+  for (const auto& f : node.fields) {
+    path.push_back(f.key);
+    if (f.has_leaf && !f.alternatives.empty() &&
+        std::all_of(f.alternatives.begin(), f.alternatives.end(),
+                    [](const Matcher& m) { return m.op == Op::exact_string; })) {
+      Pattern::RequiredStrings r;
+      r.path = path;
+      for (const auto& m : f.alternatives) r.values.push_back(m.text);
+      out.push_back(std::move(r));
+    }
+    if (f.child) required_in(*f.child, path, out);
+    path.pop_back();
+  }
+}
+
 }  // namespace
 }  // namespace detail
+
+std::vector<Pattern::RequiredStrings> Pattern::required_strings() const {
+  std::vector<RequiredStrings> out;
+  std::vector<std::string> path;
+  detail::required_in(compiled_->root, path, out);
+  return out;
+}
 
 Pattern Pattern::compile(const nlohmann::json& pattern) {
   if (!pattern.is_object()) {

@@ -13,6 +13,7 @@
 #include "evrouter/bus/publisher.h"
 #include "evrouter/bus/source_filter.h"
 #include "evrouter/config/config.h"
+#include "evrouter/flow/bus_index.h"
 #include "evrouter/mapping/path.h"
 #include "evrouter/pattern/pattern.h"
 #include "evrouter/source/source.h"
@@ -75,12 +76,17 @@ class Routes {
   std::string listener_url(const Flow& flow) const;
   // The publish API's keys; null when it is off.
   const bus::Publisher* publisher() const { return publisher_.get(); }
+  // The positions in flows() of the bus flows a published event (its envelope) may match, in order.
+  void bus_candidates(const nlohmann::json& envelope, std::vector<std::size_t>& out) const {
+    bus_index_.candidates(envelope, out);
+  }
 
  private:
   std::string public_base_url_;
   std::vector<Flow> flows_;
   std::shared_ptr<const bus::Publisher> publisher_;
   std::unordered_map<std::string, std::size_t, StringHash, std::equal_to<>> by_listener_;
+  BusIndex bus_index_;
 };
 
 }  // namespace evr::flow

@@ -1,11 +1,13 @@
 #pragma once
 // EventBridge event patterns: compiled once at load, matched against events many times.
-// Semantics follow AWS EventBridge (see docs/patterns.md and the conformance corpus in tests/data/eventbridge).
+// Semantics follow AWS EventBridge (see docs/patterns.md and the conformance corpus in
+// tests/data/eventbridge).
 
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "evrouter/pattern/selection.h"
 
@@ -31,6 +33,16 @@ class Pattern {
   // Adds the fields of the event this pattern reads to `into`: matching an event reduced to them (see
   // parse_selected) gives the same answer as matching the whole event.
   void select(Selection& into) const;
+
+  // A field the pattern requires to hold one of a few strings, found without evaluating it: `path` (keys
+  // from the top of the event) reaches a field whose every alternative is an exact string. An event whose
+  // value there is a plain string (reached through objects only, no key spelling a dotted path on the way)
+  // that is not among `values` does not match. Fields under "$or" are not reported.
+  struct RequiredStrings {
+    std::vector<std::string> path;
+    std::vector<std::string> values;
+  };
+  std::vector<RequiredStrings> required_strings() const;
 
  private:
   explicit Pattern(std::shared_ptr<const detail::Compiled> c) : compiled_(std::move(c)) {}
