@@ -137,31 +137,87 @@ void count_matched(const flow::Flow& flow, const std::vector<store::Delivery>& d
   }
 }
 
-void count_published(const flow::Routes& routes, const std::vector<store::Ingest>& published,
+namespace {
+
+// One bus flow's ingest counters, looked up once per thread and routes.
+struct PublishedCounts {
+  bool made = false;
+  metrics::Counter* accepted = nullptr;   // evrouter_webhooks_total{flow, result="accepted"}
+  metrics::Counter* duplicate = nullptr;  // ... result="duplicate"
+  FlowStats* stats = nullptr;
+  FlowStats::Key received = -1, accepted_key = -1, duplicate_key = -1, unmatched = -1;
+  std::vector<FlowStats::Key> matched;  // per branch
+};
+
+PublishedCounts make_counts(const flow::Flow& f) {
+  PublishedCounts c;
+  c.made = true;
+  auto counter = [&f](const char* result) {
+    return &metrics::Registry::global().counter(
+        "evrouter_webhooks_total",
+        "Ingest answers by flow and result (accepted, duplicate, ignored, or the error code).",
+        {{"flow", f.name}, {"result", result}});
+  };
+  c.accepted = counter("accepted");
+  c.duplicate = counter("duplicate");
+  c.stats = &FlowStats::of(f.name);
+  c.received = c.stats->key(FlowStats::Count::received);
+  c.accepted_key = c.stats->key(FlowStats::Count::accepted);
+  c.duplicate_key = c.stats->key(FlowStats::Count::duplicate);
+  c.unmatched = c.stats->key(FlowStats::Count::unmatched);
+  for (const auto& b : f.branches) c.matched.push_back(c.stats->key(FlowStats::Count::matched, b.name));
+  return c;
+}
+
+}  // namespace
+
+void count_published(const std::shared_ptr<const flow::Routes>& routes,
+                     const std::vector<store::Ingest>& published,
                      const std::vector<store::CommitResult>& results) {
-  std::vector<store::Delivery> mine;
+  // Per thread: the routes the entries were made for (kept alive, so a new routes object never reuses its
+  // address while cached) and each flow's counters, by position in routes->flows().
+  thread_local std::shared_ptr<const flow::Routes> cached_routes;
+  thread_local std::vector<PublishedCounts> cached;
+  if (cached_routes != routes) {
+    cached_routes = routes;
+    cached.assign(routes->flows().size(), PublishedCounts{});
+  }
+  std::vector<FlowStats::Key> keys;
+  const auto& flows = routes->flows();
   for (std::size_t i = 0; i < published.size() && i < results.size(); ++i) {
     const auto& r = results[i];
     const auto& event = published[i].event;
     if (!event || r.status == store::CommitResult::Status::failed) continue;
-    for (const auto& f : routes.flows()) {
+    const bool duplicate = r.status == store::CommitResult::Status::duplicate;
+    for (std::size_t fi = 0; fi < flows.size(); ++fi) {
+      const auto& f = flows[fi];
       if (!f.is_bus() || !f.enabled || !f.bus_sources.allows(event->source)) continue;
-      if (r.status == store::CommitResult::Status::duplicate) {
-        count_answer(f.name, "duplicate");
+      PublishedCounts& c = cached[fi];
+      if (!c.made) c = make_counts(f);
+      keys.clear();
+      keys.push_back(c.received);
+      if (duplicate) {
+        c.duplicate->inc();
+        keys.push_back(c.duplicate_key);
+        c.stats->add(keys);
         continue;
       }
-      count_answer(f.name, "accepted");
-      mine.clear();
-      // The lanes routed to (the commit's deliveries have been handed to the dispatcher by now).
-      for (const auto& lane : published[i].lanes) {
-        if (lane.size() > f.name.size() && lane.compare(0, f.name.size(), f.name) == 0 &&
-            lane[f.name.size()] == '/') {
-          store::Delivery d;
-          d.lane = lane;
-          mine.push_back(std::move(d));
+      c.accepted->inc();
+      keys.push_back(c.accepted_key);
+      // The branches that got at least one of the lanes routed to (the commit's deliveries have been handed
+      // to the dispatcher by now), or unmatched.
+      const std::size_t before = keys.size();
+      for (std::size_t b = 0; b < f.branches.size(); ++b) {
+        const auto& lanes = f.branches[b].lanes;
+        const auto& routed = published[i].lanes;
+        if (std::any_of(routed.begin(), routed.end(), [&lanes](const std::string& lane) {
+              return std::find(lanes.begin(), lanes.end(), lane) != lanes.end();
+            })) {
+          keys.push_back(c.matched[b]);
         }
       }
-      count_matched(f, mine);
+      if (keys.size() == before) keys.push_back(c.unmatched);
+      c.stats->add(keys);
     }
   }
 }

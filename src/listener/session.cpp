@@ -358,7 +358,7 @@ void Session::on_published(std::vector<store::CommitResult> results) {
     return;
   }
   auto answer = bus::answer(*batch_, results);
-  count_published(*routes_, published_, results);
+  count_published(routes_, published_, results);
   published_.clear();
   log::debug("events published",
              {{"entries", std::to_string(batch_->slots.size())}, {"stored", std::to_string(results.size())}});

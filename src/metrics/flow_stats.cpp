@@ -119,6 +119,10 @@ void FlowStats::add_at(Key key, int64_t now_ms, uint64_t n) {
 }
 
 void FlowStats::add(std::initializer_list<Key> keys) {
+  add(std::span<const Key>(keys.begin(), keys.size()));
+}
+
+void FlowStats::add(std::span<const Key> keys) {
   const int64_t now_ms = wall_ms();
   std::lock_guard lk(mu_);
   for (auto& r : rings_) {

@@ -15,6 +15,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -60,6 +61,7 @@ class FlowStats {
   void add_at(Key key, int64_t now_ms, uint64_t n = 1);
   // One each of several keys, under one lock (an ingest answer: received and its result).
   void add(std::initializer_list<Key> keys);
+  void add(std::span<const Key> keys);
   void latency(LaneKey lane, double seconds);
   void latency_at(LaneKey lane, int64_t now_ms, double seconds);
 
