@@ -52,10 +52,7 @@ int connection_limit(int configured) {
 class ServerImpl final : public Server {
  public:
   ServerImpl(const config::Server& config, Pipeline& pipeline)
-      : config_(config),
-        shared_{config_, pipeline, false, 0,
-                metrics::Registry::global().gauge("evrouter_ingest_connections",
-                                                  "Open client connections to the ingest server.")} {}
+      : config_(config), shared_{config_, pipeline} {}
 
   ~ServerImpl() override { stop(std::chrono::milliseconds(0)); }
 

@@ -29,7 +29,9 @@ struct Shared {
   Pipeline& pipeline;
   std::atomic<bool> draining{false};
   std::atomic<int> sessions{0};
-  metrics::Gauge& connections;  // evrouter_ingest_connections: the same count, on /metrics
+  // evrouter_ingest_connections: the same count, on /metrics
+  metrics::Gauge& connections = metrics::Registry::global().gauge(
+      "evrouter_ingest_connections", "Open client connections to the ingest server.");
 };
 
 class Session : public std::enable_shared_from_this<Session> {

@@ -1,10 +1,7 @@
 // server.max_connections: a listener worker at its share of the limit stops accepting; a connection past it
 // waits in the kernel's backlog (it is not refused or reset) and is served as soon as another closes. The
 // counts are on /metrics.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <future>
@@ -15,30 +12,6 @@
 using namespace evr;
 using namespace evr::test;
 using namespace std::chrono_literals;
-
-namespace {
-
-int open_idle_connection(uint16_t port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-// The value of the sample line `series value` in a /metrics text, or -1.
-double metric_value(const std::string& text, const std::string& series) {
-  const auto at = text.find("\n" + series + " ");
-  if (at == std::string::npos) return -1;
-  return std::stod(text.substr(at + series.size() + 2));
-}
-
-}  // namespace
 
 TEST_F(PipelineTest, ConnectionsPastMaxConnectionsWaitUntilOneCloses) {
   auto cfg = make_config();
@@ -51,17 +24,17 @@ TEST_F(PipelineTest, ConnectionsPastMaxConnectionsWaitUntilOneCloses) {
 
   std::vector<int> idle;
   for (int i = 0; i < 3; ++i) {
-    idle.push_back(open_idle_connection(daemon_->port()));
+    idle.push_back(connect_loopback(daemon_->port()));
     ASSERT_GE(idle.back(), 0);
   }
   std::string m;
-  for (int i = 0; i < 200 && metric_value(m, "evrouter_ingest_connections") != 3; ++i) {
+  for (int i = 0; i < 200 && metric_sample(m, "evrouter_ingest_connections") != 3; ++i) {
     std::this_thread::sleep_for(10ms);
     m = metrics();
   }
-  ASSERT_EQ(metric_value(m, "evrouter_ingest_connections"), 3) << m;
-  EXPECT_EQ(metric_value(m, "evrouter_ingest_connection_limit"), 3);
-  EXPECT_GE(metric_value(m, "evrouter_ingest_connection_limit_reached_total"), 1);
+  ASSERT_EQ(metric_sample(m, "evrouter_ingest_connections"), 3) << m;
+  EXPECT_EQ(metric_sample(m, "evrouter_ingest_connection_limit"), 3);
+  EXPECT_GE(metric_sample(m, "evrouter_ingest_connection_limit_reached_total"), 1);
 
   // A fourth client connects (the kernel's backlog) but is not served while the three stay open.
   auto fourth = std::async(std::launch::async, [this] { return post(order("150.00", 1)); });

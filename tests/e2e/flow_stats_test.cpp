@@ -11,17 +11,6 @@ using namespace evr::test;
 using namespace std::chrono_literals;
 using json = nlohmann::json;
 
-namespace {
-
-// The value of the first sample line starting with `series` ("name{labels} value"), or -1.
-double sample(const std::string& text, const std::string& series) {
-  const auto at = text.find("\n" + series + " ");
-  if (at == std::string::npos) return -1;
-  return std::stod(text.substr(at + series.size() + 2));
-}
-
-}  // namespace
-
 TEST_F(PipelineTest, FlowStatsCountWebhooksBranchesOutcomesAndLatency) {
   auto cfg = make_config();
   cfg.flows[0].name = "stats-orders";  // its own entries in the process-wide stats
@@ -110,10 +99,11 @@ TEST_F(PipelineTest, FlowStatsCountWebhooksBranchesOutcomesAndLatency) {
 
   // The store's group commits are measured: latency and ingests per transaction.
   const auto metrics = get("/metrics").body;
-  EXPECT_GT(sample(metrics, "evrouter_store_commit_seconds_count"), 0) << metrics;
-  EXPECT_GT(sample(metrics, "evrouter_store_commit_seconds_sum"), 0);
-  EXPECT_GT(sample(metrics, "evrouter_store_commit_batch_size_count"), 0);
-  EXPECT_GE(sample(metrics, "evrouter_store_commit_batch_size_sum"), 4);  // at least this test's 4 ingests
+  EXPECT_GT(metric_sample(metrics, "evrouter_store_commit_seconds_count"), 0) << metrics;
+  EXPECT_GT(metric_sample(metrics, "evrouter_store_commit_seconds_sum"), 0);
+  EXPECT_GT(metric_sample(metrics, "evrouter_store_commit_batch_size_count"), 0);
+  EXPECT_GE(metric_sample(metrics, "evrouter_store_commit_batch_size_sum"),
+            4);  // at least this test's 4 ingests
   EXPECT_NE(metrics.find("# TYPE evrouter_store_commit_seconds histogram"), std::string::npos);
   EXPECT_NE(metrics.find("evrouter_store_commit_batch_size_bucket{le=\"1\"}"), std::string::npos);
 }
@@ -131,7 +121,7 @@ TEST_F(PipelineTest, IngestLatencyIsMeasuredByAnswerClassAndTheStoresShare) {
   };
   const std::string before = metrics();
   auto delta = [&before](const std::string& after, const std::string& s) {
-    return std::max(sample(after, s), 0.0) - std::max(sample(before, s), 0.0);
+    return std::max(metric_sample(after, s), 0.0) - std::max(metric_sample(before, s), 0.0);
   };
 
   ASSERT_EQ(post(order("150.00", 1)).status, 200);
@@ -156,6 +146,6 @@ TEST_F(PipelineTest, IngestLatencyIsMeasuredByAnswerClassAndTheStoresShare) {
   EXPECT_NE(after.find("# TYPE evrouter_ingest_seconds histogram"), std::string::npos);
   EXPECT_NE(after.find("evrouter_ingest_seconds_bucket{code=\"2xx\",le=\"0.00025\"}"), std::string::npos)
       << after;
-  EXPECT_EQ(sample(after, "evrouter_ingest_store_seconds_bucket{le=\"+Inf\"}"),
-            sample(after, "evrouter_ingest_store_seconds_count"));
+  EXPECT_EQ(metric_sample(after, "evrouter_ingest_store_seconds_bucket{le=\"+Inf\"}"),
+            metric_sample(after, "evrouter_ingest_store_seconds_count"));
 }

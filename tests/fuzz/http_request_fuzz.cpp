@@ -45,7 +45,7 @@
 
 namespace {
 
-namespace http = boost::beast::http;
+namespace beast_http = boost::beast::http;
 using namespace evr;
 
 constexpr std::string_view kSecret = "fuzz-shopify-secret";
@@ -186,12 +186,12 @@ struct Parsed {
   bool too_large = false;  // Content-Length or chunked body over the limit
   std::size_t consumed = 0;
   std::size_t header_bytes = 0;
-  http::request<http::string_body> msg;
+  beast_http::request<beast_http::string_body> msg;
 };
 
 Parsed parse_one(std::string_view in) {
   Parsed p;
-  http::request_parser<http::string_body> parser;
+  beast_http::request_parser<beast_http::string_body> parser;
   parser.header_limit(16 * 1024);
   parser.body_limit(kMaxBody);
   parser.eager(false);
@@ -201,7 +201,7 @@ Parsed parse_one(std::string_view in) {
     const std::size_t n = parser.put(boost::asio::buffer(in.data() + off, in.size() - off), ec);
     off += n;
     if (ec || n == 0) {
-      if (ec == http::error::body_limit) p.too_large = true;
+      if (ec == beast_http::error::body_limit) p.too_large = true;
       p.consumed = off;
       return p;
     }
@@ -215,12 +215,12 @@ Parsed parse_one(std::string_view in) {
   while (!parser.is_done()) {
     const std::size_t n = parser.put(boost::asio::buffer(in.data() + off, in.size() - off), ec);
     off += n;
-    if (ec == http::error::need_more && off == in.size()) {
+    if (ec == beast_http::error::need_more && off == in.size()) {
       parser.put_eof(ec);
       if (!ec && parser.is_done()) break;
       return p;
     }
-    if (ec == http::error::body_limit) p.too_large = true;
+    if (ec == beast_http::error::body_limit) p.too_large = true;
     if (ec || n == 0) return p;
   }
   p.consumed = off;
@@ -247,7 +247,7 @@ std::string sign_placeholders(std::string in) {
   return in;
 }
 
-std::string target_path(const http::request<http::string_body>& req) {
+std::string target_path(const beast_http::request<beast_http::string_body>& req) {
   std::string t(req.target());
   if (auto q = t.find('?'); q != std::string::npos) t.resize(q);
   return t;
@@ -321,7 +321,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (path == "/v1/events") ++published_ok;
   }
   while (off < answers.size()) {
-    http::response_parser<http::string_body> rp;
+    beast_http::response_parser<beast_http::string_body> rp;
     rp.eager(true);
     boost::beast::error_code ec;
     std::size_t used = 0;
@@ -329,7 +329,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       const std::size_t n =
           rp.put(boost::asio::buffer(answers.data() + off + used, answers.size() - off - used), ec);
       used += n;
-      if (ec == http::error::need_more && off + used == answers.size()) {
+      if (ec == beast_http::error::need_more && off + used == answers.size()) {
         rp.put_eof(ec);
         break;
       }
@@ -339,7 +339,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     off += used;
     const auto& res = rp.get();
     if (res.result_int() < 200) continue;  // 100 Continue
-    if (res[http::field::content_type] != "application/json") fail("an answer without application/json");
+    if (res[beast_http::field::content_type] != "application/json") fail("an answer without application/json");
     if (!nlohmann::json::accept(res.body())) fail("an answer whose body is not JSON: " + res.body());
     const auto body = nlohmann::json::parse(res.body());
     if (!body.is_object()) fail("an answer whose body is not a JSON object: " + res.body());
@@ -350,7 +350,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (req.complete) {
         const std::string path = target_path(req.msg);
         const bool good_signature = req.msg["X-Shopify-Hmac-Sha256"] == hmac_b64(req.msg.body());
-        const std::string_view auth = req.msg[http::field::authorization];
+        const std::string_view auth = req.msg[beast_http::field::authorization];
         const bool good_key =
             req.msg["X-Api-Key"] == kPublishKey || (auth.size() > 7 && auth.substr(7) == kPublishKey);
         if (status / 100 == 2 && path.rfind("/hooks/", 0) == 0 && !good_signature)

@@ -168,9 +168,7 @@ TEST(SqliteStore, ManyConcurrentCommitsAreGrouped) {
 
 // The count of a series in the process's metrics (0 when absent).
 double metric(const std::string& series) {
-  const std::string text = metrics::Registry::global().render();
-  const auto at = text.find("\n" + series + " ");
-  return at == std::string::npos ? 0 : std::stod(text.substr(at + series.size() + 2));
+  return std::max(test::metric_sample(metrics::Registry::global().render(), series), 0.0);
 }
 
 // durability fsync: the writer commits while the syncer fdatasyncs the WAL; every answer follows the sync

@@ -68,5 +68,11 @@ class DaemonProcess {
 
 // Polls until 127.0.0.1:port accepts TCP connections.
 bool wait_port(uint16_t port, std::chrono::milliseconds timeout);
+// A blocking TCP connection to 127.0.0.1:port (the caller closes it), or -1.
+int connect_loopback(uint16_t port);
+
+// The value of the sample `series` (name with its labels, e.g. `x_total{flow="a"}`) in a Prometheus text
+// exposition, or -1 when it is not there.
+double metric_sample(const std::string& text, const std::string& series);
 
 }  // namespace evr::test
