@@ -339,7 +339,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     off += used;
     const auto& res = rp.get();
     if (res.result_int() < 200) continue;  // 100 Continue
-    if (res[beast_http::field::content_type] != "application/json") fail("an answer without application/json");
+    if (res[beast_http::field::content_type] != "application/json")
+      fail("an answer without application/json");
     if (!nlohmann::json::accept(res.body())) fail("an answer whose body is not JSON: " + res.body());
     const auto body = nlohmann::json::parse(res.body());
     if (!body.is_object()) fail("an answer whose body is not a JSON object: " + res.body());
