@@ -19,6 +19,14 @@ FlowStats::Count result_kind(std::string_view result) {
   return FlowStats::Count::rejected;
 }
 
+// evrouter_webhooks_total{flow, result}; `flow` empty: "-" (no flow was reached).
+metrics::Counter& webhooks_counter(std::string_view flow, std::string_view result) {
+  return metrics::Registry::global().counter(
+      "evrouter_webhooks_total",
+      "Ingest answers by flow and result (accepted, duplicate, ignored, or the error code).",
+      {{"flow", flow.empty() ? "-" : std::string(flow)}, {"result", std::string(result)}});
+}
+
 struct Answer {
   metrics::Counter* counter = nullptr;
   FlowStats* stats = nullptr;  // null when no flow was reached
@@ -38,10 +46,7 @@ void count_answer(std::string_view flow, std::string_view result) {
   auto it = cache.find(key);
   if (it == cache.end()) {
     Answer a;
-    a.counter = &metrics::Registry::global().counter(
-        "evrouter_webhooks_total",
-        "Ingest answers by flow and result (accepted, duplicate, ignored, or the error code).",
-        {{"flow", flow.empty() ? "-" : std::string(flow)}, {"result", std::string(result)}});
+    a.counter = &webhooks_counter(flow, result);
     if (!flow.empty()) {
       a.stats = &FlowStats::of(flow);
       a.received = a.stats->key(FlowStats::Count::received);
@@ -152,14 +157,8 @@ struct PublishedCounts {
 PublishedCounts make_counts(const flow::Flow& f) {
   PublishedCounts c;
   c.made = true;
-  auto counter = [&f](const char* result) {
-    return &metrics::Registry::global().counter(
-        "evrouter_webhooks_total",
-        "Ingest answers by flow and result (accepted, duplicate, ignored, or the error code).",
-        {{"flow", f.name}, {"result", result}});
-  };
-  c.accepted = counter("accepted");
-  c.duplicate = counter("duplicate");
+  c.accepted = &webhooks_counter(f.name, "accepted");
+  c.duplicate = &webhooks_counter(f.name, "duplicate");
   c.stats = &FlowStats::of(f.name);
   c.received = c.stats->key(FlowStats::Count::received);
   c.accepted_key = c.stats->key(FlowStats::Count::accepted);

@@ -73,7 +73,7 @@ class ServerImpl final : public Server {
       auto w = std::make_unique<Worker>();
       w->max_sessions = static_cast<std::size_t>(std::max(1, (max_connections + n - 1) / n));
       w->session_closed = [this, w = w.get()] {
-        if (w->accepting == Worker::Accepting::full && w->sessions.size() < w->max_sessions) accept(*w);
+        if (w->full && w->sessions.size() < w->max_sessions) accept(*w);
       };
       tcp::endpoint ep(address, port);
       w->acceptor.open(ep.protocol());
@@ -136,19 +136,18 @@ class ServerImpl final : public Server {
   void accept(Worker& w) {
     if (shared_.draining || !w.acceptor.is_open()) return;
     if (w.sessions.size() >= w.max_sessions) {
-      w.accepting = Worker::Accepting::full;
+      w.full = true;
       static metrics::Counter& full = metrics::Registry::global().counter(
           "evrouter_ingest_connection_limit_reached_total",
           "Times a listener worker stopped accepting at its share of server.max_connections.");
       full.inc();
       return;
     }
-    w.accepting = Worker::Accepting::on;
+    w.full = false;
     w.acceptor.async_accept(w.ioc, [this, &w](boost::system::error_code ec, tcp::socket socket) {
       if (ec) {
         if (ec == net::error::operation_aborted || !w.acceptor.is_open()) return;
         if (const auto pause = w.accept_errors.failed(ec); pause.count() > 0) {
-          w.accepting = Worker::Accepting::paused;
           w.accept_pause.expires_after(pause);
           w.accept_pause.async_wait([this, &w](boost::system::error_code e) {
             if (!e) accept(w);

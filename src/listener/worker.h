@@ -16,17 +16,14 @@ namespace evr::listener {
 class Session;
 
 struct Worker {
-  // Whether the worker has an accept outstanding: paused after an accept failed for want of descriptors
-  // or memory (a timer resumes it), or full at its share of server.max_connections (the next of its
-  // sessions to close resumes it).
-  enum class Accepting { on, paused, full };
-
   // Declared before the io_context so they outlive it: its destructor may destroy sessions, and a session's
   // destructor reads them.
   std::unordered_set<Session*> sessions;  // touched only on this worker's thread
   std::size_t max_sessions = 1;
-  Accepting accepting = Accepting::on;
-  std::function<void()> session_closed;  // on this worker's thread: resumes a full worker
+  // At its share of server.max_connections, with no accept outstanding: the next of its sessions to close
+  // resumes accepting (session_closed). After a failed accept, the accept_pause timer resumes it instead.
+  bool full = false;
+  std::function<void()> session_closed;  // on this worker's thread
   boost::asio::io_context ioc{1};
   boost::asio::ip::tcp::acceptor acceptor{ioc};
   boost::asio::steady_timer accept_pause{ioc};
