@@ -33,7 +33,7 @@ export EVROUTER LOADGEN BUILD_DIR
 
 # Per step: the environment of the quick mode (the full mode uses each script's defaults).
 declare -A QUICK_ENV=(
-  [ingest]="DURATION=3 REPEATS=1 CONNECTIONS=64 MODES=fsync"
+  [ingest]="DURATION=3 REPEATS=1 CONNECTIONS='64 256' CLOSE_CONNECTIONS=64 MODES=fsync"
   [isolation]="RATE=300 DURATION=8 REPEATS=1"
   [rate]="DURATION=10"
   [backlog]="EVENTS=100000 DRAIN=10"

@@ -29,6 +29,10 @@ def ingest(t):
     if m:
         v, b = float(m.group(1)), float(m.group(2))
         row("ingest fsync peak (req/s)", fmt(v), "nginx " + fmt(b), v / b, ">= 0.50", "met" if v / b >= 0.5 else "MISSED")
+    m = re.search(r"new connection per request: evrouter fsync (\d+) req/s / nginx (\d+) req/s", t)
+    if m:
+        v, b = float(m.group(1)), float(m.group(2))
+        row("ingest fsync, new connection per request", fmt(v), "nginx " + fmt(b), v / b, "-", "info")
     m = re.search(r"target 2: evrouter fsync p99 at (\d+) req/s = ([\d.]+) ms", t)
     if m:
         p = float(m.group(2))

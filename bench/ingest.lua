@@ -1,6 +1,8 @@
 -- wrk script for bench/ingest.sh: POSTs a fixed Shopify order with a precomputed HMAC over keep-alive,
 -- each request with its own X-Shopify-Webhook-Id / X-Shopify-Event-Id so a deduplicating server stores
--- every one. Arguments (after `--`): BODY_FILE HMAC_BASE64 RUN_TAG.
+-- every one. Arguments (after `--`): BODY_FILE HMAC_BASE64 RUN_TAG [close]. With `close`, each request
+-- asks for `Connection: close`: the server closes after answering and wrk opens a new connection for the
+-- next request (a producer that does not keep connections alive).
 -- done() prints one "WRK key=value ..." line for the script to parse.
 
 local threads = {}
@@ -32,6 +34,7 @@ function init(args)
          "X-Shopify-Shop-Domain: bench-shop.myshopify.com\r\n" ..
          "X-Shopify-API-Version: 2025-01\r\n" ..
          "X-Shopify-Triggered-At: 2025-03-14T13:26:53.123456Z\r\n" ..
+         (args[4] == "close" and "Connection: close\r\n" or "") ..
          "X-Shopify-Webhook-Id: "
   id_prefix = args[3] .. "-" .. tid .. "-"
   mid = "\r\nX-Shopify-Event-Id: "

@@ -5,22 +5,25 @@
 #
 # Everything runs on 127.0.0.1 and stops by itself (about 4 minutes with the defaults). Builds a Release
 # evrouter and the constant-rate load generator in build-release/ when needed, then, REPEATS times:
-#   - wrk against nginx (`return 200`), CONNECTIONS keep-alive connections, DURATION seconds each;
+#   - wrk against nginx (`return 200`), CONNECTIONS keep-alive connections, DURATION seconds each, then
+#     CLOSE_CONNECTIONS connections that ask for `Connection: close` (a new connection per request);
 #   - the same against evrouter with store.durability fsync, then os (a fresh state directory each);
 # then, per durability mode, evrouter-loadgen at a constant half of that mode's peak req/s (open loop,
 # latency from the scheduled send time) over RATE_CONNECTIONS connections, and nginx at the same rate.
 # Prints one table of medians over the repeats. Docs and results: docs/benchmarks.md.
 #
-# Environment: DURATION (s, default 6), REPEATS (3), CONNECTIONS ("1 16 64"), MODES ("fsync os"),
-# RATE_CONNECTIONS (64), BUILD_DIR (build-release), KEEP=1 keeps the work directory.
+# Environment: DURATION (s, default 6), REPEATS (3), CONNECTIONS ("1 16 64 256"), CLOSE_CONNECTIONS ("64";
+# empty skips the new-connection runs), MODES ("fsync os"), RATE_CONNECTIONS (256), BUILD_DIR
+# (build-release), KEEP=1 keeps the work directory.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DURATION=${DURATION:-6}
 REPEATS=${REPEATS:-3}
-CONNECTIONS=${CONNECTIONS:-"1 16 64"}
+CONNECTIONS=${CONNECTIONS:-"1 16 64 256"}
+CLOSE_CONNECTIONS=${CLOSE_CONNECTIONS-"64"}
 MODES=${MODES:-"fsync os"}
-RATE_CONNECTIONS=${RATE_CONNECTIONS:-64}
+RATE_CONNECTIONS=${RATE_CONNECTIONS:-256}
 BUILD_DIR=${BUILD_DIR:-$ROOT/build-release}
 FIXTURE=$ROOT/tests/data/shopify/orders-create.json
 LISTENER_ID=benchmark-listener-0000000001
@@ -187,12 +190,12 @@ stop_evrouter() {  # MODE ANSWERED_2XX: stop, then check that every 2xx was stor
 # --- measurements ----------------------------------------------------------------------------------------
 RESULTS=$WORK/results
 : >"$RESULTS"
-run_wrk() {  # TARGET_NAME PORT CONNECTIONS REPEAT; appends a result line, prints the 2xx count
-  local threads=2 out
+run_wrk() {  # TARGET_NAME PORT CONNECTIONS REPEAT [close]; appends a result line, prints the 2xx count
+  local threads=2 out target=$1${5:+-$5}
   (($3 < 2)) && threads=1
   out=$(wrk -t"$threads" -c"$3" -d"${DURATION}s" --timeout 10s -s "$ROOT/bench/ingest.lua" \
-    "http://127.0.0.1:$2/hooks/$LISTENER_ID" -- "$WORK/order.json" "$HMAC" "$1-c$3-r$4" | grep '^WRK ')
-  echo "closed target=$1 connections=$3 repeat=$4 ${out#WRK }" >>"$RESULTS"
+    "http://127.0.0.1:$2/hooks/$LISTENER_ID" -- "$WORK/order.json" "$HMAC" "$target-c$3-r$4" ${5:-} | grep '^WRK ')
+  echo "closed target=$target connections=$3 repeat=$4 ${out#WRK }" >>"$RESULTS"
   local requests=${out#*requests=} non2xx=${out#*non2xx=}
   echo $((${requests%% *} - ${non2xx%% *}))
 }
@@ -220,7 +223,8 @@ PY
   echo "machine     $(nproc) CPUs, $cpu_model, $mem; $(uname -sr)"
   echo "disk        $(df -T "$WORK" | awk 'NR == 2 {print $2}') at $WORK, 4 KiB write + fdatasync: $fsync_probe"
   echo "tools       $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2), $(nginx -v 2>&1 | cut -d' ' -f3)"
-  echo "run         ${DURATION}s per measurement, $REPEATS repeats, connections: $CONNECTIONS"
+  echo "run         ${DURATION}s per measurement, $REPEATS repeats, connections: $CONNECTIONS;" \
+    "new connection per request: ${CLOSE_CONNECTIONS:-none}"
   echo "load avg    before: $(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$WORK/header"
 cat "$WORK/header"
@@ -228,10 +232,14 @@ cat "$WORK/header"
 for rep in $(seq "$REPEATS"); do
   echo "repeat $rep/$REPEATS ..." >&2
   for c in $CONNECTIONS; do run_wrk nginx "$NGINX_PORT" "$c" "$rep" >/dev/null; done
+  for c in $CLOSE_CONNECTIONS; do run_wrk nginx "$NGINX_PORT" "$c" "$rep" close >/dev/null; done
   for mode in $MODES; do
     start_evrouter "$mode"
     answered=0
     for c in $CONNECTIONS; do answered=$((answered + $(run_wrk "evrouter-$mode" "$EVR_PORT" "$c" "$rep"))); done
+    for c in $CLOSE_CONNECTIONS; do
+      answered=$((answered + $(run_wrk "evrouter-$mode" "$EVR_PORT" "$c" "$rep" close)))
+    done
     stop_evrouter "$mode" "$answered"
   done
 done
@@ -249,7 +257,7 @@ run_open() {  # TARGET_NAME PORT RATE REPEAT; appends a result line, prints the 
   echo "${ok%% *}"
 }
 
-# Constant rate at half of each mode's peak (the best median over connection counts); nginx at the fsync
+# Constant rate at half of each mode's keep-alive peak (the best median over connection counts); nginx at the fsync
 # rate, as the floor this machine allows.
 nginx_rate=0
 for mode in $MODES; do
