@@ -1,5 +1,6 @@
 // evrouter serve / listeners / version.
 #include <signal.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <iostream>
@@ -70,6 +71,9 @@ int serve(const Args& args) {
   signal(SIGXFSZ, SIG_IGN);
 
   daemon::Daemon d(std::move(*cfg));
+  // The store failed for good: wake the wait below (signals are blocked in every thread, so this SIGTERM
+  // stays pending for sigwait), which stops with status 1.
+  d.on_fatal([] { ::kill(::getpid(), SIGTERM); });
   try {
     d.start();
   } catch (const config::ConfigError& e) {
@@ -88,10 +92,15 @@ int serve(const Args& args) {
       d.reload();  // logs what changed, or every problem and keeps the running configuration
       continue;
     }
+    if (!d.failure().empty()) break;
     log::info("shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
     break;
   }
   d.stop();
+  if (const std::string failure = d.failure(); !failure.empty()) {
+    log::error("evrouter stopped because its store failed; restart it", {{"error", failure}});
+    return 1;
+  }
   return 0;
 }
 

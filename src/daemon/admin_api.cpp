@@ -120,8 +120,16 @@ json flow_summary(const flow::Routes& routes, const flow::Flow& f,
 
 admin::Router make_admin_router(Daemon& daemon) {
   admin::Router r;
-  r.add("GET", "/healthz", [](const Request&) { return Response::json(200, R"({"status":"ok"})"); });
-  r.add("GET", "/readyz", [&daemon](const Request&) {
+  // Once the store failed for good both probes answer 503 with the reason (Daemon::failure).
+  auto failed = [](const std::string& reason) {
+    return Response::json(503, json{{"status", "failed"}, {"error", reason}}.dump());
+  };
+  r.add("GET", "/healthz", [&daemon, failed](const Request&) {
+    if (!daemon.healthy()) return failed(daemon.failure());
+    return Response::json(200, R"({"status":"ok"})");
+  });
+  r.add("GET", "/readyz", [&daemon, failed](const Request&) {
+    if (!daemon.healthy()) return failed(daemon.failure());
     return daemon.ready() ? Response::json(200, R"({"status":"ok"})")
                           : Response::json(503, R"({"status":"not_ready"})");
   });

@@ -12,6 +12,7 @@
 #include "evrouter/config/compare.h"
 #include "evrouter/config/loader.h"
 #include "evrouter/daemon/watcher.h"
+#include "evrouter/metrics/metrics.h"
 #include "evrouter/store/jetstream_store.h"
 #include "evrouter/store/sqlite_store.h"
 #include "evrouter/tail/hub.h"
@@ -85,6 +86,24 @@ void Daemon::start() {
   } else {
     store_ = store::make_sqlite_store(config_.store);
   }
+  static metrics::Gauge& failed_gauge = metrics::Registry::global().gauge(
+      "evrouter_store_failed",
+      "1 once the store failed for good (a write it had made visible could not be synced): the process "
+      "takes no more webhooks and stops, to be restarted.");
+  failed_gauge.set(0);
+  store_->on_failure([this](const std::string& reason) {
+    {
+      std::lock_guard lk(failure_mu_);
+      failure_ = reason;
+    }
+    failed_ = true;
+    failed_gauge.set(1);
+    log::error(
+        "the store failed: no more webhooks are taken; evrouter stops so that it can be restarted "
+        "and recover its store from disk",
+        {{"error", reason}});
+    if (fatal_) fatal_();
+  });
   store_->open();
   if (config_.schemas.enabled) {
     schemas_ = std::make_unique<schema::Registry>(config_.schemas, *store_);
@@ -133,6 +152,11 @@ std::optional<config::Connection> Daemon::connection_config(const std::string& n
 
 std::vector<connection::ConnectionState> Daemon::connections() {
   return dispatcher_ ? dispatcher_->connections() : std::vector<connection::ConnectionState>{};
+}
+
+std::string Daemon::failure() const {
+  std::lock_guard lk(failure_mu_);
+  return failure_;
 }
 
 void Daemon::stop() {

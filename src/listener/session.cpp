@@ -136,6 +136,10 @@ void Session::on_header(beast::error_code ec) {
       reply_error(405, "method_not_allowed", "use GET", true);
       return;
     }
+    if (!shared_.pipeline.healthy()) {
+      reply(503, R"({"status":"failed"})", true);  // the reason: the admin API's probes, and the log
+      return;
+    }
     const bool ok = target == "/healthz" || shared_.pipeline.ready();
     reply(ok ? 200 : 503, ok ? R"({"status":"ok"})" : R"({"status":"not_ready"})", true);
     return;

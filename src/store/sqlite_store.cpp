@@ -223,6 +223,10 @@ class SqliteStore final : public Store {
       });
   }
 
+  void on_failure(std::function<void(const std::string&)> failed) override {
+    on_failure_ = std::move(failed);
+  }
+
   void close() override {
     {
       std::lock_guard lk(wmu_);
@@ -764,13 +768,17 @@ class SqliteStore final : public Store {
     const int err = sqlite::sync_wal(wal);
     seconds.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
     if (err == 0) return {};
-    std::lock_guard lk(smu_);
-    if (sync_failure_.empty()) {
+    std::string failure;
+    {
+      std::lock_guard lk(smu_);
+      if (!sync_failure_.empty()) return sync_failure_;
       sync_failure_ =
           std::string("store: the WAL could not be synced (") + std::strerror(err) + "); restart evrouter";
-      log::error("store sync failed", {{"error", sync_failure_}});
+      failure = sync_failure_;
     }
-    return sync_failure_;
+    log::error("store sync failed", {{"error", failure}});
+    if (on_failure_) on_failure_(failure);
+    return failure;
   }
 
   // Answers a batch's ops: their results, or all failed with `failure`.
@@ -1154,6 +1162,7 @@ class SqliteStore final : public Store {
   bool sstop_ = false;
   bool syncing_ = false;      // the syncer is syncing or answering the groups it took
   std::string sync_failure_;  // set by a failed fdatasync, for good
+  std::function<void(const std::string&)> on_failure_;  // set before the first write
   std::thread syncer_;
 
   sqlite::Db reader_db_;

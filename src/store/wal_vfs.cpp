@@ -387,7 +387,16 @@ DeferredWalSync::~DeferredWalSync() {
   t_deferred_wal = previous_;
 }
 
+namespace {
+std::atomic<int> g_injected_sync_error{0};
+}  // namespace
+
+void fail_wal_syncs_for_testing(int err) {
+  g_injected_sync_error.store(err, std::memory_order_relaxed);
+}
+
 int sync_wal(int fd) {
+  if (const int err = g_injected_sync_error.load(std::memory_order_relaxed); err != 0) return err;
   while (::fdatasync(fd) != 0) {
     if (errno != EINTR) return errno;
   }

@@ -66,4 +66,8 @@ class DeferredWalSync {
 // fdatasync of a WAL named by DeferredWalSync::wal(), retried on EINTR. 0 or the errno.
 int sync_wal(int fd);
 
+// Fault injection for tests: while `err` is not 0, sync_wal() fails with it without syncing (as a disk
+// whose writeback failed would make fdatasync fail). 0 ends it. Process-wide.
+void fail_wal_syncs_for_testing(int err);
+
 }  // namespace evr::store::sqlite

@@ -1,5 +1,5 @@
-// Fault injection against the real binary: SIGKILL under concurrent load (repeated), and a disk that fills
-// up (the daemon's file-size limit lowered under it, then raised again).
+// Fault injection against the real binary: SIGKILL under concurrent load (repeated), a disk that fills up
+// (the daemon's file-size limit lowered under it, then raised again), and a WAL sync that fails.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -185,6 +185,49 @@ TEST(Faults, FullDiskAnswers503AndRecovers) {
   EXPECT_TRUE(all_arrived(sink, acked, 30s)) << log_tail(d.log_path());
 
   // And after a restart nothing acknowledged is missing from the store either.
+  d.kill(SIGTERM);
+  EXPECT_EQ(d.wait(10s), 0) << log_tail(d.log_path());
+}
+
+// The disk's syncs start failing (fsync and fdatasync fail with EIO through a preloaded library while a
+// trigger file exists, as when writeback fails): the daemon takes no more webhooks and stops by itself with
+// exit status 1, for a supervisor to restart it; restarted with a working disk it delivers everything it
+// acknowledged before. (The in-process details: store_failure_test.cpp.)
+TEST(Faults, FailedWalSyncStopsTheDaemonWithStatus1) {
+  if (asan_build() || tsan_build())
+    GTEST_SKIP() << "a preloaded library cannot come before a sanitizer runtime";
+  ProcessRig s;
+  Sink sink(SinkOptions::on_port(s.sink_port));
+  const auto trigger = s.dir / "fail-syncs";
+  auto env = s.env();
+  env.push_back(std::string("LD_PRELOAD=") + EVROUTER_FAILING_SYNC);
+  env.push_back("EVR_TEST_FAIL_SYNC_FILE=" + trigger.string());
+  std::set<int> acked;
+  {
+    DaemonProcess d({"serve", "--config", s.config_path}, env);
+    ASSERT_TRUE(wait_port(s.port, 10s)) << log_tail(d.log_path());
+    for (int id = 0; id < 10; ++id) {
+      ASSERT_EQ(s.post(id).status, 200);
+      acked.insert(id);
+    }
+    ASSERT_TRUE(all_arrived(sink, acked, 30s)) << log_tail(d.log_path());
+    write_file(trigger, "");
+    // The first write after this fails (this webhook, or a delivery's outcome just before it, after which
+    // the daemon is already stopping): never a 2xx.
+    const auto r = s.post(100);
+    EXPECT_NE(r.status, 200) << r.body;
+    EXPECT_EQ(d.wait(scaled(std::chrono::milliseconds(15s))), 1) << log_tail(d.log_path());
+    const std::string log = read_file(d.log_path());
+    EXPECT_NE(log.find("store sync failed"), std::string::npos) << log_tail(d.log_path());
+    EXPECT_NE(log.find("evrouter stopped because its store failed"), std::string::npos)
+        << log_tail(d.log_path());
+  }
+  std::filesystem::remove(trigger);
+  DaemonProcess d({"serve", "--config", s.config_path}, env);
+  ASSERT_TRUE(wait_port(s.port, 10s)) << log_tail(d.log_path());
+  ASSERT_EQ(s.post(101).status, 200);
+  acked.insert(101);
+  EXPECT_TRUE(all_arrived(sink, acked, 30s)) << log_tail(d.log_path());
   d.kill(SIGTERM);
   EXPECT_EQ(d.wait(10s), 0) << log_tail(d.log_path());
 }

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -51,6 +52,13 @@ class Daemon final : public listener::Pipeline {
   // Graceful stop within server.shutdown_grace; safe to call twice.
   void stop();
 
+  // Why this process can take no more webhooks until it restarts (the store failed for good, see
+  // Store::on_failure); empty while it can. /healthz and /readyz answer 503 with it from then on.
+  std::string failure() const;
+  // Runs once, on a store thread, when failure() becomes set (after it is logged): `evrouter serve` stops
+  // the process with a non-zero status there, so that a supervisor restarts it. Set before start().
+  void on_fatal(std::function<void()> fatal) { fatal_ = std::move(fatal); }
+
   // Reads config().file and its flows again and applies them (see apply). Blocking: call it from a
   // thread that is not an event loop (the signal thread, the file watcher). A configuration with an
   // error is refused: every diagnostic is logged and the running configuration stays.
@@ -96,7 +104,8 @@ class Daemon final : public listener::Pipeline {
   void commit(store::Ingest ingest, std::function<void(store::CommitResult)> done) override;
   void commit_batch(std::vector<store::Ingest> ingests,
                     std::function<void(std::vector<store::CommitResult>)> done) override;
-  bool ready() const override { return ready_; }
+  bool ready() const override { return ready_ && !failed_; }
+  bool healthy() const override { return !failed_; }
 
  private:
   std::string instance_id_;
@@ -117,6 +126,10 @@ class Daemon final : public listener::Pipeline {
   std::mutex reload_mu_;  // one reload at a time, and none during stop
   std::mutex routes_mu_;  // routes rebuilt by one reload or flow change at a time (after reload_mu_)
   std::atomic<bool> ready_ = false;
+  std::atomic<bool> failed_ = false;
+  mutable std::mutex failure_mu_;
+  std::string failure_;  // see failure()
+  std::function<void()> fatal_;
   bool stopped_ = false;
 };
 

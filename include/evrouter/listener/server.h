@@ -29,6 +29,8 @@ class Pipeline {
                             std::function<void(std::vector<store::CommitResult>)> done) = 0;
   // Readiness for /readyz.
   virtual bool ready() const = 0;
+  // Liveness for /healthz: false once the process must restart to take webhooks again.
+  virtual bool healthy() const { return true; }
 };
 
 class Server {

@@ -336,6 +336,13 @@ class Store {
   // Per lane with pending deliveries: since when its oldest pending delivery has waited (Unix ms: when it
   // was made, or put back from the dead letters).
   virtual std::map<std::string, int64_t> oldest_pending();
+
+  // Failing for good: a write the store had made visible could not be made durable (a failed fdatasync:
+  // the kernel may have dropped the pages it could not write), so every later write fails too until the
+  // process restarts and recovers from what is on disk. `failed` runs once, on a store thread, with the
+  // reason; set it before the first write. Stores that cannot fail so never call it.
+  // NOLINTNEXTLINE(performance-unnecessary-value-param): overrides keep their copy
+  virtual void on_failure(std::function<void(const std::string& reason)> failed) { (void)failed; }
 };
 
 }  // namespace evr::store
