@@ -2,7 +2,10 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <string_view>
 #include <vector>
+
+#include "evrouter/common/utf8.h"
 
 namespace evr::pattern {
 
@@ -226,10 +229,6 @@ class Scanner {
     return true;
   }
 
-  static bool cont(unsigned char c, unsigned char lo = 0x80, unsigned char hi = 0xBF) {
-    return c >= lo && c <= hi;
-  }
-
   // A string at p_ (opening quote); `escaped` tells whether it holds escapes.
   bool skip_string(bool& escaped) {
     ++p_;
@@ -265,23 +264,9 @@ class Scanner {
         continue;
       }
       // UTF-8: the well-formed sequences of RFC 3629.
-      const auto at = [this](std::ptrdiff_t i) {
-        return i < end_ - p_ ? static_cast<unsigned char>(p_[i]) : static_cast<unsigned char>(0);
-      };
-      if (c >= 0xC2 && c <= 0xDF) {
-        if (!cont(at(1))) return false;
-        p_ += 2;
-      } else if (c >= 0xE0 && c <= 0xEF) {
-        const unsigned char lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
-        if (!cont(at(1), lo, hi) || !cont(at(2))) return false;
-        p_ += 3;
-      } else if (c >= 0xF0 && c <= 0xF4) {
-        const unsigned char lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
-        if (!cont(at(1), lo, hi) || !cont(at(2)) || !cont(at(3))) return false;
-        p_ += 4;
-      } else {
-        return false;
-      }
+      const std::size_t n = utf8::sequence(std::string_view(p_, static_cast<std::size_t>(end_ - p_)));
+      if (n == 0) return false;
+      p_ += n;
     }
     return false;
   }

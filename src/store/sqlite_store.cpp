@@ -123,10 +123,12 @@ const char* synchronous_pragma(config::Store::Durability d) {
   return "PRAGMA synchronous=FULL";
 }
 
+// Invalid UTF-8 (refused at ingest: source::check_header_text) would be replaced rather than throw: one
+// event's text must never fail the group commit it shares with others.
 std::string headers_json(const event::Event& e) {
   nlohmann::json j = nlohmann::json::object();
   for (const auto& [k, v] : e.headers) j[k] = v;
-  return j.dump();
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 struct CommitOp {
@@ -151,7 +153,9 @@ std::size_t commits_in(const WriteOp& op) {
 }
 
 std::string resources_json(const event::Event& e) {
-  return e.resources.empty() ? std::string("[]") : nlohmann::json(e.resources).dump();
+  return e.resources.empty()
+             ? std::string("[]")
+             : nlohmann::json(e.resources).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 class SqliteStore final : public Store {

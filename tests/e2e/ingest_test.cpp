@@ -1,4 +1,8 @@
 // Ingest: signatures, HTTP errors, duplicates, topics.
+#include <atomic>
+#include <thread>
+#include <vector>
+
 #include "pipeline_fixture.h"
 
 using namespace evr;
@@ -120,4 +124,39 @@ TEST_P(IngestOnStores, DisabledFlowAnswers503AndKeepsNothing) {
   auto r = post(order_);
   EXPECT_EQ(r.status, 503);
   EXPECT_EQ(nlohmann::json::parse(r.body)["error"], "flow_disabled");
+}
+
+// A signature covers the body only, so a header can hold anything. Text the event keeps from headers must be
+// UTF-8 (it is stored and sent as JSON): otherwise 400 invalid_header, before the store, so a bad request
+// can never fail the group commit it would share with others (it did: 503 for the whole batch).
+TEST_P(IngestOnStores, HeaderTextThatIsNotUtf8IsRefusedWithoutFailingOthers) {
+  start(make_config());
+  const auto bad_version = post(order_, {{"X-Shopify-API-Version", "2025-\xff\xfe"}});
+  ASSERT_EQ(bad_version.status, 400) << bad_version.body;
+  const auto j = nlohmann::json::parse(bad_version.body);
+  EXPECT_EQ(j["error"], "invalid_header");
+  EXPECT_EQ(j["message"], "header X-Shopify-API-Version is not valid UTF-8");
+  const auto bad_correlation = post(order_, {{"X-Correlation-Id", "abc\xc0\xaf"}});  // overlong '/'
+  ASSERT_EQ(bad_correlation.status, 400) << bad_correlation.body;
+  EXPECT_EQ(nlohmann::json::parse(bad_correlation.body)["message"], "the correlation id is not valid UTF-8");
+  const auto accented = post(order_, {{"X-Shopify-Shop-Domain", "caf\xc3\xa9.myshopify.com"}});
+  EXPECT_EQ(accented.status, 200) << accented.body;
+
+  // Good and bad webhooks at once: every good one is stored, every bad one refused.
+  std::atomic<int> good_ok{0}, bad_refused{0};
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 4; ++t) {
+    clients.emplace_back([&] {
+      for (int i = 0; i < 10; ++i) {
+        if (post(order_).status == 200) ++good_ok;
+        if (post(order_, {{"X-Shopify-Triggered-At", "\x80"}}).status == 400) ++bad_refused;
+      }
+    });
+  }
+  for (auto& c : clients) c.join();
+  EXPECT_EQ(good_ok.load(), 40);
+  EXPECT_EQ(bad_refused.load(), 40);
+  ASSERT_TRUE(sink_.wait_for(41, std::chrono::seconds(10)));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(sink_.count(), 41u);
 }

@@ -11,7 +11,8 @@
 //   never gets a 2xx, nor does a /v1/events request without the publish key;
 // - a request whose Content-Length exceeds max_body_bytes gets a 413;
 // - a commit happens only for a correctly signed webhook or an authenticated publish, and a failed commit
-//   is never answered 2xx;
+//   is never answered 2xx; a committed event's text from headers (ids, type, kept headers) is UTF-8, so
+//   the store can write it as JSON;
 // - the session ends (no hang) and answers in order.
 // The literal `{hmac}` in a request's headers is replaced by the correct signature of that request's body,
 // so that the fuzzer reaches the paths behind verification.
@@ -38,6 +39,7 @@
 #include <vector>
 
 #include "evrouter/common/log.h"
+#include "evrouter/common/utf8.h"
 #include "evrouter/flow/routes.h"
 #include "evrouter/listener/server.h"
 #include "listener/session.h"
@@ -121,7 +123,14 @@ class FakePipeline final : public listener::Pipeline {
 
   void commit(store::Ingest ingest, std::function<void(store::CommitResult)> done) override {
     if (!ingest.event) fail("a commit without an event");
-    payloads.push_back(ingest.event->payload);
+    const event::Event& e = *ingest.event;
+    for (const auto& [name, value] : e.headers) {
+      if (!utf8::valid(value)) fail("a committed event whose header " + name + " is not UTF-8");
+    }
+    for (const std::string* text : {&e.type, &e.webhook_id, &e.dedup_key, &e.shop_domain, &e.correlation_id}) {
+      if (!utf8::valid(*text)) fail("a committed event with an id or type that is not UTF-8");
+    }
+    payloads.push_back(e.payload);
     done(next_result(ingest.event->id));
   }
 

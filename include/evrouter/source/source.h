@@ -56,6 +56,11 @@ class Source {
   virtual std::vector<std::string> body_fields() const { return {}; }
 };
 
+// A refusal (400 invalid_header) when text the envelope took from the request's headers (type, ids, shop
+// domain, correlation id, kept headers) is not well-formed UTF-8: it is stored, shown and sent as JSON, and
+// a signature covers the body only. The listener checks every event once its source described it.
+std::optional<Refusal> check_header_text(const event::Event& e);
+
 // The source of a flow, with its secrets resolved. Throws config::ConfigError when a secret is not set or
 // not usable (a Standard Webhooks secret that is not base64). Not for `type: bus` flows.
 std::shared_ptr<const Source> make_source(const config::Source& source);

@@ -1,0 +1,26 @@
+#include "source/envelope.h"
+
+#include "evrouter/common/utf8.h"
+
+namespace evr::source {
+
+std::optional<Refusal> check_header_text(const event::Event& e) {
+  auto refuse = [](const std::string& what) {
+    return Refusal{400, "invalid_header", what + " is not valid UTF-8", {}};
+  };
+  for (const auto& [name, value] : e.headers) {
+    if (!utf8::valid(value)) return refuse("header " + name);
+  }
+  // Fields that may come from a header not kept in e.headers (the body's are valid JSON strings).
+  const std::pair<const char*, const std::string*> fields[] = {{"the event type", &e.type},
+                                                               {"the webhook id", &e.webhook_id},
+                                                               {"the deduplication id", &e.dedup_key},
+                                                               {"the shop domain", &e.shop_domain},
+                                                               {"the correlation id", &e.correlation_id}};
+  for (const auto& [what, value] : fields) {
+    if (!utf8::valid(*value)) return refuse(what);
+  }
+  return std::nullopt;
+}
+
+}  // namespace evr::source
