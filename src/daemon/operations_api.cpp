@@ -139,11 +139,17 @@ json dead_letter_json(const store::DeadLetter& dl, bool full) {
   return j;
 }
 
+// Stored events and attempts as JSON text: text kept before it was checked at ingest or scrubbed
+// (databases of earlier versions) is shown with U+FFFD rather than failing the answer.
+std::string stored_json(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
 // A list page: {"<key>": [...], "next_cursor": "..." or null}.
 Response page_json(const char* key, json items, const std::optional<std::string>& next_cursor) {
-  return Response::json(
-      200, json{{key, std::move(items)}, {"next_cursor", next_cursor ? json(*next_cursor) : json(nullptr)}}
-               .dump());
+  return Response::json(200,
+                        stored_json(json{{key, std::move(items)},
+                                         {"next_cursor", next_cursor ? json(*next_cursor) : json(nullptr)}}));
 }
 
 // The body of a bulk replay/discard: {"lane"?, "flow"?, "since"?, "until"?}.
@@ -225,7 +231,7 @@ void add_operations_routes(admin::Router& r, Daemon& daemon) {
           const auto& id = q.params.at("id");
           const auto rec = daemon.store().event(id);
           if (!rec) return Response::error(404, "unknown_event", "no event with id or webhook id " + id);
-          return Response::json(200, record_json(*rec, true).dump());
+          return Response::json(200, stored_json(record_json(*rec, true)));
         }));
   r.add("GET", "/v1/dlq", guarded([&daemon](const Request& q) {
           only(q, {"lane", "flow", "since", "until", "limit", "cursor"});
@@ -252,7 +258,7 @@ void add_operations_routes(admin::Router& r, Daemon& daemon) {
   r.add("GET", "/v1/dlq/{delivery_id}", guarded([find](const Request& q) {
           std::optional<store::DeadLetter> dl;
           if (auto err = find(q, dl)) return *err;
-          return Response::json(200, dead_letter_json(*dl, true).dump());
+          return Response::json(200, stored_json(dead_letter_json(*dl, true)));
         }));
   auto one = [&daemon, find](bool replay) {
     return guarded([&daemon, find, replay](const Request& q) {

@@ -8,6 +8,7 @@
 
 #include "connection/connection.h"
 #include "evrouter/common/log.h"
+#include "evrouter/common/utf8.h"
 #include "evrouter/destination/cloudevents.h"
 #include "evrouter/destination/retry.h"
 #include "evrouter/event/event.h"
@@ -309,7 +310,8 @@ connection::Feedback Lane::on_result(const store::Delivery& d, const http::Resul
   out.attempt.at_ms = now - result.latency.count();
   out.attempt.status = result.ok() ? result.response.status : 0;
   out.attempt.latency_ms = result.latency.count();
-  out.attempt.response = result.response.body.substr(0, 1024);
+  // Kept with the attempt and shown as JSON: valid UTF-8, at most 1 KiB.
+  out.attempt.response = utf8::scrub(result.response.body, 1024);
 
   metrics_.attempt(out.attempt.status, std::chrono::duration<double>(result.latency).count());
   const auto verdict = spec_.classify(result);
@@ -322,7 +324,7 @@ connection::Feedback Lane::on_result(const store::Delivery& d, const http::Resul
         "delivered",
         {{"lane", spec_.id}, {"event_id", e.id}, {"correlation_id", e.correlation_id}, {"status", status}});
   } else {
-    out.attempt.error = result.ok() ? "HTTP " + status : result.error;
+    out.attempt.error = result.ok() ? "HTTP " + status : utf8::scrub(result.error, 1024);
     // After a dead-letter replay the retry policy starts over (attempts and age count from the replay).
     const int tries = out.attempts - d.attempts_before_replay;
     const int64_t since_ms = d.replayed_ms != 0 ? d.replayed_ms : d.created_ms;

@@ -395,3 +395,37 @@ TEST_F(Operations, CliFollowsShortPagesToARareMatch) {
   EXPECT_EQ(j["events"].size(), 3U);
   EXPECT_TRUE(j["next_cursor"].is_string());
 }
+
+// A destination's answer is kept (its first KiB) with each attempt and shown by the admin API as JSON: a body
+// that is not UTF-8 (Latin-1, binary) or whose first KiB ends inside a multi-byte character is kept as
+// valid UTF-8 (invalid bytes replaced by U+FFFD, the cut made at a character boundary), so the dead letter
+// and the event stay readable.
+TEST_F(Operations, DestinationAnswersThatAreNotUtf8StayReadable) {
+  start(ops_config("ops-bytes"));
+  std::string long_body = "x" + std::string(600, 'y');
+  for (int i = 0; i < 400; ++i) long_body += "\xc3\xa9";  // é: its 212th starts at byte 1,023
+  sink_.set_handler([&long_body](const Recorded& req) {
+    Reply r;
+    r.status = 400;
+    r.body =
+        req.target.find("priority") != std::string::npos ? std::string("caf\xe9 \xff\xfe error") : long_body;
+    return r;
+  });
+  accepted_id(post(order("150.00")));  // priority: Latin-1 answer
+  accepted_id(post(order("50.00")));   // standard: 1 + 600 + 800 bytes of UTF-8, cut at 1,024
+  auto page = wait_json("/v1/dlq", [](const json& j) { return j["dead_letters"].size() == 2; });
+  ASSERT_EQ(page["dead_letters"].size(), 2U) << page.dump();
+  for (const auto& dl : page["dead_letters"]) {
+    const auto one = get("/v1/dlq/" + std::to_string(dl["id"].get<int64_t>()));
+    ASSERT_EQ(one["history"].size(), 1U) << one.dump();
+    const std::string response = one["history"][0]["response"];
+    if (dl["lane"] == "ops-bytes/priority/sink") {
+      EXPECT_EQ(response, "caf\xef\xbf\xbd \xef\xbf\xbd\xef\xbf\xbd error");
+    } else {
+      EXPECT_EQ(response.size(), 1023U);
+      EXPECT_EQ(response.substr(response.size() - 2), "\xc3\xa9");  // whole characters only
+    }
+    const auto event = get("/v1/events/" + one["event"]["id"].get<std::string>());
+    EXPECT_EQ(event["deliveries"].size(), 1U) << event.dump();
+  }
+}

@@ -3,6 +3,7 @@
 // is stored or sent as JSON.
 
 #include <cstddef>
+#include <string>
 #include <string_view>
 
 namespace evr::utf8 {
@@ -38,6 +39,23 @@ inline bool valid(std::string_view s) {
     i += n;
   }
   return true;
+}
+
+// `s` made well-formed, for text from outside kept and shown as JSON (a destination's answer): each byte
+// that does not start a well-formed sequence becomes U+FFFD, and the result stops before `max_bytes` would
+// be exceeded, at a character boundary.
+inline std::string scrub(std::string_view s, std::size_t max_bytes) {
+  static constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
+  std::string out;
+  out.reserve(s.size() < max_bytes ? s.size() : max_bytes);
+  for (std::size_t i = 0; i < s.size();) {
+    const std::size_t n = static_cast<unsigned char>(s[i]) < 0x80 ? 1 : sequence(s.substr(i));
+    const std::string_view piece = n > 0 ? s.substr(i, n) : kReplacement;
+    if (out.size() + piece.size() > max_bytes) break;
+    out.append(piece);
+    i += n > 0 ? n : 1;
+  }
+  return out;
 }
 
 }  // namespace evr::utf8
