@@ -1,5 +1,6 @@
 #include "evrouter/admin/server.h"
 
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -17,11 +18,13 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "evrouter/common/crypto.h"
 #include "evrouter/common/log.h"
 #include "evrouter/common/thread.h"
+#include "evrouter/metrics/metrics.h"
 #include "http/accept_errors.h"
 
 namespace evr::admin {
@@ -87,11 +90,38 @@ class Worker {
   std::thread thread_;
 };
 
+// Open sessions against Options::max_connections, on the server's thread. Each session holds a place
+// while it lives; when the server stopped accepting because all were taken, the first place freed resumes it.
+class Capacity {
+ public:
+  explicit Capacity(int max) : max_(static_cast<std::size_t>(std::max(1, max))) {}
+  bool full() const { return open_ >= max_; }
+  void take() { ++open_; }
+  void release() {
+    --open_;
+    if (resume_ && !full()) std::exchange(resume_, nullptr)();
+  }
+  // Called (once) when a place is free again, unless close() came first.
+  void when_free(std::function<void()> resume) { resume_ = std::move(resume); }
+  void close() { resume_ = nullptr; }
+
+ private:
+  std::size_t max_;
+  std::size_t open_ = 0;
+  std::function<void()> resume_;
+};
+
 // One connection: read a request (with a deadline), authorise, route, answer, keep alive.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, const Options& options, const Router& router, Worker& worker)
-      : stream_(std::move(socket)), options_(options), router_(router), worker_(worker) {}
+  Session(tcp::socket socket, const Options& options, const Router& router, Worker& worker,
+          Capacity& capacity)
+      : stream_(std::move(socket)), options_(options), router_(router), worker_(worker), capacity_(capacity) {
+    capacity_.take();
+  }
+  ~Session() { capacity_.release(); }
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
 
   void start() { read(); }
 
@@ -289,6 +319,7 @@ class Session : public std::enable_shared_from_this<Session> {
   const Options& options_;
   const Router& router_;
   Worker& worker_;
+  Capacity& capacity_;
   bool first_ = true;
   bool linger_ = false;
   std::vector<char> discard_;
@@ -301,7 +332,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
 class ServerImpl final : public Server {
  public:
-  ServerImpl(Options options, const Router& router) : options_(std::move(options)), router_(router) {}
+  ServerImpl(Options options, const Router& router)
+      : options_(std::move(options)), router_(router), capacity_(options_.max_connections) {}
   ~ServerImpl() override { stop(); }
 
   void start() override {
@@ -341,6 +373,7 @@ class ServerImpl final : public Server {
     });
     ioc_.stop();
     thread_.join();
+    capacity_.close();  // sessions destroyed with the io_context must not start accepting again
     worker_.stop();
   }
 
@@ -358,7 +391,15 @@ class ServerImpl final : public Server {
         }
       } else {
         accept_errors_.succeeded();
-        std::make_shared<Session>(std::move(socket), options_, router_, worker_)->start();
+        std::make_shared<Session>(std::move(socket), options_, router_, worker_, capacity_)->start();
+      }
+      if (capacity_.full()) {
+        static metrics::Counter& reached = metrics::Registry::global().counter(
+            "evrouter_admin_connection_limit_reached_total",
+            "Times the admin server stopped accepting at admin.max_connections open connections.");
+        reached.inc();
+        capacity_.when_free([this] { accept(); });
+        return;
       }
       accept();
     });
@@ -366,6 +407,7 @@ class ServerImpl final : public Server {
 
   Options options_;
   const Router& router_;
+  Capacity capacity_;  // before ioc_: sessions destroyed with it release their places here
   net::io_context ioc_{1};
   tcp::acceptor acceptor_{ioc_};
   net::steady_timer accept_pause_{ioc_};  // after an accept failed for want of descriptors or memory

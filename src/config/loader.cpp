@@ -1079,7 +1079,7 @@ void parse_admin(Reader& r, const Node* n, Admin& a) {
   if (!m.present()) return;
   a.where = r.where(*n);
   a.enabled = true;
-  m.allow({"enabled", "listen", "port", "token"});
+  m.allow({"enabled", "listen", "port", "token", "max_connections"});
   if (const Node* v = m.get("enabled"); given(v)) {
     if (auto b = get_bool(r, *v, m.path("enabled"))) a.enabled = *b;
   }
@@ -1095,6 +1095,10 @@ void parse_admin(Reader& r, const Node* n, Admin& a) {
   }
   if (const Node* v = m.get("port"); given(v)) {
     if (auto i = get_int(r, *v, m.path("port"), 0, 65535)) a.port = static_cast<uint16_t>(*i);
+  }
+  if (const Node* v = m.get("max_connections"); given(v)) {
+    if (auto i = get_int(r, *v, m.path("max_connections"), 1, 10000))
+      a.max_connections = static_cast<int>(*i);
   }
   if (const Node* v = m.get("token"); given(v)) {
     if (auto ref = get_secret(r, *v, m.path("token"))) {

@@ -193,6 +193,7 @@ void Daemon::start_admin() {
   admin::Options o;
   o.listen = a.listen;
   o.port = a.port;
+  o.max_connections = a.max_connections;
   if (a.token) o.token = a.token->resolve();
   if (!o.token && o.listen != "127.0.0.1" && o.listen != "::1") {
     log::warn(
@@ -248,6 +249,7 @@ std::vector<std::string> Daemon::keep_restart_settings(config::Config& next) con
   note(next.server.public_base_url != b.server.public_base_url, "server.public_base_url");
   note(next.server.workers != b.server.workers, "server.workers");
   note(next.server.max_body_bytes != b.server.max_body_bytes, "server.max_body_bytes");
+  note(next.server.max_connections != b.server.max_connections, "server.max_connections");
   note(next.server.request_timeout != b.server.request_timeout, "server.request_timeout");
   note(next.server.idle_timeout != b.server.idle_timeout, "server.idle_timeout");
   note(next.store.type != b.store.type, "store.type");
@@ -264,6 +266,15 @@ std::vector<std::string> Daemon::keep_restart_settings(config::Config& next) con
   note(next.reload.watch != b.reload.watch, "reload.watch");
   note(next.reload.debounce != b.reload.debounce, "reload.debounce");
   note(next.schemas != b.schemas, "schemas");
+  // The admin server keeps the settings (and the token) it was started with.
+  const auto& na = next.admin;
+  const auto& ba = b.admin;
+  const auto token = [](const config::Admin& a) {
+    return a.token ? a.token->describe() : std::string();  // where it is read from, not its line
+  };
+  note(na.enabled != ba.enabled || na.listen != ba.listen || na.port != ba.port || token(na) != token(ba) ||
+           na.max_connections != ba.max_connections,
+       "admin");
   // Applied at once: server.shutdown_grace, log.level, connections and flows.
   const auto grace = next.server.shutdown_grace;
   next.server = config_.server;
@@ -272,6 +283,7 @@ std::vector<std::string> Daemon::keep_restart_settings(config::Config& next) con
   next.log.format = config_.log.format;
   next.reload = config_.reload;
   next.schemas = config_.schemas;
+  next.admin = config_.admin;
   next.file = config_.file;
   return changed;
 }

@@ -3,9 +3,16 @@
 #include "evrouter/admin/server.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
+#include <future>
 #include <nlohmann/json.hpp>
+#include <vector>
 
+#include "evrouter/metrics/metrics.h"
+#include "support/harness.h"
 #include "support/sink.h"
 
 using namespace evr::admin;
@@ -116,4 +123,38 @@ TEST(AdminServer, WithoutTokenOnlyLoopback) {
   local->start();
   EXPECT_EQ(http_request(local->port(), "GET", "/v1/flows/x", {}, "").status, 200);
   local->stop();
+}
+
+// admin.max_connections: at the limit the server stops accepting (new connections wait in the kernel's
+// backlog, not refused) and serves the next one as soon as one closes; the stop is counted.
+TEST(AdminServer, ConnectionsPastTheLimitWaitUntilOneCloses) {
+  const Router router = make_router();
+  Options o;
+  o.port = 0;
+  o.max_connections = 2;
+  auto server = make_server(o, router);
+  server->start();
+  const auto port = server->port();
+  const double reached_before = evr::test::metric_sample(evr::metrics::Registry::global().render(),
+                                                         "evrouter_admin_connection_limit_reached_total");
+
+  std::vector<int> idle;
+  for (int i = 0; i < 2; ++i) {
+    idle.push_back(evr::test::connect_loopback(port));
+    ASSERT_GE(idle.back(), 0);
+  }
+  auto third =
+      std::async(std::launch::async, [port] { return http_request(port, "GET", "/healthz", {}, ""); });
+  EXPECT_EQ(third.wait_for(std::chrono::milliseconds(500)), std::future_status::timeout)
+      << "served past admin.max_connections";
+  ::close(idle.back());
+  idle.pop_back();
+  ASSERT_EQ(third.wait_for(std::chrono::seconds(5)), std::future_status::ready)
+      << "not served after one closed";
+  EXPECT_EQ(third.get().status, 200);
+  EXPECT_GE(evr::test::metric_sample(evr::metrics::Registry::global().render(),
+                                     "evrouter_admin_connection_limit_reached_total"),
+            std::max(reached_before, 0.0) + 1);
+  for (int fd : idle) ::close(fd);
+  server->stop();
 }

@@ -350,6 +350,21 @@ flows: [flows]
   }
 }
 
+TEST(Loader, AdminMaxConnectionsIsABoundedInteger) {
+  Fixture fx;
+  fx.main(std::string("admin:\n  max_connections: 5\n") + kMain);
+  fx.flow("orders.yaml", kFlow);
+  auto ok = fx.load();
+  ASSERT_TRUE(ok.ok()) << ::testing::PrintToString(strings(ok.diagnostics));
+  EXPECT_EQ(ok.config->admin.max_connections, 5);
+  fx.main(std::string("admin:\n  max_connections: 0\n") + kMain);
+  const auto bad = fx.load();
+  EXPECT_FALSE(bad.ok());
+  EXPECT_DIAG(
+      bad,
+      "evrouter.yaml:2:20: error: admin.max_connections: expected an integer between 1 and 10000, found 0");
+}
+
 TEST(Loader, UnknownKeyHasAHint) {
   Fixture fx;
   fx.main(R"(server:

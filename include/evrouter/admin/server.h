@@ -20,6 +20,10 @@ struct Options {
   uint64_t max_body_bytes = 1 << 20;  // request bodies (replay filters, flow toggles) are small
   std::chrono::milliseconds request_timeout{10000};
   std::chrono::milliseconds idle_timeout{60000};
+  // Open connections at most (live tails included): past it the server stops accepting until one closes,
+  // so new connections wait in the kernel's backlog and the admin port cannot take the descriptors the
+  // listener needs.
+  int max_connections = 64;
 };
 
 class Server {

@@ -256,6 +256,7 @@ struct Admin {
   std::string listen = "127.0.0.1";
   uint16_t port = 8081;
   std::optional<SecretRef> token;  // bearer token; unset = loopback only, no auth
+  int max_connections = 64;        // open connections at most; past it new ones wait until one closes
   SourceLocation where;
   bool operator==(const Admin&) const = default;
 };
