@@ -90,22 +90,41 @@ class Worker {
   std::thread thread_;
 };
 
-// Open sessions against Options::max_connections, on the server's thread. Each session holds a place
-// while it lives; when the server stopped accepting because all were taken, the first place freed resumes it.
+// Open sessions against Options::max_connections. A session takes a place on the server's thread and
+// frees it when destroyed — on that thread, or on the admin worker's when a deferred answer held it last.
+// When the server stopped accepting because every place was taken, the first place freed calls `resume`
+// (which posts the next accept to the server's thread).
 class Capacity {
  public:
   explicit Capacity(int max) : max_(static_cast<std::size_t>(std::max(1, max))) {}
-  bool full() const { return open_ >= max_; }
-  void take() { ++open_; }
-  void release() {
-    --open_;
-    if (resume_ && !full()) std::exchange(resume_, nullptr)();
+  void take() {
+    std::lock_guard lk(mu_);
+    ++open_;
   }
-  // Called (once) when a place is free again, unless close() came first.
-  void when_free(std::function<void()> resume) { resume_ = std::move(resume); }
-  void close() { resume_ = nullptr; }
+  void release() {
+    std::function<void()> resume;
+    {
+      std::lock_guard lk(mu_);
+      --open_;
+      if (open_ < max_) resume = std::exchange(resume_, nullptr);
+    }
+    if (resume) resume();
+  }
+  // Stops accepting at the limit: `resume` runs (once) when a place is free, unless close() comes first.
+  // False when a place was freed meanwhile (accept again now).
+  bool wait(std::function<void()> resume) {
+    std::lock_guard lk(mu_);
+    if (open_ < max_) return false;
+    resume_ = std::move(resume);
+    return true;
+  }
+  void close() {
+    std::lock_guard lk(mu_);
+    resume_ = nullptr;
+  }
 
  private:
+  std::mutex mu_;
   std::size_t max_;
   std::size_t open_ = 0;
   std::function<void()> resume_;
@@ -393,12 +412,11 @@ class ServerImpl final : public Server {
         accept_errors_.succeeded();
         std::make_shared<Session>(std::move(socket), options_, router_, worker_, capacity_)->start();
       }
-      if (capacity_.full()) {
+      if (capacity_.wait([this] { net::post(ioc_, [this] { accept(); }); })) {
         static metrics::Counter& reached = metrics::Registry::global().counter(
             "evrouter_admin_connection_limit_reached_total",
             "Times the admin server stopped accepting at admin.max_connections open connections.");
         reached.inc();
-        capacity_.when_free([this] { accept(); });
         return;
       }
       accept();
@@ -407,7 +425,7 @@ class ServerImpl final : public Server {
 
   Options options_;
   const Router& router_;
-  Capacity capacity_;  // before ioc_: sessions destroyed with it release their places here
+  Capacity capacity_;  // before ioc_: sessions destroyed with it free their places here
   net::io_context ioc_{1};
   tcp::acceptor acceptor_{ioc_};
   net::steady_timer accept_pause_{ioc_};  // after an accept failed for want of descriptors or memory
