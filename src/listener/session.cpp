@@ -243,7 +243,7 @@ void Session::handle_webhook(const flow::Flow& flow) {
   }
   auto ev = std::make_shared<event::Event>();
   auto refused = flow.source->describe(*ev, request, detail);
-  if (!refused) refused = source::check_header_text(*ev);
+  if (!refused) refused = source::check_envelope_text(*ev);
   if (refused) {
     log::info("webhook rejected", {{"flow", flow.name}, {"reason", refused->code}});
     reply_error(refused->status, refused->code.c_str(), refused->message);

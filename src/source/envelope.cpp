@@ -4,7 +4,7 @@
 
 namespace evr::source {
 
-std::optional<Refusal> check_header_text(const event::Event& e) {
+std::optional<Refusal> check_envelope_text(const event::Event& e) {
   auto refuse = [](const std::string& what) {
     return Refusal{400, "invalid_header", what + " is not valid UTF-8", {}};
   };
@@ -19,6 +19,11 @@ std::optional<Refusal> check_header_text(const event::Event& e) {
                                                                {"the correlation id", &e.correlation_id}};
   for (const auto& [what, value] : fields) {
     if (!utf8::valid(*value)) return refuse(what);
+  }
+  for (const char c : e.type) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f)
+      return Refusal{400, "invalid_type", "the event type holds a control character", {}};
   }
   return std::nullopt;
 }

@@ -123,7 +123,7 @@ const char* synchronous_pragma(config::Store::Durability d) {
   return "PRAGMA synchronous=FULL";
 }
 
-// Invalid UTF-8 (refused at ingest: source::check_header_text) would be replaced rather than throw: one
+// Invalid UTF-8 (refused at ingest: source::check_envelope_text) would be replaced rather than throw: one
 // event's text must never fail the group commit it shares with others.
 std::string headers_json(const event::Event& e) {
   nlohmann::json j = nlohmann::json::object();

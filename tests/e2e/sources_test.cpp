@@ -1,4 +1,6 @@
 // Generic webhook sources end to end: GitHub-style HMAC, Standard Webhooks, basic and bearer credentials.
+#include <thread>
+
 #include "evrouter/common/crypto.h"
 #include "pipeline_fixture.h"
 
@@ -221,6 +223,29 @@ TEST_F(SourcesTest, BearerTokenGoodAndBad) {
   auto untyped = hook(R"({"id":1})", {{"Authorization", "Bearer hook-token"}});
   EXPECT_EQ(untyped.status, 400);
   EXPECT_EQ(error_of(untyped), "missing_type");
+}
+
+// The event type is sent to destinations as X-Evrouter-Event-Type: a type read from the body may hold any
+// character (JSON escapes), so one with a control character is refused at once rather than accepted and
+// then failing every delivery attempt on its header.
+TEST_F(SourcesTest, EventTypeWithAControlCharacterIsRefused) {
+  start(with_webhook([](config::Source& s) {
+    s.verify.type = config::Verify::Type::bearer;
+    s.verify.secrets.push_back({config::SecretRef::Kind::env, "EVR_TEST_HOOK_TOKEN", {}});
+    s.type_field = "kind";
+  }));
+  for (const char* body : {R"({"kind":"ticket.closed\r\nX-Injected: 1"})", R"({"kind":"tab\there"})",
+                           R"({"kind":"nul\u0000"})"}) {
+    auto r = hook(body, {{"Authorization", "Bearer hook-token"}});
+    EXPECT_EQ(r.status, 400) << body << ": " << r.body;
+    EXPECT_EQ(error_of(r), "invalid_type") << body;
+  }
+  auto good = hook(R"({"kind":"ticket.closed"})", {{"Authorization", "Bearer hook-token"}});
+  ASSERT_EQ(good.status, 200) << good.body;
+  ASSERT_TRUE(sink_.wait_for(1, std::chrono::seconds(5)));
+  EXPECT_EQ(sink_.requests().at(0).header("x-evrouter-event-type"), "ticket.closed");
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(sink_.count(), 1U);
 }
 
 TEST_F(SourcesTest, ShopifyFlowKeepsWorkingBesideAWebhookFlow) {

@@ -12,7 +12,7 @@
 // - a request whose Content-Length exceeds max_body_bytes gets a 413;
 // - a commit happens only for a correctly signed webhook or an authenticated publish, and a failed commit
 //   is never answered 2xx; a committed event's text from headers (ids, type, kept headers) is UTF-8, so
-//   the store can write it as JSON;
+//   the store can write it as JSON, and its type holds no control character (it is sent as a header);
 // - the session ends (no hang) and answers in order.
 // The literal `{hmac}` in a request's headers is replaced by the correct signature of that request's body,
 // so that the fuzzer reaches the paths behind verification.
@@ -127,8 +127,13 @@ class FakePipeline final : public listener::Pipeline {
     for (const auto& [name, value] : e.headers) {
       if (!utf8::valid(value)) fail("a committed event whose header " + name + " is not UTF-8");
     }
-    for (const std::string* text : {&e.type, &e.webhook_id, &e.dedup_key, &e.shop_domain, &e.correlation_id}) {
+    for (const std::string* text :
+         {&e.type, &e.webhook_id, &e.dedup_key, &e.shop_domain, &e.correlation_id}) {
       if (!utf8::valid(*text)) fail("a committed event with an id or type that is not UTF-8");
+    }
+    for (const char c : e.type) {
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+        fail("a committed event type with a control character");
     }
     payloads.push_back(e.payload);
     done(next_result(ingest.event->id));

@@ -56,10 +56,12 @@ class Source {
   virtual std::vector<std::string> body_fields() const { return {}; }
 };
 
-// A refusal (400 invalid_header) when text the envelope took from the request's headers (type, ids, shop
-// domain, correlation id, kept headers) is not well-formed UTF-8: it is stored, shown and sent as JSON, and
-// a signature covers the body only. The listener checks every event once its source described it.
-std::optional<Refusal> check_header_text(const event::Event& e);
+// A refusal when text the envelope took from the request is unfit to store or send: 400 invalid_header when
+// a header's text (type, ids, shop domain, correlation id, kept headers) is not well-formed UTF-8 (it is
+// stored, shown and sent as JSON; a signature covers the body only), 400 invalid_type when the event type
+// holds a control character (it is sent as the X-Evrouter-Event-Type header; a type read from the body may
+// hold any). The listener checks every event once its source described it.
+std::optional<Refusal> check_envelope_text(const event::Event& e);
 
 // The source of a flow, with its secrets resolved. Throws config::ConfigError when a secret is not set or
 // not usable (a Standard Webhooks secret that is not base64). Not for `type: bus` flows.
