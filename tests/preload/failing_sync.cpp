@@ -9,32 +9,30 @@
 
 namespace {
 
-bool failing() {
-  const char* path = std::getenv("EVR_TEST_FAIL_SYNC_FILE");
-  return path != nullptr && ::access(path, F_OK) == 0;
+using SyncFn = int (*)(int);
+
+SyncFn next_sync(const char* name) {
+  return reinterpret_cast<SyncFn>(::dlsym(RTLD_NEXT, name));
 }
 
-template <typename Fn>
-Fn real(const char* name) {
-  return reinterpret_cast<Fn>(::dlsym(RTLD_NEXT, name));
+// EIO while the trigger file exists, else the C library's function.
+int sync_or_fail(SyncFn next, int fd) {
+  const char* trigger = std::getenv("EVR_TEST_FAIL_SYNC_FILE");
+  if (trigger != nullptr && ::access(trigger, F_OK) == 0) {
+    errno = EIO;
+    return -1;
+  }
+  return next(fd);
 }
 
 }  // namespace
 
 extern "C" int fdatasync(int fd) {
-  static const auto next = real<int (*)(int)>("fdatasync");
-  if (failing()) {
-    errno = EIO;
-    return -1;
-  }
-  return next(fd);
+  static const SyncFn next = next_sync("fdatasync");
+  return sync_or_fail(next, fd);
 }
 
 extern "C" int fsync(int fd) {
-  static const auto next = real<int (*)(int)>("fsync");
-  if (failing()) {
-    errno = EIO;
-    return -1;
-  }
-  return next(fd);
+  static const SyncFn next = next_sync("fsync");
+  return sync_or_fail(next, fd);
 }
