@@ -2,6 +2,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <iostream>
 
@@ -55,9 +56,16 @@ std::optional<config::Config> load_or_report(const std::string& path) {
 int serve(const Args& args) {
   Options o = parse(args, "serve");
   if (!o.ok) return 2;
+  const auto t0 = std::chrono::steady_clock::now();
   auto cfg = load_or_report(o.config);
   if (!cfg) return 1;
+  const auto read_us =
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count();
   log::setup(cfg->log.level, o.log_format.empty() ? cfg->log.format : o.log_format);
+  log::info("configuration read",
+            {{"file", o.config},
+             {"flows", std::to_string(cfg->flows.size())},
+             {"took", std::to_string(read_us / 1000) + "." + std::to_string(read_us / 100 % 10) + "ms"}});
 
   // Block the signals in every thread; this one waits for them.
   sigset_t set;

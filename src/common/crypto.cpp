@@ -60,11 +60,10 @@ bool constant_time_equal(std::string_view a, std::string_view b) {
   return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
-std::string random_token(std::size_t bytes) {
-  std::string raw(bytes, '\0');
-  if (RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(bytes)) != 1) {
-    throw std::runtime_error("RAND_bytes failed");
-  }
+namespace {
+
+// URL-safe base64 without padding.
+std::string token_text(std::string_view raw) {
   std::string s = base64_encode(raw);
   while (!s.empty() && s.back() == '=') s.pop_back();
   for (char& c : s) {
@@ -72,6 +71,32 @@ std::string random_token(std::size_t bytes) {
     if (c == '/') c = '_';
   }
   return s;
+}
+
+void random_bytes(std::string& out) {
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(out.size())) != 1) {
+    throw std::runtime_error("RAND_bytes failed");
+  }
+}
+
+}  // namespace
+
+std::string random_token(std::size_t bytes) {
+  std::string raw(bytes, '\0');
+  random_bytes(raw);
+  return token_text(raw);
+}
+
+std::vector<std::string> random_tokens(std::size_t count, std::size_t bytes) {
+  std::vector<std::string> out;
+  if (count == 0) return out;
+  std::string raw(count * bytes, '\0');
+  random_bytes(raw);
+  out.reserve(count);
+  for (std::size_t i = 0; i < count; ++i)
+    out.push_back(token_text(std::string_view(raw).substr(i * bytes, bytes)));
+  OPENSSL_cleanse(raw.data(), raw.size());
+  return out;
 }
 
 }  // namespace evr::crypto

@@ -1,6 +1,9 @@
 #include "evrouter/config/loader.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
@@ -1287,20 +1290,38 @@ bool may_hold_documents(std::string_view text) {
          text.find('%') != std::string_view::npos || text.find("\xEF\xBB\xBF") != std::string_view::npos;
 }
 
+// The whole file into `text`; "" or why it cannot be read. With plain system calls: a start reads 1,000
+// flow files, and a stream per file costs a quarter as much as parsing it.
+std::string read_file(const fs::path& file, std::string& text) {
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::strerror(errno);
+  struct FdCloser {
+    int fd;
+    ~FdCloser() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return std::strerror(errno);
+  if (S_ISDIR(st.st_mode)) return "is a directory";
+  text.clear();
+  if (S_ISREG(st.st_mode)) text.reserve(static_cast<std::size_t>(st.st_size));
+  char buf[16384];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n == 0) return {};
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return std::strerror(errno);
+    }
+    text.append(buf, static_cast<std::size_t>(n));
+  }
+}
+
 // Reads and parses a YAML file with exactly one document; reports its problems and returns nullopt.
 std::optional<Node> read_yaml(Reader& r, const fs::path& file, const char* expected) {
-  std::ifstream f(file, std::ios::binary);
-  std::error_code ec;
-  if (!f || fs::is_directory(file, ec)) {
-    const std::string why = fs::is_directory(file, ec) ? "is a directory" : std::strerror(errno);
+  std::string text;
+  if (const std::string why = read_file(file, text); !why.empty()) {
     r.error(Node{}, "", "cannot read file (" + why + ")");
     return std::nullopt;
-  }
-  std::string text;
-  {
-    std::ostringstream ss;
-    ss << f.rdbuf();
-    text = std::move(ss).str();
   }
   YAML::Node doc;
   DocumentCounter counter;

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
+#include <cstdio>
 #include <map>
 #include <optional>
 
@@ -40,6 +42,31 @@ void log_diagnostics(const std::vector<config::Diagnostic>& diagnostics) {
   }
 }
 
+// How long each step of a start took, for the "evrouter listening" line: where a slow start goes.
+class Laps {
+ public:
+  void lap(const char* step) {
+    const auto now = std::chrono::steady_clock::now();
+    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(now - last_).count();
+    total_us_ += us;
+    last_ = now;
+    if (!text_.empty()) text_ += ' ';
+    text_.append(step).append("=").append(millis(us));
+  }
+  std::string text() const { return text_; }
+  std::string total() const { return millis(total_us_); }
+
+ private:
+  static std::string millis(int64_t us) {
+    std::array<char, 32> b{};
+    std::snprintf(b.data(), b.size(), "%.1fms", static_cast<double>(us) / 1000.0);
+    return b.data();
+  }
+  std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
+  int64_t total_us_ = 0;
+  std::string text_;
+};
+
 }  // namespace
 
 std::shared_ptr<const flow::Routes> resolve_routes(const config::Config& config, store::Store& store) {
@@ -70,7 +97,11 @@ Daemon::Daemon(config::Config config) : config_(std::move(config)) {
   if (config_.server.public_base_url.empty()) {
     config_.server.public_base_url = "http://localhost:" + std::to_string(config_.server.port);
   }
+  // Only the restart-only settings are compared against it: the flows (1,000 of them cost milliseconds to
+  // copy) are left out.
+  auto flows = std::move(config_.flows);
   baseline_ = config_;
+  config_.flows = std::move(flows);
   std::array<char, 256> host{};
   if (::gethostname(host.data(), host.size() - 1) != 0) host[0] = '\0';
   instance_id_ = std::string(host[0] != '\0' ? host.data() : "localhost") + "/" + std::to_string(::getpid());
@@ -81,6 +112,7 @@ Daemon::~Daemon() {
 }
 
 void Daemon::start() {
+  Laps laps;
   if (config_.store.type == "jetstream") {
     store_ = store::make_jetstream_store(config_.store);
   } else {
@@ -105,13 +137,16 @@ void Daemon::start() {
     if (fatal_) fatal_();
   });
   store_->open();
+  laps.lap("store");
   if (config_.schemas.enabled) {
     schemas_ = std::make_unique<schema::Registry>(config_.schemas, *store_);
     schemas_->start();
   }
   routes_ = resolve_routes(config_, *store_);
+  laps.lap("routes");
   dispatcher_ = dispatcher::make_dispatcher(config_, *store_);
   dispatcher_->start();
+  laps.lap("lanes");
   server_ = listener::make_server(config_.server, *this);
   server_->start();
   if (config_.server.port == 0) {
@@ -125,11 +160,14 @@ void Daemon::start() {
     std::atomic_store(&routes_, resolve_routes(config_, *store_));
   });
   start_admin();
+  laps.lap("listeners");
   ready_ = true;
   log::info("evrouter listening", {{"instance", instance_id_},
                                    {"address", config_.server.listen},
                                    {"port", std::to_string(server_->port())},
-                                   {"flows", std::to_string(routes_->flows().size())}});
+                                   {"flows", std::to_string(routes_->flows().size())},
+                                   {"started_in", laps.total()},
+                                   {"steps", laps.text()}});
   for (const auto& f : routes_->flows()) {
     log::info(
         "listener",

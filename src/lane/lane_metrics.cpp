@@ -26,19 +26,25 @@ LaneMetrics::LaneMetrics(const std::string& flow, const std::string& lane)
       latency_(metrics::Registry::global().histogram("evrouter_delivery_attempt_seconds",
                                                      "Duration of delivery attempts (HTTP exchange).",
                                                      {{"flow", flow}, {"lane", lane}})),
-      lane_key_(stats.lane_key(lane)) {
+      lane_key_(stats.lane_key(lane)),
+      flow_(flow),
+      lane_(lane) {}
+
+metrics::Counter& LaneMetrics::by_class(int cls) {
+  auto& slot = by_class_[static_cast<std::size_t>(cls)];
+  if (metrics::Counter* c = slot.load(std::memory_order_acquire)) return *c;
   static const char* const kClasses[6] = {"error", "1xx", "2xx", "3xx", "4xx", "5xx"};
-  for (int i = 0; i < 6; ++i) {
-    by_class_[i] = &metrics::Registry::global().counter(
-        "evrouter_delivery_attempts_total",
-        "Delivery attempts by response status class (error: no response).",
-        {{"flow", flow}, {"lane", lane}, {"class", kClasses[i]}});
-  }
+  // The registry hands back the same series for the same labels, so a race here makes it once.
+  metrics::Counter& c = metrics::Registry::global().counter(
+      "evrouter_delivery_attempts_total", "Delivery attempts by response status class (error: no response).",
+      {{"flow", flow_}, {"lane", lane_}, {"class", kClasses[cls]}});
+  slot.store(&c, std::memory_order_release);
+  return c;
 }
 
 void LaneMetrics::attempt(int status, double seconds) {
   const int cls = status >= 100 && status < 600 ? status / 100 : 0;
-  by_class_[cls]->inc();
+  by_class(cls).inc();
   latency_.observe(seconds);
   stats.latency(lane_key_, seconds);
 }

@@ -1,8 +1,11 @@
 #pragma once
 // The metrics one lane updates: attempts by status class, outcomes, attempt latency, queue gauges.
-// Series are looked up once when the lane is made; updates are lock-free (the flow's windowed stats take
-// their own short lock).
+// Series are looked up once when the lane is made (a status class's attempt counter with its first attempt:
+// a start with 1,000 lanes registers half the series); updates are lock-free (the flow's windowed stats
+// take their own short lock).
 
+#include <array>
+#include <atomic>
 #include <string>
 
 #include "evrouter/metrics/flow_stats.h"
@@ -40,9 +43,13 @@ struct LaneMetrics {
   metrics::Gauge& in_flight;
 
  private:
-  metrics::Counter* by_class_[6];  // network, 1xx..5xx
+  metrics::Counter& by_class(int cls);
+
   metrics::Histogram& latency_;
   metrics::FlowStats::LaneKey lane_key_;
+  std::string flow_, lane_;
+  std::array<std::atomic<metrics::Counter*>, 6>
+      by_class_{};  // error (no response), 1xx..5xx; null until used
 };
 
 }  // namespace evr::lane

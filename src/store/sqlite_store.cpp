@@ -174,10 +174,19 @@ class SqliteStore final : public Store {
                                        ? sqlite::wal_gathering_vfs()
                                        : nullptr);
     configure(writer_db_);
-    writer_db_.exec(kSchema);
-    migrate();
-    ops::migrate(writer_db_);
-    writer_db_.exec(kIndexes);
+    // The schema and its migrations in one transaction: one sync on a first start, not one per statement
+    // (about 25), and never half a migration.
+    writer_db_.exec("BEGIN IMMEDIATE");
+    try {
+      writer_db_.exec(kSchema);
+      migrate();
+      ops::migrate(writer_db_);
+      writer_db_.exec(kIndexes);
+      writer_db_.exec("COMMIT");
+    } catch (...) {
+      writer_db_.exec("ROLLBACK");
+      throw;
+    }
     ops::ensure_counts(writer_db_);
     reader_db_ = sqlite::Db(path_);
     configure(reader_db_);
@@ -299,7 +308,38 @@ class SqliteStore final : public Store {
     std::map<std::string, std::string> ids;
     admin_db_.exec("BEGIN IMMEDIATE");
     try {
-      for (const auto& [flow, pinned] : flows) ids[flow] = listener_id_locked(flow, pinned);
+      // Every kept id in one read, and one prepared statement for what is written.
+      std::map<std::string, std::string, std::less<>> kept;
+      for (sqlite::Stmt all(admin_db_, "SELECT flow, id FROM listeners"); all.step();)
+        kept.emplace(all.text(0), all.text(1));
+      sqlite::Stmt put(admin_db_,
+                       "INSERT INTO listeners(flow, id) VALUES(?1, ?2) "
+                       "ON CONFLICT(flow) DO UPDATE SET id = excluded.id");
+      std::size_t unnamed = 0;
+      for (const auto& [flow, pinned] : flows) unnamed += !pinned && !kept.count(flow);
+      auto fresh = crypto::random_tokens(unnamed, 24);  // 192 bits each
+      for (const auto& [flow, pinned] : flows) {
+        const auto it = kept.find(flow);
+        std::string id;
+        if (pinned) {
+          id = *pinned;
+          if (it != kept.end() && it->second == id) {
+            ids[flow] = std::move(id);
+            continue;  // a restart with pinned ids writes nothing
+          }
+        } else if (it != kept.end()) {
+          ids[flow] = it->second;
+          continue;
+        } else if (!fresh.empty()) {
+          id = std::move(fresh.back());
+          fresh.pop_back();
+        } else {
+          id = crypto::random_token(24);  // the same flow twice in `flows`
+        }
+        put.bind(1, flow).bind(2, id).run();
+        kept.insert_or_assign(flow, id);
+        ids[flow] = std::move(id);
+      }
       admin_db_.exec("COMMIT");
     } catch (...) {
       admin_db_.exec("ROLLBACK");

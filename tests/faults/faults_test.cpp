@@ -187,6 +187,11 @@ TEST(Faults, FullDiskAnswers503AndRecovers) {
   // And after a restart nothing acknowledged is missing from the store either.
   d.kill(SIGTERM);
   EXPECT_EQ(d.wait(10s), 0) << log_tail(d.log_path());
+  // The start said how long it took, and where the time went.
+  const std::string log = read_file(d.log_path());
+  EXPECT_NE(log.find("configuration read"), std::string::npos) << log_tail(d.log_path());
+  EXPECT_NE(log.find("started_in="), std::string::npos) << log_tail(d.log_path());
+  EXPECT_NE(log.find("lanes="), std::string::npos) << log_tail(d.log_path());
 }
 
 // The disk's syncs start failing (fsync and fdatasync fail with EIO through a preloaded library while a

@@ -5,6 +5,9 @@
 #include <chrono>
 #include <filesystem>
 #include <future>
+#include <map>
+#include <optional>
+#include <set>
 #include <thread>
 
 #include "evrouter/metrics/metrics.h"
@@ -145,6 +148,49 @@ TEST(SqliteStore, ListenerIdsPersistAcrossReopen) {
   auto s = store::make_sqlite_store(options(dir));
   s->open();
   EXPECT_EQ(s->listener_id("orders", std::nullopt), id);
+}
+
+// The batch form a start uses: one read, one write per new or changed id, the same answers as listener_id.
+TEST(SqliteStore, ListenerIdsForManyFlowsAreMadeOnceAndKept) {
+  test::TempDir dir;
+  std::vector<std::pair<std::string, std::optional<std::string>>> flows;
+  for (int i = 0; i < 300; ++i) flows.emplace_back("f" + std::to_string(i), std::nullopt);
+  flows.emplace_back("pinned", std::string("my-fixed-listener-id-0001"));
+  std::map<std::string, std::string> first;
+  {
+    auto s = store::make_sqlite_store(options(dir));
+    s->open();
+    const std::string kept_before = s->listener_id("f7", std::nullopt);  // made one at a time before
+    first = s->listener_ids(flows);
+    ASSERT_EQ(first.size(), flows.size());
+    EXPECT_EQ(first.at("f7"), kept_before);
+    EXPECT_EQ(first.at("pinned"), "my-fixed-listener-id-0001");
+    std::set<std::string> distinct;
+    for (const auto& [flow, id] : first) {
+      if (flow == "pinned") continue;
+      EXPECT_EQ(id.size(), 32u) << flow;  // 192 bits
+      EXPECT_EQ(id.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"),
+                std::string::npos);
+      distinct.insert(id);
+      EXPECT_EQ(s->listener_id(flow, std::nullopt), id);
+    }
+    EXPECT_EQ(distinct.size(), flows.size() - 1);
+  }
+  // A restart gets the same ids; a pin that changed is written; a new flow gets a new id.
+  flows.back().second = "my-fixed-listener-id-0002";
+  flows.emplace_back("new", std::nullopt);
+  auto s = store::make_sqlite_store(options(dir));
+  s->open();
+  const auto again = s->listener_ids(flows);
+  for (const auto& [flow, id] : first) {
+    if (flow != "pinned") {
+      EXPECT_EQ(again.at(flow), id) << flow;
+    }
+  }
+  EXPECT_EQ(again.at("pinned"), "my-fixed-listener-id-0002");
+  EXPECT_EQ(s->listener_id("pinned", std::nullopt), "my-fixed-listener-id-0002");
+  EXPECT_EQ(again.at("new").size(), 32u);
+  EXPECT_EQ(first.count("new"), 0u);
 }
 
 TEST(SqliteStore, ManyConcurrentCommitsAreGrouped) {

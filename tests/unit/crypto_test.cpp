@@ -48,6 +48,19 @@ TEST(Crypto, RandomTokensAreUrlSafeAndDistinct) {
   EXPECT_EQ(seen.size(), 100u);
 }
 
+TEST(Crypto, RandomTokensFromOneDrawAreDistinct) {
+  EXPECT_TRUE(crypto::random_tokens(0, 24).empty());
+  const auto tokens = crypto::random_tokens(500, 24);
+  ASSERT_EQ(tokens.size(), 500u);
+  std::set<std::string> seen(tokens.begin(), tokens.end());
+  EXPECT_EQ(seen.size(), 500u);
+  for (const auto& t : tokens) {
+    EXPECT_EQ(t.size(), 32u);  // 24 bytes, base64 without padding
+    EXPECT_EQ(t.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"),
+              std::string::npos);
+  }
+}
+
 TEST(ShopifyHmac, VerifiesWithAnyRotatedSecret) {
   const std::string body = R"({"id":1})";
   const std::string sig = crypto::base64_encode(crypto::hmac_sha256("new-secret", body));

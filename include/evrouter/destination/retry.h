@@ -11,7 +11,7 @@
 
 namespace evr::destination {
 
-enum class Verdict { success, retry, fail };
+enum class Verdict : std::uint8_t { success, retry, fail };
 
 // The verdict on each response of a destination (config::Responses). Built-in: 2xx success; network
 // errors, timeouts, 5xx, 408, 425 and 429 retry; anything else (1xx, 3xx, other 4xx) fail. Configured

@@ -98,7 +98,7 @@ class Registry {
   struct Family {
     Type type;
     std::string help;
-    std::vector<Series> series;
+    std::deque<Series> series;  // not a vector: growing it would move every series made so far
     // hash of labels -> series with them (no linear scan per lookup, and no second copy of the labels:
     // a start with 1,000 flows makes ~12,000 series)
     std::unordered_multimap<std::size_t, std::size_t> index;
