@@ -5,6 +5,13 @@
 namespace evr::source {
 
 std::optional<Refusal> check_envelope_text(const event::Event& e) {
+  // Lengths first, whatever the source: a header may be up to the whole 16 KiB header limit.
+  if (e.type.size() > kMaxTypeLength)
+    return Refusal{400, "invalid_type", "the event type is over 256 characters", {}};
+  if (e.webhook_id.size() > kMaxIdLength || e.dedup_key.size() > kMaxIdLength)
+    return Refusal{400, "invalid_id", "the webhook id is over 128 characters", {}};
+  if (e.shop_domain.size() > kMaxDomainLength)
+    return Refusal{400, "invalid_header", "the shop domain is over 255 characters", {}};
   auto refuse = [](const std::string& what) {
     return Refusal{400, "invalid_header", what + " is not valid UTF-8", {}};
   };

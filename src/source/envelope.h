@@ -10,6 +10,8 @@ namespace evr::source {
 
 // The longest producer-given id or type kept; longer values are refused or ignored.
 inline constexpr std::size_t kMaxIdLength = 128;
+inline constexpr std::size_t kMaxTypeLength = 256;
+inline constexpr std::size_t kMaxDomainLength = 255;
 
 // Takes the correlation id from X-Correlation-Id, else X-Request-Id (at most 128 characters).
 inline void take_correlation_id(event::Event& e, const HeaderLookup& header) {

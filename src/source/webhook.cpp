@@ -45,7 +45,8 @@ class WebhookSource final : public Source {
     } else {
       e.type = options_.event_type;
     }
-    if (e.type.size() > 256) return Refusal{400, "invalid_type", "the event type is over 256 characters", {}};
+    if (e.type.size() > kMaxTypeLength)
+      return Refusal{400, "invalid_type", "the event type is over 256 characters", {}};
     if (!options_.id_header.empty()) {
       const std::string_view id = request.header(options_.id_header);
       if (id.size() > kMaxIdLength) {

@@ -248,6 +248,34 @@ TEST_F(SourcesTest, EventTypeWithAControlCharacterIsRefused) {
   EXPECT_EQ(sink_.count(), 1U);
 }
 
+// Shopify's headers are bounded as a generic webhook's are: a topic, id or shop domain longer than any real
+// one is refused (400) rather than stored, indexed for deduplication and sent on with every delivery.
+TEST_F(SourcesTest, ShopifyHeadersLongerThanKeptAreRefused) {
+  start(with_webhook(github));
+  struct Case {
+    const char* header;
+    std::string value;
+    const char* error;
+  };
+  const Case cases[] = {
+      {"X-Shopify-Topic", "orders/" + std::string(300, 'c'), "invalid_type"},
+      {"X-Shopify-Webhook-Id", std::string(129, '7'), "invalid_id"},
+      {"X-Shopify-Event-Id", std::string(200, '8'), "invalid_id"},
+      {"X-Shopify-Shop-Domain", std::string(300, 's') + ".myshopify.com", "invalid_header"}};
+  for (const auto& c : cases) {
+    auto r = post(order_, {{c.header, c.value}});
+    EXPECT_EQ(r.status, 400) << c.header << ": " << r.body;
+    EXPECT_EQ(error_of(r), c.error) << c.header;
+  }
+  // At the limits they are taken.
+  auto r = post(order_, {{"X-Shopify-Webhook-Id", std::string(128, '7')},
+                         {"X-Shopify-Shop-Domain", std::string(241, 's') + ".myshopify.com"}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  ASSERT_TRUE(sink_.wait_for(1, std::chrono::seconds(5)));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(sink_.count(), 1U);
+}
+
 TEST_F(SourcesTest, ShopifyFlowKeepsWorkingBesideAWebhookFlow) {
   start(with_webhook(github));
   auto r = post(order_);

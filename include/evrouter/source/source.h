@@ -60,7 +60,9 @@ class Source {
 // a header's text (type, ids, shop domain, correlation id, kept headers) is not well-formed UTF-8 (it is
 // stored, shown and sent as JSON; a signature covers the body only), 400 invalid_type when the event type
 // holds a control character (it is sent as the X-Evrouter-Event-Type header; a type read from the body may
-// hold any). The listener checks every event once its source described it.
+// hold any), and when a value is longer than kept for any source: 400 invalid_type past 256 characters of
+// event type, invalid_id past 128 of webhook or deduplication id, invalid_header past 255 of shop domain.
+// The listener checks every event once its source described it.
 std::optional<Refusal> check_envelope_text(const event::Event& e);
 
 // The source of a flow, with its secrets resolved. Throws config::ConfigError when a secret is not set or
