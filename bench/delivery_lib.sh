@@ -211,6 +211,9 @@ store:
 $4
 log:
   level: warn
+admin:
+  listen: 127.0.0.1
+  port: $ADMIN_PORT
 flows:
   - $dir/flows
 connections:

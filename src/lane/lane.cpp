@@ -214,6 +214,7 @@ bool Lane::send_one() {
     req = {};
   }
   ++in_flight_;
+  LaneMetrics::first_attempt(d, event::now_ms());
   connection_->send(std::move(req), [this, d = std::move(d)](const http::Result& result) mutable {
     --in_flight_;
     const store::Delivery done = std::move(d);  // freed (with its event) when the outcome is handled
@@ -283,6 +284,7 @@ bool Lane::send_batch() {
                  event::now_ms() / 1000, req.body);
   }
   ++in_flight_;
+  for (const auto& m : members) LaneMetrics::first_attempt(m, now);
   connection_->send(std::move(req), [this, members = std::move(members)](const http::Result& result) mutable {
     --in_flight_;
     // The one outcome applies to every member, each recorded as its own attempt; the connection's breaker

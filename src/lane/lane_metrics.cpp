@@ -1,5 +1,7 @@
 #include "lane/lane_metrics.h"
 
+#include <algorithm>
+
 namespace evr::lane {
 namespace {
 
@@ -40,6 +42,17 @@ metrics::Counter& LaneMetrics::by_class(int cls) {
       {{"flow", flow_}, {"lane", lane_}, {"class", kClasses[cls]}});
   slot.store(&c, std::memory_order_release);
   return c;
+}
+
+void LaneMetrics::first_attempt(const store::Delivery& d, int64_t now_ms) {
+  if (d.attempts != 0 || d.replayed_ms != 0 || d.replay || d.created_ms <= 0) return;
+  static metrics::Histogram& lag = metrics::Registry::global().histogram(
+      "evrouter_delivery_lag_seconds",
+      "Time from an event's receipt to the first attempt of one of its deliveries (to the millisecond): how "
+      "far behind delivery runs, queueing, rate limits and backlog included. Retries and replays are not "
+      "counted.",
+      {}, {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600});
+  lag.observe(static_cast<double>(std::max<int64_t>(0, now_ms - d.created_ms)) / 1000.0);
 }
 
 void LaneMetrics::attempt(int status, double seconds) {

@@ -10,6 +10,7 @@
 
 #include "evrouter/metrics/flow_stats.h"
 #include "evrouter/metrics/metrics.h"
+#include "evrouter/store/store.h"
 
 namespace evr::lane {
 
@@ -34,6 +35,9 @@ struct LaneMetrics {
 
   // An HTTP attempt finished: `status` is 0 for a network error or timeout.
   void attempt(int status, double seconds);
+  // A delivery is about to be sent for the first time: how long after its event was received
+  // (evrouter_delivery_lag_seconds; retries and replays are not counted).
+  static void first_attempt(const store::Delivery& d, int64_t now_ms);
 
   metrics::FlowStats& stats;  // declared first: the outcome counters use it
   OutcomeCounter delivered;

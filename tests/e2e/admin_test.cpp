@@ -90,6 +90,11 @@ TEST_F(PipelineTest, AdminApiServesHealthMetricsAndFlows) {
       metrics.body.find("evrouter_delivery_attempt_seconds_count{flow=\"admin-orders\",lane=\"admin-orders/"
                         "priority/sink\"} 1\n"),
       std::string::npos);
+  // A status class's series appears with its first attempt (a start with many lanes makes fewer series).
+  EXPECT_EQ(metrics.body.find("class=\"5xx\""), std::string::npos);
+  // How long after receipt the first attempt went out.
+  EXPECT_GE(metric_sample(metrics.body, "evrouter_delivery_lag_seconds_count"), 1) << metrics.body;
+  EXPECT_GE(metric_sample(metrics.body, "evrouter_delivery_lag_seconds_bucket{le=\"+Inf\"}"), 1);
 }
 
 namespace evr::test {
