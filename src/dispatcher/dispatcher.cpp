@@ -126,6 +126,13 @@ class DispatcherImpl final : public Dispatcher {
                   {{"lane", lane}});
       }
     }
+    // Every lane reads what waits for it in the store now, not at the first tick: until a lane's first
+    // read, the deliveries of new webhooks wait on disk too (they must not pass older ones), and the
+    // first tenth of a second of a start's webhooks would be sent up to a tick late.
+    net::post(ioc_, [this] {
+      const int64_t now = event::now_ms();
+      for (auto& [_, lane] : lanes_) lane->tick(now);
+    });
     schedule_tick();
     thread_ = std::thread([this] {
       name_this_thread("dispatch");
@@ -212,8 +219,11 @@ class DispatcherImpl final : public Dispatcher {
         connection::Connection& conn = *connections_.at(plan.connection);
         auto it = lanes_.find(id);
         if (it == lanes_.end()) {
-          lanes_.emplace(id,
-                         std::make_unique<lane::Lane>(std::move(plan.spec), conn, store_, ioc_, stopping_));
+          auto& lane = *lanes_
+                            .emplace(id, std::make_unique<lane::Lane>(std::move(plan.spec), conn, store_,
+                                                                      ioc_, stopping_))
+                            .first->second;
+          lane.tick(event::now_ms());  // a new lane reads the store at once (see start)
           changes.lanes_added.push_back(id);
           continue;
         }

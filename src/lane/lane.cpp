@@ -144,6 +144,10 @@ void Lane::fetch(int64_t now_ms) {
       }
       finished_during_fetch_.clear();
       if (!ready_.empty()) on_ready();
+      // Deliveries that waited on disk (offered while the window was full, or during this fetch) are read
+      // now if there is room: nothing else would fetch them before the next tick (100 ms) when the window
+      // is empty, and a lane at a steady rate would stall that long each time its window overflowed.
+      if (more_on_disk_ && !stopping_ && !fetching_ && ready_.size() <= kWindow / 2) fetch(event::now_ms());
     });
   });
 }
