@@ -114,8 +114,8 @@ class Daemon final : public listener::Pipeline {
   const config::Flow* configured_flow(const std::string& name) const;
 
   config::Config config_;
-  config::Config
-      baseline_;  // as given at start, without the flows: what restart-only settings are compared against
+  // As given at start, without the flows: what restart-only settings are compared against.
+  config::Config baseline_;
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<schema::Registry> schemas_;
   std::shared_ptr<const flow::Routes> routes_;
