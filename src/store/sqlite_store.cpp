@@ -591,10 +591,22 @@ class SqliteStore final : public Store {
     return SQLITE_OK;
   }
 
+  // evrouter_store_checkpoints_total: checkpoints run by the checkpointer thread (PASSIVE, beside the
+  // writer) or, past kWalHardLimitPages, by the writer itself (RESTART: commits wait for it).
+  static metrics::Counter& checkpoints(const char* by) {
+    return metrics::Registry::global().counter(
+        "evrouter_store_checkpoints_total",
+        "WAL checkpoints, by who ran them: the checkpointer thread (beside the writer) or the writer, "
+        "when the WAL passed its hard limit (commits wait for it).",
+        {{"by", by}});
+  }
+
   // After a commit, on the writer thread: wake the checkpointer, or checkpoint here past the hard limit.
   void after_commit() {
+    static metrics::Counter& by_writer = checkpoints("writer");
     const int pages = wal_pages_;
     if (pages >= kWalHardLimitPages) {
+      by_writer.inc();
       int frames = 0, done = 0;
       const int rc =
           sqlite3_wal_checkpoint_v2(writer_db_.get(), nullptr, SQLITE_CHECKPOINT_RESTART, &frames, &done);
@@ -615,6 +627,7 @@ class SqliteStore final : public Store {
   }
 
   void checkpointer_loop() {
+    static metrics::Counter& by_checkpointer = checkpoints("checkpointer");
     for (;;) {
       {
         std::unique_lock lk(cmu_);
@@ -631,6 +644,7 @@ class SqliteStore final : public Store {
       if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
         log::warn("store checkpoint failed", {{"error", sqlite3_errmsg(checkpoint_db_.get())}});
       }
+      by_checkpointer.inc();
       std::lock_guard lk(cmu_);
       cwanted_ = false;
     }

@@ -351,6 +351,9 @@ TEST(SqliteStore, CheckpointerCopiesTheWalIntoTheDatabase) {
   const auto wal = dir / "state" / "evrouter.db-wal";
   const std::string payload(3500, 'x');
   constexpr int kBatches = 30, kPerBatch = 200;  // ~6,000 pages of 4 KiB: past the 4,096-page threshold
+  auto& checkpoints =
+      metrics::Registry::global().counter("evrouter_store_checkpoints_total", "", {{"by", "checkpointer"}});
+  const auto checkpoints_before = checkpoints.value();
   {
     auto s = store::make_sqlite_store(o);
     s->open();
@@ -373,6 +376,7 @@ TEST(SqliteStore, CheckpointerCopiesTheWalIntoTheDatabase) {
     }
     EXPECT_GE(std::filesystem::file_size(db), db_before + 8 * 1024 * 1024);
     EXPECT_LE(std::filesystem::file_size(wal), 80U * 1024 * 1024);
+    EXPECT_GT(checkpoints.value(), checkpoints_before);  // counted on /metrics (by="checkpointer")
     EXPECT_EQ(s->counts().events, kBatches * kPerBatch);
     s->close();
   }
