@@ -1,8 +1,10 @@
 -- wrk script for bench/ingest.sh: POSTs a fixed Shopify order with a precomputed HMAC over keep-alive,
 -- each request with its own X-Shopify-Webhook-Id / X-Shopify-Event-Id so a deduplicating server stores
--- every one. Arguments (after `--`): BODY_FILE HMAC_BASE64 RUN_TAG [close]. With `close`, each request
--- asks for `Connection: close`: the server closes after answering and wrk opens a new connection for the
--- next request (a producer that does not keep connections alive).
+-- every one. Arguments (after `--`): BODY_FILE HMAC_BASE64 RUN_TAG [OPTIONS], OPTIONS a comma-separated
+-- list. With `close`, each request asks for `Connection: close`: the server closes after answering and wrk
+-- opens a new connection for the next request (a producer that does not keep connections alive). With
+-- `uuid`, the ids are random version-4 UUIDs, as Shopify's are, instead of "<tag>-<thread>-<n>" (which a
+-- store's indexes receive almost in order: see bench/ids.sh).
 -- done() prints one "WRK key=value ..." line for the script to parse.
 
 local threads = {}
@@ -19,6 +21,9 @@ function setup(thread)
 end
 
 function init(args)
+  options = args[4] or ""
+  uuid = options:find("uuid") ~= nil
+  math.randomseed(os.time() * 1000 + tid)
   local f = assert(io.open(args[1], "rb"))
   local body = f:read("*a")
   f:close()
@@ -34,7 +39,7 @@ function init(args)
          "X-Shopify-Shop-Domain: bench-shop.myshopify.com\r\n" ..
          "X-Shopify-API-Version: 2025-01\r\n" ..
          "X-Shopify-Triggered-At: 2025-03-14T13:26:53.123456Z\r\n" ..
-         (args[4] == "close" and "Connection: close\r\n" or "") ..
+         (options:find("close") and "Connection: close\r\n" or "") ..
          "X-Shopify-Webhook-Id: "
   id_prefix = args[3] .. "-" .. tid .. "-"
   mid = "\r\nX-Shopify-Event-Id: "
@@ -42,9 +47,15 @@ function init(args)
   counter = 0
 end
 
+local function random_uuid()
+  local r = math.random
+  return string.format("%08x-%04x-4%03x-%04x-%04x%08x", r(0, 0xffffffff), r(0, 0xffff), r(0, 0xfff),
+                       0x8000 + r(0, 0x3fff), r(0, 0xffff), r(0, 0xffffffff))
+end
+
 function request()
   counter = counter + 1
-  local id = id_prefix .. counter
+  local id = uuid and random_uuid() or id_prefix .. counter
   return head .. id .. mid .. id .. tail
 end
 
