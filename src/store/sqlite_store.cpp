@@ -608,11 +608,9 @@ class SqliteStore final : public Store {
     if (pages >= kWalHardLimitPages) {
       by_writer.inc();
       int frames = 0, done = 0;
-      const int rc =
-          sqlite3_wal_checkpoint_v2(writer_db_.get(), nullptr, SQLITE_CHECKPOINT_RESTART, &frames, &done);
-      if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
-        log::warn("store checkpoint failed", {{"error", sqlite3_errmsg(writer_db_.get())}});
-      }
+      check_checkpoint(
+          sqlite3_wal_checkpoint_v2(writer_db_.get(), nullptr, SQLITE_CHECKPOINT_RESTART, &frames, &done),
+          writer_db_);
       wal_pages_ = 0;
       return;
     }
@@ -641,9 +639,7 @@ class SqliteStore final : public Store {
         rc = sqlite3_wal_checkpoint_v2(checkpoint_db_.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &frames,
                                        &done);
       }
-      if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
-        log::warn("store checkpoint failed", {{"error", sqlite3_errmsg(checkpoint_db_.get())}});
-      }
+      check_checkpoint(rc, checkpoint_db_);
       by_checkpointer.inc();
       std::lock_guard lk(cmu_);
       cwanted_ = false;
@@ -757,6 +753,16 @@ class SqliteStore final : public Store {
     const int64_t now = event::now_ms();
     const auto started = std::chrono::steady_clock::now();
     std::string failure;
+    {
+      std::lock_guard lk(smu_);
+      failure = sync_failure_;  // after a failed sync nothing more is written, in any durability
+    }
+    if (!failure.empty()) {
+      finish(batch, results, batch_results_, failure);
+      batch.clear();
+      batch_results_.clear();
+      return;
+    }
     added_ = Counts{};
     int deferred_wal = -1;
     try {
@@ -826,17 +832,38 @@ class SqliteStore final : public Store {
     const int err = sqlite::sync_wal(wal);
     seconds.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
     if (err == 0) return {};
-    std::string failure;
+    return fail_for_good(std::string("store: the WAL could not be synced (") + std::strerror(err) +
+                         "); restart evrouter");
+  }
+
+  // A failed fdatasync (of the WAL, or of the database file at a checkpoint): every later commit fails,
+  // and the daemon is told to stop (on_failure). Returns the failure, the first one when there were several.
+  std::string fail_for_good(std::string why) {
     {
       std::lock_guard lk(smu_);
       if (!sync_failure_.empty()) return sync_failure_;
-      sync_failure_ =
-          std::string("store: the WAL could not be synced (") + std::strerror(err) + "); restart evrouter";
-      failure = sync_failure_;
+      sync_failure_ = std::move(why);
+      why = sync_failure_;
     }
-    log::error("store sync failed", {{"error", failure}});
-    if (on_failure_) on_failure_(failure);
-    return failure;
+    log::error("store sync failed", {{"error", why}});
+    if (on_failure_) on_failure_(why);
+    return why;
+  }
+
+  // After sqlite3_wal_checkpoint_v2 on `db`: a checkpoint whose sync of the database file failed stops the
+  // store as a failed WAL sync does. Nothing is lost yet (the checkpoint did not record its progress: the
+  // frames stay in the WAL, and a restart's recovery copies them all again), but the disk just failed a
+  // writeback, and acknowledging more events onto it is not worth the risk. Other errors are logged (a
+  // full disk fails the copy, not a sync: the next checkpoint tries again).
+  void check_checkpoint(int rc, const sqlite::Db& db) {
+    if (rc == SQLITE_OK || rc == SQLITE_BUSY) return;
+    const int code = sqlite3_extended_errcode(db.get());
+    if (code == SQLITE_IOERR_FSYNC || code == SQLITE_IOERR_DIR_FSYNC) {
+      fail_for_good(std::string("store: a checkpoint could not sync the database file (") +
+                    sqlite3_errmsg(db.get()) + "); restart evrouter");
+      return;
+    }
+    log::warn("store checkpoint failed", {{"error", sqlite3_errmsg(db.get())}});
   }
 
   // Answers a batch's ops: their results, or all failed with `failure`.

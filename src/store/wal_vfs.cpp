@@ -159,9 +159,13 @@ int x_truncate(sqlite3_file* file, sqlite3_int64 size) {
   return f->real->pMethods->xTruncate(f->real, size);
 }
 
+std::atomic<bool> g_fail_database_syncs{false};
+
 int x_sync(sqlite3_file* file, int flags) {
   File* f = self(file);
   if (const int rc = flush(f); rc != SQLITE_OK) return rc;
+  if (!f->wal && f->pending != nullptr && g_fail_database_syncs.load(std::memory_order_relaxed))
+    return SQLITE_IOERR_FSYNC;  // fail_database_syncs_for_testing
   if (f->wal && f->synced && f->sync_fd >= 0 && t_deferred_wal != nullptr) {
     *t_deferred_wal = f->sync_fd;  // written (above): the holder syncs it
     return SQLITE_OK;
@@ -390,6 +394,10 @@ DeferredWalSync::~DeferredWalSync() {
 namespace {
 std::atomic<int> g_injected_sync_error{0};
 }  // namespace
+
+void fail_database_syncs_for_testing(bool fail) {
+  g_fail_database_syncs.store(fail, std::memory_order_relaxed);
+}
 
 void fail_wal_syncs_for_testing(int err) {
   g_injected_sync_error.store(err, std::memory_order_relaxed);

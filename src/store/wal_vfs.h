@@ -70,4 +70,8 @@ int sync_wal(int fd);
 // whose writeback failed would make fdatasync fail). 0 ends it. Process-wide.
 void fail_wal_syncs_for_testing(int err);
 
+// Fault injection for tests: while true, a sync of a database file opened through this VFS (a checkpoint's,
+// after it copied pages from the WAL) fails with SQLITE_IOERR_FSYNC. Process-wide.
+void fail_database_syncs_for_testing(bool fail);
+
 }  // namespace evr::store::sqlite

@@ -2,15 +2,19 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <future>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <thread>
 
 #include "evrouter/metrics/metrics.h"
+#include "store/wal_vfs.h"
 #include "support/harness.h"
 #include "support/stored_event.h"
 
@@ -370,7 +374,9 @@ TEST(SqliteStore, CheckpointerCopiesTheWalIntoTheDatabase) {
     }
     // The checkpointer copies the WAL's pages into the database file (asynchronously).
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (std::filesystem::file_size(db) < db_before + 8 * 1024 * 1024 &&
+    // (The counter moves when a checkpoint returns, after the pages it wrote.)
+    while ((std::filesystem::file_size(db) < db_before + 8 * 1024 * 1024 ||
+            checkpoints.value() == checkpoints_before) &&
            std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
@@ -384,6 +390,82 @@ TEST(SqliteStore, CheckpointerCopiesTheWalIntoTheDatabase) {
   s->open();
   EXPECT_EQ(s->counts().events, kBatches * kPerBatch);
   EXPECT_EQ(commit(*s, make_event("w0-0"), {"f/a/x"}).status, Status::duplicate);
+}
+
+// A checkpoint whose sync of the database file fails (durability fsync) stops the store as a failed WAL sync
+// does: SQLite kept the frames in the WAL (it records a checkpoint's progress only after that sync), but the
+// disk just failed a writeback. The store reports the failure once, refuses every later commit, and a
+// reopen recovers every acknowledged event from the WAL.
+TEST(SqliteStore, AFailedCheckpointSyncStopsTheStoreAndAReopenRecoversEverything) {
+  struct FailingDatabaseSyncs {
+    FailingDatabaseSyncs() { store::sqlite::fail_database_syncs_for_testing(true); }
+    ~FailingDatabaseSyncs() { store::sqlite::fail_database_syncs_for_testing(false); }
+    FailingDatabaseSyncs(const FailingDatabaseSyncs&) = delete;
+    FailingDatabaseSyncs& operator=(const FailingDatabaseSyncs&) = delete;
+  };
+  test::TempDir dir;
+  auto o = options(dir);  // durability fsync: the checkpointer's connection goes through the gathering VFS
+  const std::string payload(3500, 'x');
+  constexpr int kBatches = 30, kPerBatch = 200;  // ~6,000 pages of 4 KiB: past the 4,096-page threshold
+  std::atomic<int> failures{0};
+  std::string reason;
+  std::mutex reason_mu;
+  std::vector<std::string> acked;
+  {
+    auto s = store::make_sqlite_store(o);
+    s->on_failure([&](const std::string& why) {
+      std::lock_guard lk(reason_mu);
+      reason = why;
+      ++failures;
+    });
+    s->open();
+    FailingDatabaseSyncs eio;
+    for (int b = 0; b < kBatches; ++b) {
+      std::vector<store::Ingest> batch;
+      for (int i = 0; i < kPerBatch; ++i) {
+        batch.push_back({make_event("c" + std::to_string(b) + "-" + std::to_string(i), payload), {"f/a/x"}});
+      }
+      std::promise<std::vector<store::CommitResult>> p;
+      s->commit_batch(std::move(batch),
+                      [&p](std::vector<store::CommitResult> r) { p.set_value(std::move(r)); });
+      const auto results = p.get_future().get();
+      for (int i = 0; i < kPerBatch; ++i) {
+        if (results[i].status == Status::accepted)
+          acked.push_back("c" + std::to_string(b) + "-" + std::to_string(i));
+      }
+    }
+    // The checkpointer runs once the WAL passed its threshold; its sync fails.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (failures.load() == 0 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ASSERT_EQ(failures.load(), 1);
+    {
+      std::lock_guard lk(reason_mu);
+      EXPECT_NE(reason.find("a checkpoint could not sync the database file"), std::string::npos) << reason;
+    }
+    EXPECT_GE(acked.size(), 4096U / 2);  // the WAL passed its threshold before the failure
+    // Nothing more is written, even once the disk "works" again.
+    store::sqlite::fail_database_syncs_for_testing(false);
+    const auto after = commit(*s, make_event("after-the-failure"), {"f/a/x"});
+    EXPECT_EQ(after.status, Status::failed);
+    EXPECT_NE(after.error.find("a checkpoint could not sync"), std::string::npos) << after.error;
+    EXPECT_EQ(failures.load(), 1);  // reported once
+    s->close();
+  }
+  // Every acknowledged event is there (a batch answered "failed" may have been written too: at least once).
+  auto s = store::make_sqlite_store(o);
+  s->open();
+  EXPECT_GE(s->counts().events, static_cast<int64_t>(acked.size()));
+  std::vector<store::Ingest> again;
+  for (const auto& key : acked) again.push_back({make_event(key, payload), {"f/a/x"}});
+  std::promise<std::vector<store::CommitResult>> p;
+  s->commit_batch(std::move(again), [&p](std::vector<store::CommitResult> r) { p.set_value(std::move(r)); });
+  const auto results = p.get_future().get();
+  ASSERT_EQ(results.size(), acked.size());
+  EXPECT_TRUE(std::all_of(results.begin(), results.end(),
+                          [](const store::CommitResult& r) { return r.status == Status::duplicate; }));
+  EXPECT_EQ(commit(*s, make_event("after-the-failure"), {"f/a/x"}).status, Status::accepted);
 }
 
 }  // namespace sqlite_store_test
