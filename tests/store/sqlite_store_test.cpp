@@ -50,6 +50,23 @@ store::Due fetch(store::Store& s, const std::string& lane, int64_t now, std::siz
   return p.get_future().get();
 }
 
+// The keys "<prefix><batch>-<i>" for i < n.
+std::vector<std::string> batch_keys(const std::string& prefix, int batch, int n) {
+  std::vector<std::string> keys;
+  for (int i = 0; i < n; ++i) keys.push_back(prefix + std::to_string(batch) + "-" + std::to_string(i));
+  return keys;
+}
+
+// Commits one event per key (with `payload`, to lane f/a/x) as one batch: the results, in the keys' order.
+std::vector<store::CommitResult> commit_keys(store::Store& s, const std::vector<std::string>& keys,
+                                             const std::string& payload) {
+  std::vector<store::Ingest> batch;
+  for (const auto& key : keys) batch.push_back({make_event(key, payload), {"f/a/x"}});
+  std::promise<std::vector<store::CommitResult>> p;
+  s.commit_batch(std::move(batch), [&p](std::vector<store::CommitResult> r) { p.set_value(std::move(r)); });
+  return p.get_future().get();
+}
+
 void record(store::Store& s, store::Outcome o) {
   std::promise<void> p;
   s.record(std::move(o), [&p] { p.set_value(); });
@@ -363,14 +380,8 @@ TEST(SqliteStore, CheckpointerCopiesTheWalIntoTheDatabase) {
     s->open();
     const auto db_before = std::filesystem::file_size(db);
     for (int b = 0; b < kBatches; ++b) {
-      std::vector<store::Ingest> batch;
-      for (int i = 0; i < kPerBatch; ++i) {
-        batch.push_back({make_event("w" + std::to_string(b) + "-" + std::to_string(i), payload), {"f/a/x"}});
-      }
-      std::promise<std::vector<store::CommitResult>> p;
-      s->commit_batch(std::move(batch),
-                      [&p](std::vector<store::CommitResult> r) { p.set_value(std::move(r)); });
-      for (const auto& r : p.get_future().get()) ASSERT_EQ(r.status, Status::accepted);
+      for (const auto& r : commit_keys(*s, batch_keys("w", b, kPerBatch), payload))
+        ASSERT_EQ(r.status, Status::accepted);
     }
     // The checkpointer copies the WAL's pages into the database file (asynchronously).
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
@@ -421,17 +432,10 @@ TEST(SqliteStore, AFailedCheckpointSyncStopsTheStoreAndAReopenRecoversEverything
     s->open();
     FailingDatabaseSyncs eio;
     for (int b = 0; b < kBatches; ++b) {
-      std::vector<store::Ingest> batch;
-      for (int i = 0; i < kPerBatch; ++i) {
-        batch.push_back({make_event("c" + std::to_string(b) + "-" + std::to_string(i), payload), {"f/a/x"}});
-      }
-      std::promise<std::vector<store::CommitResult>> p;
-      s->commit_batch(std::move(batch),
-                      [&p](std::vector<store::CommitResult> r) { p.set_value(std::move(r)); });
-      const auto results = p.get_future().get();
-      for (int i = 0; i < kPerBatch; ++i) {
-        if (results[i].status == Status::accepted)
-          acked.push_back("c" + std::to_string(b) + "-" + std::to_string(i));
+      const auto keys = batch_keys("c", b, kPerBatch);
+      const auto results = commit_keys(*s, keys, payload);
+      for (std::size_t i = 0; i < keys.size(); ++i) {
+        if (results[i].status == Status::accepted) acked.push_back(keys[i]);
       }
     }
     // The checkpointer runs once the WAL passed its threshold; its sync fails.
@@ -457,11 +461,7 @@ TEST(SqliteStore, AFailedCheckpointSyncStopsTheStoreAndAReopenRecoversEverything
   auto s = store::make_sqlite_store(o);
   s->open();
   EXPECT_GE(s->counts().events, static_cast<int64_t>(acked.size()));
-  std::vector<store::Ingest> again;
-  for (const auto& key : acked) again.push_back({make_event(key, payload), {"f/a/x"}});
-  std::promise<std::vector<store::CommitResult>> p;
-  s->commit_batch(std::move(again), [&p](std::vector<store::CommitResult> r) { p.set_value(std::move(r)); });
-  const auto results = p.get_future().get();
+  const auto results = commit_keys(*s, acked, payload);
   ASSERT_EQ(results.size(), acked.size());
   EXPECT_TRUE(std::all_of(results.begin(), results.end(),
                           [](const store::CommitResult& r) { return r.status == Status::duplicate; }));
