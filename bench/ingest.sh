@@ -13,7 +13,9 @@
 # Prints one table of medians over the repeats. Docs and results: docs/benchmarks.md.
 #
 # Environment: DURATION (s, default 6), REPEATS (3), CONNECTIONS ("1 16 64 256"), CLOSE_CONNECTIONS ("64";
-# empty skips the new-connection runs), MODES ("fsync os"), RATE_CONNECTIONS (256), BUILD_DIR
+# empty skips the new-connection runs), MODES ("fsync os"), RATE_CONNECTIONS (256), IDS (seq: webhook ids
+# in order; uuid: random UUIDs as Shopify sends them, for the wrk runs; the open loop keeps ids in order;
+# see bench/ids.sh), BUILD_DIR
 # (build-release), KEEP=1 keeps the work directory.
 set -euo pipefail
 
@@ -24,6 +26,8 @@ CONNECTIONS=${CONNECTIONS:-"1 16 64 256"}
 CLOSE_CONNECTIONS=${CLOSE_CONNECTIONS-"64"}
 MODES=${MODES:-"fsync os"}
 RATE_CONNECTIONS=${RATE_CONNECTIONS:-256}
+IDS=${IDS:-seq}
+[[ $IDS == seq || $IDS == uuid ]] || { echo "$0: IDS is seq or uuid" >&2; exit 2; }
 BUILD_DIR=${BUILD_DIR:-$ROOT/build-release}
 FIXTURE=$ROOT/tests/data/shopify/orders-create.json
 LISTENER_ID=benchmark-listener-0000000001
@@ -190,11 +194,19 @@ stop_evrouter() {  # MODE ANSWERED_2XX: stop, then check that every 2xx was stor
 # --- measurements ----------------------------------------------------------------------------------------
 RESULTS=$WORK/results
 : >"$RESULTS"
+# wrk_options [close]: bench/ingest.lua's options: close, and uuid when IDS=uuid.
+wrk_options() {
+  local o=${1:-}
+  [[ $IDS == uuid ]] && o=${o:+$o,}uuid
+  echo "$o"
+}
+
 run_wrk() {  # TARGET_NAME PORT CONNECTIONS REPEAT [close]; appends a result line, prints the 2xx count
   local threads=2 out target=$1${5:+-$5}
   (($3 < 2)) && threads=1
   out=$(wrk -t"$threads" -c"$3" -d"${DURATION}s" --timeout 10s -s "$ROOT/bench/ingest.lua" \
-    "http://127.0.0.1:$2/hooks/$LISTENER_ID" -- "$WORK/order.json" "$HMAC" "$target-c$3-r$4" ${5:-} | grep '^WRK ')
+    "http://127.0.0.1:$2/hooks/$LISTENER_ID" -- "$WORK/order.json" "$HMAC" "$target-c$3-r$4" "$(wrk_options "${5:-}")" |
+    grep '^WRK ')
   echo "closed target=$target connections=$3 repeat=$4 ${out#WRK }" >>"$RESULTS"
   local requests=${out#*requests=} non2xx=${out#*non2xx=}
   echo $((${requests%% *} - ${non2xx%% *}))
@@ -224,7 +236,7 @@ PY
   echo "disk        $(df -T "$WORK" | awk 'NR == 2 {print $2}') at $WORK, 4 KiB write + fdatasync: $fsync_probe"
   echo "tools       $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2), $(nginx -v 2>&1 | cut -d' ' -f3)"
   echo "run         ${DURATION}s per measurement, $REPEATS repeats, connections: $CONNECTIONS;" \
-    "new connection per request: ${CLOSE_CONNECTIONS:-none}"
+    "new connection per request: ${CLOSE_CONNECTIONS:-none}; webhook ids: $IDS"
   echo "load avg    before: $(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$WORK/header"
 cat "$WORK/header"
