@@ -251,15 +251,15 @@ start_evrouter_ready() {
   wait_http "http://127.0.0.1:$2/readyz" 200 || { cat "$1/evrouter.log" >&2; return 1; }
 }
 
-# wrk_shopify URL CONNECTIONS DURATION TAG: closed-loop wrk (bench/ingest.lua: the order with its HMAC, a
-# unique webhook id per request) for DURATION s; prints "requests=N ok=N non2xx=N errors=N rps=N p50_us=N
-# p99_us=N duration_us=N start_s=EPOCH" (start_s: when wrk started its threads; the load ran from there
-# for duration_us).
+# wrk_shopify URL CONNECTIONS DURATION TAG [OPTIONS]: closed-loop wrk (bench/ingest.lua: the order with its
+# HMAC, a unique webhook id per request; OPTIONS as ingest.lua takes them, e.g. uuid) for DURATION s;
+# prints "requests=N ok=N non2xx=N errors=N rps=N p50_us=N p99_us=N duration_us=N start_s=EPOCH" (start_s:
+# when wrk started its threads; the load ran from there for duration_us).
 wrk_shopify() {
   local threads=2 out requests non2xx
   (($2 < 2)) && threads=1
   out=$(wrk -t"$threads" -c"$2" -d"${3}s" --timeout 10s -s "$ROOT/bench/ingest.lua" "$1" -- \
-    "$WORK/order.json" "$HMAC" "$4" | grep '^WRK ')
+    "$WORK/order.json" "$HMAC" "$4" "${5:-}" | grep '^WRK ')
   requests=${out#*requests=}; requests=${requests%% *}
   non2xx=${out#*non2xx=}; non2xx=${non2xx%% *}
   echo "requests=$requests ok=$((requests - non2xx)) non2xx=$non2xx $(grep -o 'errors=[0-9]*' <<<"$out") $(grep -o 'rps=[0-9]*' <<<"$out") $(grep -o 'duration_us=[0-9]*' <<<"$out") $(grep -o ' p50_us=[0-9]*' <<<"$out" | xargs) $(grep -o ' p99_us=[0-9]*' <<<"$out" | xargs) $(grep -o 'start_s=[0-9.]*' <<<"$out")"

@@ -29,12 +29,11 @@ setup_shopify_request
 EVR_PORT=$(free_port)
 DEAD_PORT=$(free_port) # nothing listens there: deliveries retry in the background
 
-# run_wrk SECONDS TAG MODE: prints wrk's WRK line
+# run_wrk SECONDS TAG MODE: wrk_shopify's fields (random ids for MODE uuid)
 run_wrk() {
   local options=
   [[ $3 == uuid ]] && options=uuid
-  wrk -t2 -c"$CONNECTIONS" -d"${1}s" --timeout 10s -s "$ROOT/bench/ingest.lua" \
-    "http://127.0.0.1:$EVR_PORT/hooks/$LISTENER_ID" -- "$WORK/order.json" "$HMAC" "$2" $options | grep '^WRK '
+  wrk_shopify "http://127.0.0.1:$EVR_PORT/hooks/$LISTENER_ID" "$CONNECTIONS" "$1" "$2" "$options"
 }
 field() { local v=${2#*" $1="}; echo "${v%% *}"; }
 written() { awk '/^write_bytes/ {print $2}' "/proc/$1/io"; }
@@ -54,10 +53,8 @@ for rep in $(seq "$REPEATS"); do
     out=$(run_wrk "$DURATION" "measure-$mode-$rep" "$mode")
     after=$(written "$EVR_PID")
     stop_pid "$EVR_PID"
-    requests=$(field requests " $out")
-    non2xx=$(field non2xx " $out")
-    ok=$((requests - non2xx))
-    echo "$mode stored=$(field requests " $fill") rps=$(field rps " $out") p99_us=$(field p99_us " $out") non2xx=$non2xx kb_per_webhook=$(awk -v a="$after" -v b="$before" -v n="$ok" 'BEGIN {printf "%.1f", (a - b) / 1024 / (n > 0 ? n : 1)}')" |
+    ok=$(field ok " $out")
+    echo "$mode stored=$(field ok " $fill") rps=$(field rps " $out") p99_us=$(field p99_us " $out") non2xx=$(field non2xx " $out") kb_per_webhook=$(awk -v a="$after" -v b="$before" -v n="$ok" 'BEGIN {printf "%.1f", (a - b) / 1024 / (n > 0 ? n : 1)}')" |
       tee -a "$results"
   done
 done
