@@ -3,6 +3,7 @@
 
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
+#include <sys/socket.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -21,6 +22,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
+#include <cerrno>
 #include <limits>
 #include <unordered_set>
 
@@ -32,6 +34,8 @@ namespace net = boost::asio;
 namespace ssl = boost::asio::ssl;
 using tcp = net::ip::tcp;
 using Clock = std::chrono::steady_clock;
+// An idle stream younger than this is reused without checking whether the server closed it (Conn::usable).
+constexpr auto kFreshIdle = std::chrono::milliseconds(200);
 
 std::string Response::header(const std::string& name) const {
   for (const auto& [key, value] : headers)
@@ -71,16 +75,17 @@ struct Conn {
     tcp().close();
   }
   // An idle stream is worth reusing unless the server closed it (or sent something unexpected) meanwhile.
-  bool usable() {
+  // One that was idle for less than kFreshIdle is taken without a look (under load, a stream comes back
+  // within milliseconds and the look costs a system call per request); if the server did close it, the
+  // request finds out with nothing read back and is retried once on a new stream (Exchange::retryable).
+  bool usable(Clock::time_point now) {
     auto& socket = tcp().socket();
     if (!socket.is_open() || buffer.size() != 0) return false;
-    beast::error_code ec;
-    socket.non_blocking(true, ec);
-    if (ec) return false;
+    if (now - idle_since < kFreshIdle) return true;
     char byte;
-    socket.receive(net::buffer(&byte, 1), tcp::socket::message_peek, ec);
-    if (ec == net::error::would_block || ec == net::error::try_again) return true;
-    if (ec) return false;  // eof, reset...
+    const ssize_t n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+    if (n <= 0) return false;  // eof, reset...
     // Bytes waiting: with TLS they may be a session ticket (fine), with plain HTTP they cannot be right.
     return tls.has_value();
   }
@@ -89,6 +94,7 @@ struct Conn {
   std::optional<ssl::stream<beast::tcp_stream>> tls;
   beast::flat_buffer buffer;
   std::unique_ptr<char[]> chunk;  // body read buffer, allocated on first use and kept with the stream
+  Clock::time_point idle_since;   // when it was last put back among the idle streams
 };
 
 // Asio's host name check, plus a verify error saying why (OpenSSL otherwise reports no reason).
@@ -147,10 +153,11 @@ struct Exchange : std::enable_shared_from_this<Exchange> {
 
   void begin() {
     auto& idle = state->idle;
+    const auto now = Clock::now();
     while (!idle.empty()) {
       auto c = std::move(idle.back());
       idle.pop_back();
-      if (c->usable()) {
+      if (c->usable(now)) {
         conn = std::move(c);
         reused = true;
         return write();
@@ -317,6 +324,7 @@ struct Exchange : std::enable_shared_from_this<Exchange> {
     if (reusable && parser->is_done() && parser->get().keep_alive() && conn->buffer.size() == 0 &&
         !state->closed && idle.size() < state->options.max_idle) {
       conn->tcp().expires_never();
+      conn->idle_since = Clock::now();
       idle.push_back(std::move(conn));
     } else {
       conn->close();

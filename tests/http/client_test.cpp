@@ -296,6 +296,21 @@ TEST_F(ClientTest, IdleConnectionClosedByServerIsReplaced) {
   EXPECT_EQ(sink.connections(), 2u);
 }
 
+// Idle for longer than the client's 200 ms of trust: the stream is looked at before it is reused (a
+// closed one is dropped without a request on it). Shorter, as above, it is reused without a look and the
+// request is retried on a new stream when nothing comes back. Both end the same for the caller.
+TEST_F(ClientTest, LongIdleConnectionClosedByServerIsReplacedBeforeSending) {
+  Sink sink;
+  auto c = client(sink.url());
+  ASSERT_TRUE(send(*c, post("/1")).ok());
+  sink.close_connections();
+  std::this_thread::sleep_for(300ms);
+  auto r = send(*c, post("/2"));
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(sink.count(), 2u);
+  EXPECT_EQ(sink.connections(), 2u);
+}
+
 TEST_F(ClientTest, ReusedStreamDyingSilentlyIsRetriedOnce) {
   Sink sink;
   sink.set_handler([&](const Recorded& rec) {
