@@ -193,6 +193,13 @@ class JetStreamStore final : public Store {
     beat_.start([this] { beat(); }, kBeatEvery);
     open_ = true;
     log::info("store opened", {{"type", "jetstream"}, {"stream", events_stream_}});
+    if (options_.replicas == 1) {
+      // What a 2xx promises rests on the server here, and nothing in the client protocol says how it syncs.
+      log::info("store durability: one replica; a 2xx survives a power cut of the NATS host only if "
+                "nats-server syncs every write (jetstream { sync_interval: always }, nats-server 2.10+; "
+                "docs/scaling.md)",
+                {{"replicas", "1"}});
+    }
   }
 
   void close() override {

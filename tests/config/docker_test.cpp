@@ -163,6 +163,10 @@ TEST(Docker, ComposeFileIsConsistent) {
   std::vector<std::string> ports;
   for (const auto& p : ev["ports"]) ports.push_back(p.as<std::string>());
   EXPECT_EQ(ports, (std::vector<std::string>{"8080:8080", "8081:8081"}));
+  // NATS syncs every JetStream write before acknowledging it (a 2xx survives a power cut of its host).
+  const std::string nats = read_file(dir / "nats" / "nats.conf");
+  EXPECT_NE(nats.find("sync_interval: always"), std::string::npos) << nats;
+  EXPECT_NE(nats.find("store_dir: /data"), std::string::npos) << nats;
   // The Shopify secret the sample flow requires has a demo default.
   EXPECT_TRUE(ev["environment"]["SHOPIFY_WEBHOOK_SECRET"].IsDefined());
 }
