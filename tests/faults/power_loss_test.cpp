@@ -114,7 +114,9 @@ TEST(PowerLoss, EveryAcknowledgedWebhookSurvivesCutsUnderLoad) {
   // checkpointer's (they take the WAL past it within a second or two).
   const std::vector<std::pair<std::string, std::size_t>> rounds = {
       {"evr-store-sync:5", 256}, {"evr-store-write:100", 256}, {"evr-store-ckpt:2", 8192}};
-  for (const auto& [cut, pad] : rounds) {
+  for (const auto& round : rounds) {
+    const std::string& cut = round.first;
+    const std::size_t pad = round.second;  // a plain variable: clang 14 captures no structured binding
     const auto image = s.dir / "image";
     std::filesystem::create_directories(image);
     auto env = power_loss_env(s, image);

@@ -295,7 +295,7 @@ int openat(int dirfd, const char* path, int flags, ...) {
   const mode_t mode = mode_arg(flags, ap);
   va_end(ap);
   const int fd = real(dirfd, path, flags, mode);
-  if (path != nullptr && path[0] == '/') track(fd, path);
+  if (path[0] == '/') track(fd, path);
   return fd;
 }
 
@@ -306,7 +306,7 @@ int openat64(int dirfd, const char* path, int flags, ...) {
   const mode_t mode = mode_arg(flags, ap);
   va_end(ap);
   const int fd = real(dirfd, path, flags, mode);
-  if (path != nullptr && path[0] == '/') track(fd, path);
+  if (path[0] == '/') track(fd, path);
   return fd;
 }
 
