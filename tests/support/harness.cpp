@@ -12,6 +12,7 @@
 #include <random>
 #include <sstream>
 #include <stdexcept>
+#include <string_view>
 #include <thread>
 
 #include "evrouter/common/crypto.h"
@@ -130,21 +131,33 @@ DaemonProcess::DaemonProcess(std::vector<std::string> args, std::vector<std::str
   log_ = (std::filesystem::temp_directory_path() /
           ("evrouter-daemon-" + std::to_string(::getpid()) + "-" + std::to_string(++counter) + ".log"))
              .string();
+  // Everything the child needs is built before fork: the test process runs threads (a daemon in-process,
+  // sinks), and a child that allocates or takes the environment's lock between fork and exec can block
+  // for ever on a lock one of them held at the fork (seen under ASan: a CLI child that never started).
+  std::string bin = EVROUTER_BINARY;
+  std::vector<char*> argv;
+  argv.push_back(bin.data());
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::vector<char*> envp;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string_view entry(*e);
+    const auto name = entry.substr(0, entry.find('=') + 1);  // "NAME="
+    bool replaced = false;
+    for (const auto& mine : env) replaced = replaced || std::string_view(mine).substr(0, name.size()) == name;
+    if (!replaced) envp.push_back(*e);
+  }
+  for (auto& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
   pid_ = ::fork();
   if (pid_ < 0) throw std::runtime_error("fork failed");
-  if (pid_ == 0) {
+  if (pid_ == 0) {  // only async-signal-safe calls from here to exec
     int fd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd >= 0) {
       ::dup2(fd, 1);
       ::dup2(fd, 2);
     }
-    for (auto& e : env) ::putenv(const_cast<char*>(e.c_str()));
-    std::vector<char*> argv;
-    std::string bin = EVROUTER_BINARY;
-    argv.push_back(bin.data());
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execv(bin.c_str(), argv.data());
+    ::execve(bin.c_str(), argv.data(), envp.data());
     ::_exit(127);
   }
 }
