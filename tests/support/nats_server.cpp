@@ -43,6 +43,10 @@ void NatsServer::start() {
                  "nats://127.0.0.1:" + std::to_string(node_->route_port), "--routes", routes});
   }
   const std::string log = (dir_ / "nats-server.log").string();
+  // Built before fork: the child of a process with threads must not allocate before exec (harness.cpp).
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
   pid_ = ::fork();
   if (pid_ < 0) throw std::runtime_error("fork failed");
   if (pid_ == 0) {
@@ -51,9 +55,6 @@ void NatsServer::start() {
       ::dup2(fd, 1);
       ::dup2(fd, 2);
     }
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
     ::execvp("nats-server", argv.data());
     ::_exit(127);
   }
