@@ -123,29 +123,6 @@ const char* synchronous_pragma(config::Store::Durability d) {
   return "PRAGMA synchronous=FULL";
 }
 
-// Listener ids are the URLs users paste into their producers' settings, and a flow switched off by an
-// operator must stay off: their writes are synced in durability `os` too (where an event may be lost in a
-// power cut, a URL must not change nor a switched-off flow come back). For the scope of one write on a
-// connection; `fsync` syncs anyway and `none` never does.
-class SyncedInOs {
- public:
-  SyncedInOs(sqlite::Db& db, config::Store::Durability d)
-      : db_(d == config::Store::Durability::os ? &db : nullptr) {
-    if (db_ != nullptr) db_->exec("PRAGMA synchronous=FULL");
-  }
-  ~SyncedInOs() {
-    try {
-      if (db_ != nullptr) db_->exec(synchronous_pragma(config::Store::Durability::os));
-    } catch (...) {  // NOLINT(bugprone-empty-catch): the setting stays stricter than asked, harmlessly
-    }
-  }
-  SyncedInOs(const SyncedInOs&) = delete;
-  SyncedInOs& operator=(const SyncedInOs&) = delete;
-
- private:
-  sqlite::Db* db_;
-};
-
 // Invalid UTF-8 (refused at ingest: source::check_envelope_text) would be replaced rather than throw: one
 // event's text must never fail the group commit it shares with others.
 std::string headers_json(const event::Event& e) {
@@ -215,6 +192,11 @@ class SqliteStore final : public Store {
     configure(reader_db_);
     admin_db_ = sqlite::Db(path_);
     configure(admin_db_);
+    // Operators' writes go through this connection (listener ids, which are the URLs users paste into
+    // their producers' settings; flows switched on or off; dead-letter replays and discards; schemas):
+    // synced in durability `os` too, so that a power cut changes no URL and undoes no operator's action
+    // (`os` may lose events, not those). `none` never syncs.
+    if (options_.durability == config::Store::Durability::os) admin_db_.exec("PRAGMA synchronous=FULL");
     ops::count_changes(admin_db_);
     stats_db_ = sqlite::Db(path_);
     configure(stats_db_);
@@ -321,7 +303,6 @@ class SqliteStore final : public Store {
 
   std::string listener_id(const std::string& flow, const std::optional<std::string>& pinned) override {
     std::lock_guard lk(admin_mu_);
-    const SyncedInOs synced(admin_db_, options_.durability);
     return listener_id_locked(flow, pinned);
   }
 
@@ -329,7 +310,6 @@ class SqliteStore final : public Store {
   std::map<std::string, std::string> listener_ids(
       const std::vector<std::pair<std::string, std::optional<std::string>>>& flows) override {
     std::lock_guard lk(admin_mu_);
-    const SyncedInOs synced(admin_db_, options_.durability);
     std::map<std::string, std::string> ids;
     admin_db_.exec("BEGIN IMMEDIATE");
     try {
@@ -503,7 +483,6 @@ class SqliteStore final : public Store {
 
   void set_flow_enabled(const std::string& flow, std::optional<bool> enabled) override {
     std::lock_guard lk(admin_mu_);
-    const SyncedInOs synced(admin_db_, options_.durability);
     ops::set_flow_enabled(admin_db_, flow, enabled);
   }
 
@@ -560,7 +539,6 @@ class SqliteStore final : public Store {
 
   std::string rotate_listener_id(const std::string& flow) override {
     std::lock_guard lk(admin_mu_);
-    const SyncedInOs synced(admin_db_, options_.durability);
     std::string id = crypto::random_token(24);
     sqlite::Stmt up(admin_db_,
                     "INSERT INTO listeners(flow, id) VALUES(?1, ?2) "
