@@ -87,6 +87,7 @@ CREATE INDEX IF NOT EXISTS deliveries_ready ON deliveries(lane, next_ms, id) WHE
 CREATE INDEX IF NOT EXISTS deliveries_key ON deliveries(lane, ordering_key, id)
   WHERE state = 0 AND ordering_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS deliveries_blocked ON deliveries(lane, id) WHERE state = 0 AND blocked = 1;
+CREATE INDEX IF NOT EXISTS dedup_expiry ON dedup(at_ms);
 )sql";
 
 // Commits queued at most before new ones are refused (each holds a request body in memory).
@@ -103,6 +104,14 @@ constexpr std::size_t kPipelineBacklog = 32;
 constexpr int kCheckpointPages = 4096;     // 16 MiB with 4 KiB pages
 constexpr int kWalHardLimitPages = 16384;  // 64 MiB
 constexpr const char* kJournalSizeLimit = "PRAGMA journal_size_limit=67108864";
+
+// Dedup keys older than dedup_window are deleted by the writer, at most kDedupExpireChunk in each group
+// commit's transaction, found through dedup_expiry (the keys are random: each one costs a leaf page, so a
+// large pass in one transaction would hold every answer back; no extra transaction or fsync either).
+constexpr int64_t kDedupExpireChunk = 64;
+constexpr const char* kPrunedHelp =
+    "Rows deleted: by retention (store.retention: events, deliveries) and dedup keys past store.dedup_window "
+    "(dedup), by kind.";
 
 // Retention (store.retention): a pass every kPruneEvery on the pruner's own thread and connection, in
 // transactions of kPruneChunk events with a pause between them, so the group-commit writer (which waits
@@ -288,6 +297,7 @@ class SqliteStore final : public Store {
     upd_unblock_ = {};
     ins_dedup_ = {};
     sel_dedup_ = {};
+    del_expired_dedup_ = {};
     upd_delivered_ = {};
     upd_retry_ = {};
     upd_dead_ = {};
@@ -497,12 +507,10 @@ class SqliteStore final : public Store {
   }
 
   Pruned prune(int64_t cutoff_ms) override {
-    static metrics::Counter& events = metrics::Registry::global().counter(
-        "evrouter_store_pruned_total", "Rows deleted by retention (store.retention), by kind.",
-        {{"kind", "events"}});
+    static metrics::Counter& events =
+        metrics::Registry::global().counter("evrouter_store_pruned_total", kPrunedHelp, {{"kind", "events"}});
     static metrics::Counter& deliveries = metrics::Registry::global().counter(
-        "evrouter_store_pruned_total", "Rows deleted by retention (store.retention), by kind.",
-        {{"kind", "deliveries"}});
+        "evrouter_store_pruned_total", kPrunedHelp, {{"kind", "deliveries"}});
     std::lock_guard lk(prune_mu_);
     Pruned total;
     std::optional<std::pair<int64_t, int64_t>> after;
@@ -673,6 +681,10 @@ class SqliteStore final : public Store {
                               "ON CONFLICT(listener, key) DO UPDATE SET event_id = excluded.event_id, "
                               "at_ms = excluded.at_ms WHERE dedup.at_ms < ?5");
     sel_dedup_ = sqlite::Stmt(writer_db_, "SELECT event_id FROM dedup WHERE listener = ?1 AND key = ?2");
+    del_expired_dedup_ =
+        sqlite::Stmt(writer_db_,
+                     "DELETE FROM dedup WHERE (listener, key) IN (SELECT listener, key FROM dedup "
+                     "WHERE at_ms < ?1 ORDER BY at_ms LIMIT ?2)");
     upd_delivered_ =
         sqlite::Stmt(writer_db_,
                      "UPDATE deliveries SET state = 1, attempts = ?2, updated_ms = ?3, last_error = NULL "
@@ -721,7 +733,6 @@ class SqliteStore final : public Store {
   void writer_loop() {
     std::vector<WriteOp> batch;
     std::vector<CommitResult> results;
-    int64_t last_prune = event::now_ms();
     for (;;) {
       if (defer_syncs_) {
         // One committed batch waits for the syncer at most: while it syncs, what arrives gathers into the
@@ -744,11 +755,6 @@ class SqliteStore final : public Store {
       }
       write_batch(batch, results);
       after_commit();
-      const int64_t now = event::now_ms();
-      if (now - last_prune > int64_t{5} * 60 * 1000) {
-        last_prune = now;
-        prune_dedup(now);
-      }
     }
   }
 
@@ -788,7 +794,9 @@ class SqliteStore final : public Store {
         }
       }
       add_totals();
+      const int64_t expired = expire_dedup(now);
       writer_db_.exec("COMMIT");
+      if (expired > 0) dedup_expired().inc(static_cast<uint64_t>(expired));
       if (defer) deferred_wal = defer->wal();
       observe_commit(batch, std::chrono::steady_clock::now() - started);
     } catch (const std::exception& e) {
@@ -1070,13 +1078,17 @@ class SqliteStore final : public Store {
         .run();
   }
 
-  void prune_dedup(int64_t now) {
-    try {
-      sqlite::Stmt st(writer_db_, "DELETE FROM dedup WHERE at_ms < ?1");
-      st.bind(1, now - options_.dedup_window.count()).run();
-    } catch (const std::exception& e) {
-      log::warn("dedup prune failed", {{"error", e.what()}});
-    }
+  // In the writer's transaction: up to kDedupExpireChunk dedup keys past the window (one index seek when
+  // there are none). A key past the window that is still there is treated as absent by ins_dedup_.
+  int64_t expire_dedup(int64_t now) {
+    del_expired_dedup_.bind(1, now - options_.dedup_window.count()).bind(2, kDedupExpireChunk).run();
+    return sqlite3_changes(writer_db_.get());
+  }
+
+  static metrics::Counter& dedup_expired() {
+    static metrics::Counter& c =
+        metrics::Registry::global().counter("evrouter_store_pruned_total", kPrunedHelp, {{"kind", "dedup"}});
+    return c;
   }
 
   void pruner_loop() {
@@ -1226,8 +1238,8 @@ class SqliteStore final : public Store {
   bool open_ = false;
 
   sqlite::Db writer_db_;
-  sqlite::Stmt ins_event_, ins_delivery_, ins_dedup_, sel_dedup_, upd_delivered_, upd_retry_, upd_dead_,
-      ins_attempt_, sel_key_pending_, upd_unblock_, upd_total_;
+  sqlite::Stmt ins_event_, ins_delivery_, ins_dedup_, sel_dedup_, del_expired_dedup_, upd_delivered_,
+      upd_retry_, upd_dead_, ins_attempt_, sel_key_pending_, upd_unblock_, upd_total_;
   Counts added_;  // the current transaction's changes to the totals (writer thread only)
   std::mutex wmu_;
   std::condition_variable wcv_;

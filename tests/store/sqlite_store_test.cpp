@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "evrouter/metrics/metrics.h"
+#include "store/sqlite.h"
 #include "store/wal_vfs.h"
 #include "support/harness.h"
 #include "support/stored_event.h"
@@ -108,6 +109,40 @@ TEST(SqliteStore, DedupWindowExpires) {
   EXPECT_EQ(commit(*s, make_event("w1"), {}).status, Status::duplicate);
   std::this_thread::sleep_for(std::chrono::milliseconds(80));
   EXPECT_EQ(commit(*s, make_event("w1"), {}).status, Status::accepted);
+}
+
+// Dedup keys past the window leave the table as later commits go on, a bounded number in each commit's own
+// transaction (no pass over the whole table holding the writer back), while keys inside the window still
+// deduplicate.
+TEST(SqliteStore, DedupKeysPastTheWindowAreDeletedByLaterCommitsInChunks) {
+  test::TempDir dir;
+  auto o = options(dir);
+  o.dedup_window = std::chrono::milliseconds(400);
+  auto s = store::make_sqlite_store(o);
+  s->open();
+  store::sqlite::Db db((dir / "state" / "evrouter.db").string());
+  auto dedup_rows = [&db] {
+    store::sqlite::Stmt st(db, "SELECT count(*) FROM dedup");
+    EXPECT_TRUE(st.step());
+    return st.int64(0);
+  };
+  auto& expired = metrics::Registry::global().counter("evrouter_store_pruned_total", "", {{"kind", "dedup"}});
+  const auto expired_before = expired.value();
+  for (const auto& r : commit_keys(*s, batch_keys("old", 0, 200), "{}"))
+    ASSERT_EQ(r.status, Status::accepted);
+  EXPECT_EQ(dedup_rows(), 200);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  // Each commit deletes at most 64 expired keys: 200 - 64 + 1 after the first.
+  ASSERT_EQ(commit(*s, make_event("new0"), {}).status, Status::accepted);
+  EXPECT_EQ(dedup_rows(), 137);
+  for (int i = 1; i < 4; ++i)
+    ASSERT_EQ(commit(*s, make_event("new" + std::to_string(i)), {}).status, Status::accepted);
+  EXPECT_EQ(dedup_rows(), 4);
+  EXPECT_EQ(expired.value() - expired_before,
+            200u);  // on /metrics as evrouter_store_pruned_total{kind="dedup"}
+  EXPECT_EQ(commit(*s, make_event("new0"), {}).status, Status::duplicate);
+  EXPECT_EQ(commit(*s, make_event("old0-0"), {}).status, Status::accepted);
+  s->close();
 }
 
 TEST(SqliteStore, FetchDueRetryAndDeadLifecycle) {
