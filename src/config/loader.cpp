@@ -950,8 +950,8 @@ void parse_connection(Reader& r, const Node& n, const std::string& path, Connect
 void parse_server(Reader& r, const Node* n, Server& s) {
   Map m(r, n, "server");
   if (!m.valid()) return;
-  m.allow({"listen", "port", "public_base_url", "workers", "max_body_bytes", "max_connections",
-           "request_timeout", "idle_timeout", "shutdown_grace"});
+  m.allow({"listen", "port", "public_base_url", "workers", "max_body_bytes", "max_body_memory",
+           "max_connections", "request_timeout", "idle_timeout", "shutdown_grace"});
   if (const Node* v = m.get("listen"); given(v)) {
     if (auto str = get_string(r, *v, m.path("listen"), "an IP address")) {
       if (valid_ip(*str)) {
@@ -984,6 +984,19 @@ void parse_server(Reader& r, const Node* n, Server& s) {
   }
   if (const Node* v = m.get("max_body_bytes"); given(v)) {
     if (auto b = get_size(r, *v, m.path("max_body_bytes"))) s.max_body_bytes = *b;
+  }
+  if (const Node* v = m.get("max_body_memory"); given(v)) {
+    if (auto b = get_size(r, *v, m.path("max_body_memory"))) {
+      if (*b < s.max_body_bytes) {
+        r.error(*v, m.path("max_body_memory"),
+                "expected at least server.max_body_bytes (" + std::to_string(s.max_body_bytes) +
+                    " bytes): a webhook of the largest size allowed must fit, found " + found(*v));
+      } else {
+        s.max_body_memory = *b;
+      }
+    }
+  } else if (s.max_body_memory < s.max_body_bytes) {
+    s.max_body_memory = s.max_body_bytes;  // a large max_body_bytes raises the default
   }
   if (const Node* v = m.get("max_connections"); given(v)) {
     if (auto i = get_int(r, *v, m.path("max_connections"), 1, 1000000))

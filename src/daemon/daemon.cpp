@@ -287,6 +287,7 @@ std::vector<std::string> Daemon::keep_restart_settings(config::Config& next) con
   note(next.server.public_base_url != b.server.public_base_url, "server.public_base_url");
   note(next.server.workers != b.server.workers, "server.workers");
   note(next.server.max_body_bytes != b.server.max_body_bytes, "server.max_body_bytes");
+  note(next.server.max_body_memory != b.server.max_body_memory, "server.max_body_memory");
   note(next.server.max_connections != b.server.max_connections, "server.max_connections");
   note(next.server.request_timeout != b.server.request_timeout, "server.request_timeout");
   note(next.server.idle_timeout != b.server.idle_timeout, "server.idle_timeout");

@@ -48,6 +48,7 @@ Session::Session(net::ip::tcp::socket socket, Shared& shared, Worker& worker)
 }
 
 Session::~Session() {
+  release_body();
   worker_.sessions.erase(this);
   --shared_.sessions;
   shared_.connections.add(-1);
@@ -60,6 +61,24 @@ void Session::start() {
   // buffer's free capacity (512 bytes when empty), so an empty buffer costs one recv per 512 bytes.
   buffer_.reserve(kReadBuffer);
   read_header();
+}
+
+bool Session::reserve_body(uint64_t bytes) {
+  const uint64_t before = shared_.body_bytes.fetch_add(bytes, std::memory_order_relaxed);
+  if (before + bytes > shared_.config.max_body_memory) {
+    shared_.body_bytes.fetch_sub(bytes, std::memory_order_relaxed);
+    return false;
+  }
+  body_reserved_ = bytes;
+  shared_.body_memory.add(static_cast<int64_t>(bytes));
+  return true;
+}
+
+void Session::release_body() {
+  if (body_reserved_ == 0) return;
+  shared_.body_bytes.fetch_sub(body_reserved_, std::memory_order_relaxed);
+  shared_.body_memory.add(-static_cast<int64_t>(body_reserved_));
+  body_reserved_ = 0;
 }
 
 void Session::close() {
@@ -175,6 +194,16 @@ void Session::on_header(beast::error_code ec) {
                 "body of " + std::to_string(*len) + " bytes exceeds the limit of " +
                     std::to_string(shared_.config.max_body_bytes),
                 true);
+    return;
+  }
+  // Bodies in memory stay within server.max_body_memory, whatever the number of connections: the body's
+  // declared length (a chunked one may reach the body limit) is reserved before it is read.
+  const auto declared = parser_->content_length();
+  if (!reserve_body(declared ? *declared : shared_.config.max_body_bytes)) {
+    response_ = {};
+    response_.set(http::field::retry_after, "1");
+    reply_error(503, "overloaded",
+                "request bodies in memory have reached server.max_body_memory; retry shortly", true);
     return;
   }
   stream_.expires_after(shared_.config.request_timeout);
@@ -397,6 +426,14 @@ void Session::reply(unsigned status, std::string body, bool close_after) {
 
 void Session::on_write(bool close_after, beast::error_code ec) {
   response_ = {};
+  if (body_reserved_ > 0) {  // the request's body is no longer needed
+    parser_.reset();
+    if (close_after) {
+      buffer_.clear();
+      buffer_.shrink_to_fit();
+    }
+    release_body();
+  }
   if (!ec && started_ != std::chrono::steady_clock::time_point{}) {
     observe_answer(answer_status_, std::chrono::steady_clock::now() - started_);
     started_ = {};

@@ -29,6 +29,12 @@ struct Shared {
   Pipeline& pipeline;
   std::atomic<bool> draining{false};
   std::atomic<int> sessions{0};
+  // Bytes of request bodies the sessions hold (reserved from their Content-Length, or max_body_bytes when
+  // chunked), at most config.max_body_memory.
+  std::atomic<uint64_t> body_bytes{0};
+  metrics::Gauge& body_memory = metrics::Registry::global().gauge(
+      "evrouter_ingest_body_bytes",
+      "Bytes of request bodies held in memory by the ingest server (at most server.max_body_memory).");
   // evrouter_ingest_connections: the same count, on /metrics
   metrics::Gauge& connections = metrics::Registry::global().gauge(
       "evrouter_ingest_connections", "Open client connections to the ingest server.");
@@ -60,6 +66,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void on_write(bool close_after, boost::beast::error_code ec);
   void linger();
   void read_discard(std::size_t total);
+  bool reserve_body(uint64_t bytes);
+  void release_body();
 
   boost::beast::tcp_stream stream_;
   boost::beast::flat_buffer buffer_;
@@ -75,6 +83,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool busy_ = false;
   bool keep_alive_ = true;
   int64_t received_ms_ = 0;
+  uint64_t body_reserved_ = 0;  // of Shared::body_bytes, for this request
   // Ingest latency (observe_answer, observe_store): set for webhooks and published batches only.
   std::chrono::steady_clock::time_point started_{};
   std::chrono::steady_clock::time_point handed_{};  // to the store

@@ -383,8 +383,8 @@ flows: [flows]
   EXPECT_DIAG(r, "evrouter.yaml:2:3: error: server.prot: unknown key 'prot' (did you mean 'port'?)");
   EXPECT_DIAG(r,
               "evrouter.yaml:3:3: error: server.colour: unknown key 'colour' (expected one of: listen, port, "
-              "public_base_url, workers, max_body_bytes, max_connections, request_timeout, idle_timeout, "
-              "shutdown_grace)");
+              "public_base_url, workers, max_body_bytes, max_body_memory, max_connections, request_timeout, "
+              "idle_timeout, shutdown_grace)");
   EXPECT_DIAG(
       r,
       "evrouter.yaml:7:5: error: connections.outsystems.concurency: unknown key 'concurency' (did you mean "
@@ -865,6 +865,28 @@ flows: []
   const auto sizes = fx.load();
   ASSERT_TRUE(sizes.ok());
   EXPECT_EQ(sizes.config->server.max_body_bytes, 512u * 1024);
+}
+
+// Bodies in memory for all connections together: at least one body of the largest size allowed, which a
+// large max_body_bytes raises by default.
+TEST(Loader, MaxBodyMemoryHoldsAtLeastOneLargestBody) {
+  Fixture fx;
+  fx.main("server: {max_body_bytes: 2MiB, max_body_memory: 1MiB}\nflows: []\n");
+  const auto r = fx.load();
+  EXPECT_FALSE(r.ok());
+  EXPECT_DIAG(r,
+              "evrouter.yaml:1:49: error: server.max_body_memory: expected at least server.max_body_bytes "
+              "(2097152 bytes): a webhook of the largest size allowed must fit, found '1MiB'");
+  fx.main("server: {max_body_memory: 64MiB}\nflows: []\n");
+  const auto set = fx.load();
+  ASSERT_TRUE(set.ok());
+  EXPECT_EQ(set.config->server.max_body_memory, 64u * 1024 * 1024);
+  fx.main("server: {max_body_bytes: 512MiB}\nflows: []\n");
+  const auto raised = fx.load();
+  ASSERT_TRUE(raised.ok());
+  EXPECT_EQ(raised.config->server.max_body_memory, 512u * 1024 * 1024);
+  fx.main("flows: []\n");
+  EXPECT_EQ(fx.load().config->server.max_body_memory, 256u * 1024 * 1024);
 }
 
 TEST(Loader, ListenMustBeAnIpAddress) {

@@ -194,6 +194,70 @@ TEST(Hostile, DaemonStaysUpAndKeepsServingOthers) {
       << "RSS grew from " << rss_before << " kB to " << rss_after << " kB";
 }
 
+// Many connections each sending a large body slowly: without a bound the daemon would hold connections x
+// max_body_bytes. With server.max_body_memory the requests past it are answered 503 overloaded at once
+// (before their bodies are read), the daemon's memory stays near the bound, and once the large requests
+// end, webhooks are accepted again.
+TEST(Hostile, LargeBodiesFromManyConnectionsStayWithinMaxBodyMemory) {
+  ProcessRig s("  request_timeout: 8s\n  max_body_bytes: 1MiB\n  max_body_memory: 8MiB\n");
+  Sink sink(SinkOptions::on_port(s.sink_port));
+  DaemonProcess d({"serve", "--config", s.config_path}, s.env());
+  ASSERT_TRUE(wait_port(s.port, 10s)) << log_tail(d.log_path());
+  ASSERT_EQ(s.post(0).status, 200);
+  const long rss_before = rss_kb(d.pid());
+
+  // 160 connections declare a 1 MiB body and send all of it but its last byte: 160 MiB if all were held.
+  constexpr int kConnections = 160;
+  constexpr std::size_t kBody = 1024 * 1024;
+  const std::string head = "POST /hooks/" + std::string(kProcessListener) +
+                           " HTTP/1.1\r\nHost: a\r\nX-Shopify-Topic: orders/create\r\n"
+                           "X-Shopify-Hmac-Sha256: x\r\nContent-Length: " +
+                           std::to_string(kBody) + "\r\n\r\n";
+  const std::string almost(kBody - 1, ' ');
+  std::vector<int> fds;
+  int sent_whole = 0;
+  for (int i = 0; i < kConnections; ++i) {
+    const int fd = connect_loopback(s.port);
+    ASSERT_GE(fd, 0);
+    timeval tv{2, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    fds.push_back(fd);
+    std::string bytes = head + almost;
+    std::size_t off = 0;
+    while (off < bytes.size()) {
+      const ssize_t n = ::send(fd, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+      if (n <= 0) break;  // answered and closed (503), or the 2 s send timeout
+      off += static_cast<std::size_t>(n);
+    }
+    if (off == bytes.size()) ++sent_whole;
+  }
+  // The ones past the bound were answered 503 overloaded (with Retry-After) without waiting for the body.
+  int overloaded = 0;
+  for (int fd : fds) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 50) <= 0) continue;
+    char buf[1024];
+    const ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    const std::string answer(buf, n > 0 ? static_cast<std::size_t>(n) : 0);
+    if (answer.find("503") != std::string::npos && answer.find("overloaded") != std::string::npos &&
+        answer.find("Retry-After: 1") != std::string::npos)
+      ++overloaded;
+  }
+  const long rss_held = rss_kb(d.pid());
+  EXPECT_GE(overloaded, kConnections - 8) << "sent whole: " << sent_whole;
+  EXPECT_LT(rss_held, rss_before + 48 * 1024)
+      << "RSS grew from " << rss_before << " kB to " << rss_held << " kB";
+  for (int fd : fds) ::close(fd);
+
+  // The held bodies are gone with their connections: webhooks are accepted again.
+  const auto deadline = std::chrono::steady_clock::now() + scaled(5s);
+  int status = 0;
+  while ((status = s.post(1).status) != 200 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(status, 200);
+  EXPECT_TRUE(d.running()) << log_tail(d.log_path());
+}
+
 // Out of file descriptors: connections wait in the listening socket's backlog and every accept() fails
 // with EMFILE. The daemon must pause accepting rather than retry at once (which spins a CPU and writes a log
 // line per failure), stay up, and accept again once descriptors are free.

@@ -216,6 +216,9 @@ struct Server {
   std::string public_base_url;  // default http://localhost:<port>
   int workers = 0;              // 0 = one per core
   uint64_t max_body_bytes = uint64_t{1024} * 1024;
+  // Request bodies held in memory at once by every connection together (from the headers until the answer
+  // is written); a request that would pass it is answered 503 at once (docs/configuration.md#server).
+  uint64_t max_body_memory = uint64_t{256} * 1024 * 1024;
   // Open client connections at most, shared evenly by the workers; past it a worker stops accepting (the
   // kernel's backlog holds new connections) until one of its connections closes.
   int max_connections = 10000;
