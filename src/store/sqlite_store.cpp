@@ -103,6 +103,13 @@ constexpr std::size_t kPipelineBacklog = 32;
 // commit start the WAL over), which bounds the WAL on disk. journal_size_limit truncates the file back.
 constexpr int kCheckpointPages = 4096;     // 16 MiB with 4 KiB pages
 constexpr int kWalHardLimitPages = 16384;  // 64 MiB
+// The writer's RESTART waits for readers still on the WAL at most kRestartPatience: enough for the
+// store's own short reads, not for a long one (an operations API query, an operator's backup), which
+// would otherwise hold every commit back for the busy timeout. When it gives up the WAL grows on, and the
+// writer tries again once the WAL has grown by kRestartRetryPages.
+constexpr int kBusyTimeoutMs = 10000;
+constexpr int kRestartPatienceMs = 50;
+constexpr int kRestartRetryPages = 1024;  // 4 MiB
 constexpr const char* kJournalSizeLimit = "PRAGMA journal_size_limit=67108864";
 
 // Dedup keys older than dedup_window are deleted by the writer, at most kDedupExpireChunk in each group
@@ -591,7 +598,7 @@ class SqliteStore final : public Store {
   void configure(sqlite::Db& db) {
     db.exec("PRAGMA journal_mode=WAL");
     db.exec(synchronous_pragma(options_.durability));
-    db.exec("PRAGMA busy_timeout=10000");
+    sqlite3_busy_timeout(db.get(), kBusyTimeoutMs);
     db.exec("PRAGMA temp_store=MEMORY");
     db.exec("PRAGMA cache_size=-16000");     // 16 MB per connection
     db.exec("PRAGMA wal_autocheckpoint=0");  // checkpoints: see kCheckpointPages
@@ -618,13 +625,28 @@ class SqliteStore final : public Store {
   void after_commit() {
     static metrics::Counter& by_writer = checkpoints("writer");
     const int pages = wal_pages_;
-    if (pages >= kWalHardLimitPages) {
+    if (pages >= restart_at_pages_) {
       by_writer.inc();
       int frames = 0, done = 0;
-      check_checkpoint(
-          sqlite3_wal_checkpoint_v2(writer_db_.get(), nullptr, SQLITE_CHECKPOINT_RESTART, &frames, &done),
-          writer_db_);
+      sqlite3_busy_timeout(writer_db_.get(), kRestartPatienceMs);
+      const int rc =
+          sqlite3_wal_checkpoint_v2(writer_db_.get(), nullptr, SQLITE_CHECKPOINT_RESTART, &frames, &done);
+      sqlite3_busy_timeout(writer_db_.get(), kBusyTimeoutMs);
+      check_checkpoint(rc, writer_db_);
       wal_pages_ = 0;
+      if (rc == SQLITE_BUSY) {
+        restart_at_pages_ = pages + kRestartRetryPages;
+        const int64_t now = event::now_ms();
+        if (now - wal_held_logged_ms_ >= 60000) {
+          wal_held_logged_ms_ = now;
+          log::warn(
+              "store: the WAL is past its limit and a long read holds an old snapshot; the WAL grows "
+              "until the read ends (commits go on)",
+              {{"wal_mib", std::to_string(pages / 256)}});
+        }
+      } else {
+        restart_at_pages_ = kWalHardLimitPages;
+      }
       return;
     }
     if (pages >= kCheckpointPages) {
@@ -1287,7 +1309,9 @@ class SqliteStore final : public Store {
   bool pstop_ = false;
   std::thread pruner_;
 
-  int wal_pages_ = 0;  // writer thread only: the WAL's size after the last commit
+  int wal_pages_ = 0;                          // writer thread only: the WAL's size after the last commit
+  int restart_at_pages_ = kWalHardLimitPages;  // writer thread only: the WAL's size for its next RESTART
+  int64_t wal_held_logged_ms_ = 0;             // writer thread only
   sqlite::Db checkpoint_db_;
   std::mutex cmu_;
   std::condition_variable ccv_;

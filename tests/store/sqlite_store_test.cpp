@@ -397,6 +397,54 @@ TEST(SqliteStore, BatchOnAClosedStoreFailsEveryEntry) {
   EXPECT_EQ(results[1].status, Status::failed);
 }
 
+// A reader that keeps an old snapshot (a long query of the operations API, a backup) stops checkpoints from
+// starting the WAL over. The writer must not wait for it: commits past the WAL's hard limit go on at
+// their usual pace (the WAL grows while the reader lasts) and the WAL starts over once it is gone.
+TEST(SqliteStore, ALongReaderDoesNotHoldCommitsBackPastTheWalLimit) {
+  test::TempDir dir;
+  auto o = options(dir);
+  o.durability = config::Store::Durability::none;  // the test is about checkpoints, not fsync
+  const std::string payload(3500, 'x');
+  auto s = store::make_sqlite_store(o);
+  s->open();
+  for (const auto& r : commit_keys(*s, batch_keys("before", 0, 10), payload))
+    ASSERT_EQ(r.status, Status::accepted);
+  store::sqlite::Db reader((dir / "state" / "evrouter.db").string());
+  reader.exec("BEGIN");
+  {
+    store::sqlite::Stmt st(reader, "SELECT count(*) FROM events");
+    ASSERT_TRUE(st.step());
+    EXPECT_EQ(st.int64(0), 10);
+  }
+  auto& by_writer =
+      metrics::Registry::global().counter("evrouter_store_checkpoints_total", "", {{"by", "writer"}});
+  const auto by_writer_before = by_writer.value();
+  // ~25,000 pages of 4 KiB: past the 16,384-page hard limit while the reader holds its snapshot.
+  constexpr int kBatches = 80, kPerBatch = 200;
+  std::chrono::steady_clock::duration slowest{};
+  for (int b = 0; b < kBatches; ++b) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (const auto& r : commit_keys(*s, batch_keys("w", b, kPerBatch), payload))
+      ASSERT_EQ(r.status, Status::accepted);
+    slowest = std::max(slowest, std::chrono::steady_clock::now() - t0);
+  }
+  EXPECT_GT(by_writer.value(), by_writer_before) << "the WAL never reached the hard limit";
+  EXPECT_LT(slowest, std::chrono::seconds(2)) << "a commit waited for the reader";
+  const auto wal = dir / "state" / "evrouter.db-wal";
+  EXPECT_GT(std::filesystem::file_size(wal), 72U * 1024 * 1024) << "the WAL grew while the reader lasted";
+  reader.exec("COMMIT");
+  // Without the reader a checkpoint starts the WAL over, and the file is cut back to its limit.
+  int batches_after = 0;
+  while (std::filesystem::file_size(wal) > 64U * 1024 * 1024 && batches_after < 40) {
+    for (const auto& r : commit_keys(*s, batch_keys("after", batches_after, kPerBatch), payload))
+      ASSERT_EQ(r.status, Status::accepted);
+    ++batches_after;
+  }
+  EXPECT_LE(std::filesystem::file_size(wal), 64U * 1024 * 1024) << "after " << batches_after << " batches";
+  EXPECT_EQ(s->counts().events, 10 + (kBatches + batches_after) * kPerBatch);
+  s->close();
+}
+
 // Checkpoints run on their own thread: once the WAL passes its threshold the database file receives the
 // pages without the writer doing it, the WAL stays bounded, and everything is there after a reopen.
 TEST(SqliteStore, CheckpointerCopiesTheWalIntoTheDatabase) {
