@@ -28,6 +28,8 @@ void usage() {
       "  replay --flow F --from T --to T [--destination D] [--dry-run]\n"
       "                               re-run a flow's events of a time window through its current "
       "definition\n"
+      "  backup --config FILE --output PATH\n"
+      "                               a consistent copy of the SQLite store, while the daemon runs\n"
       "  version                      print the version\n",
       stderr);
 }
@@ -52,6 +54,7 @@ int main(int argc, char** argv) {
   if (cmd == "dlq") return evr::cli::dlq(args);
   if (cmd == "schemas") return evr::cli::schemas(args);
   if (cmd == "replay") return evr::cli::replay(args);
+  if (cmd == "backup") return evr::cli::backup(args);
   if (cmd == "version" || cmd == "--version") return evr::cli::version(args);
   if (cmd == "help" || cmd == "--help" || cmd == "-h") {
     usage();

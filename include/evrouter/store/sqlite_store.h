@@ -3,7 +3,9 @@
 // Writes go through one writer thread that groups everything queued into one transaction (group commit):
 // one fsync covers many webhooks. Reads run on a separate reader connection and thread.
 
+#include <cstdint>
 #include <memory>
+#include <string>
 
 #include "evrouter/config/config.h"
 #include "evrouter/store/store.h"
@@ -11,5 +13,14 @@
 namespace evr::store {
 
 std::unique_ptr<Store> make_sqlite_store(const config::Store& options);
+
+// A consistent copy of the store in `state_dir`, written to `output` (a new file) while the daemon may be
+// running: what the copy holds, checked (PRAGMA quick_check) and synced before it takes its name.
+// Throws std::runtime_error with the reason (no store, the file exists, a failed write).
+struct BackupResult {
+  Counts counts;
+  uint64_t bytes = 0;
+};
+BackupResult backup_sqlite(const std::string& state_dir, const std::string& output);
 
 }  // namespace evr::store
