@@ -10,7 +10,8 @@
 #   bench/backup.sh                       # about 1 minute
 #   FILL=60 DURATION=20 bench/backup.sh
 #
-# Environment: FILL (s, 20), DURATION (s, 10), CONNECTIONS (64), EVROUTER (a binary; else a Release build in
+# Environment: FILL (s, 20), DURATION (s, 10), CONNECTIONS (64), BACKUP_PREFIX (a command the backup runs
+# under, e.g. "nice -n 19 ionice -c3"), EVROUTER (a binary; else a Release build in
 # build-release/). Results: docs/operations.md ("Backups").
 if [[ -n ${EVROUTER:-} ]]; then LOADGEN=${LOADGEN:-unused}; fi
 source "$(dirname "${BASH_SOURCE[0]}")/delivery_lib.sh"
@@ -35,7 +36,8 @@ echo "load avg    before: $(cut -d' ' -f1-3 /proc/loadavg)"
 fill=$(wrk_shopify "$url" "$CONNECTIONS" "$FILL" fill uuid)
 echo "filled      $(field ok " $fill") webhooks"
 alone=$(wrk_shopify "$url" "$CONNECTIONS" "$DURATION" alone uuid)
-(sleep 1 && "$EVROUTER" backup --config "$dir/evrouter.yaml" --output "$WORK/copy.db" >"$WORK/backup.out" 2>&1) &
+# shellcheck disable=SC2086
+(sleep 1 && ${BACKUP_PREFIX:-} "$EVROUTER" backup --config "$dir/evrouter.yaml" --output "$WORK/copy.db" >"$WORK/backup.out" 2>&1) &
 backup_pid=$!
 during=$(wrk_shopify "$url" "$CONNECTIONS" "$DURATION" during uuid)
 wait "$backup_pid" || { cat "$WORK/backup.out" >&2; exit 1; }
