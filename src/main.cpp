@@ -30,6 +30,8 @@ void usage() {
       "definition\n"
       "  backup --config FILE --output PATH\n"
       "                               a consistent copy of the SQLite store, while the daemon runs\n"
+      "  restore --config FILE --from PATH\n"
+      "                               put a backup in place as the store (the daemon stopped)\n"
       "  version                      print the version\n",
       stderr);
 }
@@ -55,6 +57,7 @@ int main(int argc, char** argv) {
   if (cmd == "schemas") return evr::cli::schemas(args);
   if (cmd == "replay") return evr::cli::replay(args);
   if (cmd == "backup") return evr::cli::backup(args);
+  if (cmd == "restore") return evr::cli::restore(args);
   if (cmd == "version" || cmd == "--version") return evr::cli::version(args);
   if (cmd == "help" || cmd == "--help" || cmd == "-h") {
     usage();

@@ -15,7 +15,8 @@ int test_pattern(const Args& args);     // evrouter test-pattern PATTERN EVENT
 int test_connection(const Args& args);  // evrouter test-connection NAME
 int tail(const Args& args);             // evrouter tail [--flow F] [--pattern P]
 int version(const Args& args);
-int backup(const Args& args);  // evrouter backup [--config FILE] --output PATH (SQLite store)
+int backup(const Args& args);   // evrouter backup [--config FILE] --output PATH (SQLite store)
+int restore(const Args& args);  // evrouter restore [--config FILE] --from PATH (daemon stopped)
 // Against a running daemon's admin API (operations.cpp).
 int flows(const Args& args);    // evrouter flows list|enable|disable|reset|rotate-listener
 int events(const Args& args);   // evrouter events list|get

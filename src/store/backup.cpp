@@ -9,6 +9,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <mutex>
 #include <stdexcept>
@@ -120,6 +121,58 @@ BackupResult backup_sqlite(const std::string& state_dir, const std::string& outp
   sqlite::Db copy(out.string());
   r.counts = ops::counts(copy);
   r.bytes = fs::file_size(out);
+  return r;
+}
+
+RestoreResult restore_sqlite(const std::string& state_dir, const std::string& from) {
+  const fs::path backup = fs::absolute(from);
+  if (!fs::is_regular_file(backup)) throw std::runtime_error("no backup at " + backup.string());
+  {
+    sqlite::Db copy(backup.string());
+    sqlite::Stmt is_store(copy,
+                          "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'events'");
+    if (!is_store.step() || is_store.int64(0) != 1)
+      throw std::runtime_error(backup.string() + " is not an evrouter store");
+    sqlite::Stmt check(copy, "PRAGMA quick_check");
+    const std::string verdict = check.step() ? check.text(0) : std::string("no answer");
+    if (verdict != "ok") throw std::runtime_error(backup.string() + " failed its check: " + verdict);
+  }
+  const fs::path dir = fs::path(state_dir);
+  fs::create_directories(dir);
+  const fs::path db_path = dir / "evrouter.db";
+  RestoreResult r;
+  if (fs::exists(db_path)) {
+    // Leaving WAL mode needs the only connection to the database: it fails while evrouter (or anything)
+    // has the store open, and otherwise folds the WAL into the file, so the file alone is the old store.
+    std::string mode_now, failure;
+    try {
+      sqlite::Db live(db_path.string());
+      sqlite::Stmt mode(live, "PRAGMA journal_mode=DELETE");
+      if (mode.step()) mode_now = mode.text(0);
+    } catch (const std::exception& e) {
+      failure = e.what();
+    }
+    if (mode_now != "delete") {
+      if (failure.empty() || failure.find("locked") != std::string::npos)
+        throw std::runtime_error("the store in " + dir.string() +
+                                 " is in use (is evrouter running?); stop it before restoring");
+      throw std::runtime_error("cannot check the store in " + dir.string() + " (" + failure +
+                               "); if evrouter is stopped, move evrouter.db and its -wal and -shm files "
+                               "aside and restore again");
+    }
+    r.kept = (dir / ("evrouter.db.before-restore-" + std::to_string(::time(nullptr)))).string();
+    fs::rename(db_path, r.kept);
+  }
+  for (const char* stale : {"evrouter.db-wal", "evrouter.db-shm", "evrouter.db-journal"})
+    fs::remove(dir / stale);
+  const fs::path partial = dir / "evrouter.db.partial";
+  fs::remove(partial);
+  fs::copy_file(backup, partial);
+  sync_path(partial, O_RDONLY);
+  fs::rename(partial, db_path);
+  sync_path(dir, O_RDONLY | O_DIRECTORY);
+  sqlite::Db restored(db_path.string());
+  r.counts = ops::counts(restored);
   return r;
 }
 

@@ -2,7 +2,6 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <regex>
 #include <set>
 
 #include "support/process_rig.h"
@@ -17,30 +16,12 @@ using test::ProcessRig;
 using test::Sink;
 using test::SinkOptions;
 
-struct Ran {
-  int code;
-  std::string output;
-};
-
-Ran run_cli(std::vector<std::string> args, std::vector<std::string> env = {}) {
-  DaemonProcess p(std::move(args), std::move(env));
-  const int code = p.wait(30s);
-  return {code, test::read_file(p.log_path())};
-}
-
-// The ids ("id": n) of the orders the sink received.
-std::set<int> received_ids(const Sink& sink) {
-  std::set<int> ids;
-  static const std::regex id(R"re("id":(\d+))re");
-  for (const auto& r : sink.requests()) {
-    std::smatch m;
-    if (std::regex_search(r.body, m, id)) ids.insert(std::stoi(m[1]));
-  }
-  return ids;
-}
+using Ran = test::CliRun;
+using test::run_cli;
 
 // A copy taken while the daemon runs (deliveries pending: the destination is down) holds every webhook
-// acknowledged before it and none after; a daemon started on the copy delivers exactly those.
+// acknowledged before it and none after; restored (once the daemon is stopped), a daemon started on it
+// delivers exactly those.
 TEST(Backup, CopyOfALiveStoreRestoresItsPendingDeliveries) {
   ProcessRig s;
   const fs::path backup = s.dir / "backup.db";
@@ -53,38 +34,60 @@ TEST(Backup, CopyOfALiveStoreRestoresItsPendingDeliveries) {
       before.insert(i);
     }
     const Ran r = run_cli({"backup", "--config", s.config_path, "--output", backup.string()}, s.env());
-    ASSERT_EQ(r.code, 0) << r.output;
+    ASSERT_EQ(r.status, 0) << r.output;
     EXPECT_NE(r.output.find("40 events, 40 deliveries pending, 0 dead"), std::string::npos) << r.output;
     EXPECT_TRUE(fs::exists(backup));
     EXPECT_FALSE(fs::exists(backup.string() + ".partial"));
+    // No restore over a store in use; the daemon goes on.
+    const Ran busy = run_cli({"restore", "--config", s.config_path, "--from", backup.string()}, s.env());
+    EXPECT_EQ(busy.status, 1);
+    EXPECT_NE(busy.output.find("is in use (is evrouter running?)"), std::string::npos) << busy.output;
     for (int i = 100; i < 110; ++i) ASSERT_EQ(s.post(i).status, 200);  // after the copy
     // A backup never overwrites a file.
     const Ran again = run_cli({"backup", "--config", s.config_path, "--output", backup.string()}, s.env());
-    EXPECT_EQ(again.code, 1);
+    EXPECT_EQ(again.status, 1);
     EXPECT_NE(again.output.find("exists; give a new file name"), std::string::npos) << again.output;
     d.kill(SIGTERM);
     EXPECT_EQ(d.wait(15s), 0);
   }
-  // Restore: the copy becomes the store.
-  const fs::path state = s.dir / "state";
-  for (const char* f : {"evrouter.db", "evrouter.db-wal", "evrouter.db-shm"}) fs::remove(state / f);
-  fs::copy_file(backup, state / "evrouter.db");
+  // Restore: the copy becomes the store; the one it replaces is kept beside it.
+  const Ran restored = run_cli({"restore", "--config", s.config_path, "--from", backup.string()}, s.env());
+  ASSERT_EQ(restored.status, 0) << restored.output;
+  EXPECT_NE(restored.output.find("40 events, 40 deliveries pending, 0 dead"), std::string::npos)
+      << restored.output;
+  EXPECT_NE(restored.output.find("evrouter.db.before-restore-"), std::string::npos) << restored.output;
+  EXPECT_FALSE(fs::exists(s.dir / "state" / "evrouter.db-wal"));
   Sink sink(SinkOptions::on_port(s.sink_port));
   DaemonProcess d({"serve", "--config", s.config_path}, s.env());
   ASSERT_TRUE(test::wait_port(s.port, 10s)) << test::read_file(d.log_path());
   ASSERT_TRUE(sink.wait_for(before.size(), 20s)) << sink.count() << " delivered";
   std::this_thread::sleep_for(500ms);  // nothing more is coming
-  EXPECT_EQ(received_ids(sink), before);
+  EXPECT_EQ(test::delivered_ids(sink), before);
+}
+
+TEST(Backup, RestoreRefusesWhatIsNotAStore) {
+  ProcessRig s;
+  const fs::path junk = s.dir / "junk.db";
+  test::write_file(junk,
+                   "not a database at all, but long enough to have a header............................");
+  const Ran r = run_cli({"restore", "--config", s.config_path, "--from", junk.string()}, s.env());
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("evrouter restore: "), std::string::npos) << r.output;
+  const Ran missing =
+      run_cli({"restore", "--config", s.config_path, "--from", (s.dir / "none.db").string()}, s.env());
+  EXPECT_EQ(missing.status, 1);
+  EXPECT_NE(missing.output.find("no backup at"), std::string::npos) << missing.output;
+  EXPECT_FALSE(fs::exists(s.dir / "state" / "evrouter.db"));  // nothing was put in place
 }
 
 TEST(Backup, RefusesWithoutAStoreOrWithJetStream) {
   ProcessRig s;
   const Ran none =
       run_cli({"backup", "--config", s.config_path, "--output", (s.dir / "b.db").string()}, s.env());
-  EXPECT_EQ(none.code, 1);
+  EXPECT_EQ(none.status, 1);
   EXPECT_NE(none.output.find("no store at"), std::string::npos) << none.output;
   const Ran usage = run_cli({"backup", "--config", s.config_path}, s.env());
-  EXPECT_EQ(usage.code, 2);
+  EXPECT_EQ(usage.status, 2);
   EXPECT_NE(usage.output.find("--output PATH"), std::string::npos) << usage.output;
 
   test::DaemonConfig c;
@@ -94,7 +97,7 @@ TEST(Backup, RefusesWithoutAStoreOrWithJetStream) {
   const std::string path = test::write_daemon_config(js, c);
   test::write_orders_flow(js);
   const Ran jet = run_cli({"backup", "--config", path, "--output", (js / "b.db").string()}, s.env());
-  EXPECT_EQ(jet.code, 1);
+  EXPECT_EQ(jet.status, 1);
   EXPECT_NE(jet.output.find("nats stream backup"), std::string::npos) << jet.output;
 }
 

@@ -76,12 +76,6 @@ struct Instance {
   }
 };
 
-std::map<int, int> arrivals(const Sink& sink) {
-  std::map<int, int> out;
-  for (const auto& r : sink.requests()) ++out[nlohmann::json::parse(r.body)["id"].get<int>()];
-  return out;
-}
-
 // The most requests that arrived within any `window`.
 std::size_t busiest(const std::vector<Recorded>& requests, std::chrono::milliseconds window) {
   std::vector<std::chrono::steady_clock::time_point> t;

@@ -16,19 +16,8 @@ using test::read_file;
 using test::TempDir;
 using test::write_file;
 
-struct Outcome {
-  int code;
-  std::string output;
-};
-
-Outcome run(std::vector<std::string> args, std::vector<std::string> env = {}) {
-  DaemonProcess p(std::move(args), std::move(env));
-  const int code = p.wait(std::chrono::seconds(30));
-  std::string out = read_file(p.log_path());
-  std::error_code ec;
-  fs::remove(p.log_path(), ec);
-  return {code, out};
-}
+using Outcome = test::CliRun;
+using test::run_cli;
 
 bool has(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
@@ -47,8 +36,8 @@ class InSourceDir : public ::testing::Test {
 };
 
 TEST_F(InSourceDir, ValidateAcceptsTheSampleConfig) {
-  const Outcome r = run({"validate", "--config", kSampleConfig}, {"SHOPIFY_WEBHOOK_SECRET=x"});
-  EXPECT_EQ(r.code, 0) << r.output;
+  const Outcome r = run_cli({"validate", "--config", kSampleConfig}, {"SHOPIFY_WEBHOOK_SECRET=x"});
+  EXPECT_EQ(r.status, 0) << r.output;
   EXPECT_TRUE(has(r.output, "ok: 1 config, 1 flow, 1 connection")) << r.output;
 }
 
@@ -57,9 +46,9 @@ TEST_F(InSourceDir, ValidateWarnsAboutAnUnsetSecretButSucceeds) {
   const char* old = std::getenv("SHOPIFY_WEBHOOK_SECRET");
   const std::string saved = old ? old : "";
   ::unsetenv("SHOPIFY_WEBHOOK_SECRET");
-  const Outcome r = run({"validate"});
+  const Outcome r = run_cli({"validate"});
   if (old) ::setenv("SHOPIFY_WEBHOOK_SECRET", saved.c_str(), 1);
-  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(r.status, 0) << r.output;
   EXPECT_TRUE(has(r.output,
                   "flows/shopify-orders.yaml:14:11: warning: source.secret: environment variable "
                   "SHOPIFY_WEBHOOK_SECRET is not set"))
@@ -75,8 +64,8 @@ TEST(Validate, ReportsErrorsAndExitsOne) {
   write_file(dir / "flows" / "a.yaml",
              "name: a\nsource: {secret: {env: EVR_CLI_SECRET}}\nbranches:\n  - destinations: [{connection: "
              "nope}]\n");
-  const Outcome r = run({"validate", "--config", (dir / "evrouter.yaml").string()}, {"EVR_CLI_SECRET=x"});
-  EXPECT_EQ(r.code, 1) << r.output;
+  const Outcome r = run_cli({"validate", "--config", (dir / "evrouter.yaml").string()}, {"EVR_CLI_SECRET=x"});
+  EXPECT_EQ(r.status, 1) << r.output;
   EXPECT_TRUE(has(r.output, (dir / "evrouter.yaml").string() +
                                 ":2:3: error: server.prot: unknown key 'prot' (did you mean 'port'?)"))
       << r.output;
@@ -94,17 +83,17 @@ TEST(Validate, ChecksGivenFlowFilesAgainstTheConfig) {
       dir / "good.yaml",
       "name: a\nsource: {secret: {env: EVR_CLI_SECRET}}\nbranches:\n  - destinations: [{connection: os}]\n");
   const Outcome ok =
-      run({"validate", "--config", (dir / "evrouter.yaml").string(), (dir / "good.yaml").string()},
-          {"EVR_CLI_SECRET=x"});
-  EXPECT_EQ(ok.code, 0) << ok.output;
+      run_cli({"validate", "--config", (dir / "evrouter.yaml").string(), (dir / "good.yaml").string()},
+              {"EVR_CLI_SECRET=x"});
+  EXPECT_EQ(ok.status, 0) << ok.output;
   EXPECT_TRUE(has(ok.output, "ok: 1 config, 1 flow, 1 connection")) << ok.output;
 
-  const Outcome missing = run({"validate", "--config", (dir / "missing.yaml").string()});
-  EXPECT_EQ(missing.code, 1) << missing.output;
+  const Outcome missing = run_cli({"validate", "--config", (dir / "missing.yaml").string()});
+  EXPECT_EQ(missing.status, 1) << missing.output;
   EXPECT_TRUE(has(missing.output, "cannot read file")) << missing.output;
 
-  const Outcome bad_option = run({"validate", "--frobnicate"});
-  EXPECT_EQ(bad_option.code, 2) << bad_option.output;
+  const Outcome bad_option = run_cli({"validate", "--frobnicate"});
+  EXPECT_EQ(bad_option.status, 2) << bad_option.output;
 }
 
 TEST(Validate, WarnsAboutUnreachableBranchesUnusedConnectionsAndUnsetSecrets) {
@@ -117,8 +106,8 @@ TEST(Validate, WarnsAboutUnreachableBranchesUnusedConnectionsAndUnsetSecrets) {
       "name: a\nsource: {secret: {env: EVR_CLI_UNSET_SECRET}}\nbranches:\n  - destinations: [{connection: "
       "os}]\n  - name: late\n    destinations: [{connection: os}]\n");
   ::unsetenv("EVR_CLI_UNSET_SECRET");
-  const Outcome r = run({"validate", "--config", (dir / "evrouter.yaml").string()});
-  EXPECT_EQ(r.code, 0) << r.output;
+  const Outcome r = run_cli({"validate", "--config", (dir / "evrouter.yaml").string()});
+  EXPECT_EQ(r.status, 0) << r.output;
   const std::string config = (dir / "evrouter.yaml").string(), flow = (dir / "f.yaml").string();
   EXPECT_TRUE(
       has(r.output, config + ":3:3: warning: connections.spare: connection 'spare' is not used by any flow"))
@@ -133,8 +122,8 @@ TEST(Validate, WarnsAboutUnreachableBranchesUnusedConnectionsAndUnsetSecrets) {
 TEST(Validate, RefusesABaseUriTheHttpClientCannotUse) {
   TempDir dir;
   write_file(dir / "evrouter.yaml", "connections:\n  os: {base_uri: 'http://-host'}\nflows: []\n");
-  const Outcome r = run({"validate", "--config", (dir / "evrouter.yaml").string()});
-  EXPECT_EQ(r.code, 1) << r.output;
+  const Outcome r = run_cli({"validate", "--config", (dir / "evrouter.yaml").string()});
+  EXPECT_EQ(r.status, 1) << r.output;
   EXPECT_TRUE(has(
       r.output, (dir / "evrouter.yaml").string() + ":2:18: error: connections.os.base_uri: expected an http"))
       << r.output;
@@ -154,41 +143,41 @@ TEST_F(TestPattern, MatchPrintsTrueAndExitsZero) {
       "p.yaml", "detail-type: [orders/create]\ndetail:\n  total_price: [{numeric-string: ['>', 100]}]\n");
   const auto event =
       file("e.json", R"({"detail-type": "orders/create", "detail": {"total_price": "193.86"}})");
-  const Outcome r = run({"test-pattern", pattern, event});
-  EXPECT_EQ(r.code, 0) << r.output;
+  const Outcome r = run_cli({"test-pattern", pattern, event});
+  EXPECT_EQ(r.status, 0) << r.output;
   EXPECT_EQ(r.output, "true\n");
 }
 
 TEST_F(TestPattern, NoMatchPrintsFalseAndExitsOne) {
   const auto pattern = file("p.json", R"({"detail-type": ["orders/create"]})");
   const auto event = file("e.yaml", "detail-type: orders/updated\ndetail: {}\n");
-  const Outcome r = run({"test-pattern", pattern, event});
-  EXPECT_EQ(r.code, 1) << r.output;
+  const Outcome r = run_cli({"test-pattern", pattern, event});
+  EXPECT_EQ(r.status, 1) << r.output;
   EXPECT_EQ(r.output, "false\n");
 }
 
 TEST_F(TestPattern, InvalidInputsExitTwo) {
   const auto event = file("e.json", R"({"detail-type": "orders/create"})");
   const auto bad_json = file("bad.json", "{\"detail-type\": [\"orders/create\"\n");
-  const Outcome syntax = run({"test-pattern", bad_json, event});
-  EXPECT_EQ(syntax.code, 2) << syntax.output;
+  const Outcome syntax = run_cli({"test-pattern", bad_json, event});
+  EXPECT_EQ(syntax.status, 2) << syntax.output;
   EXPECT_TRUE(has(syntax.output, "pattern: " + bad_json + ":")) << syntax.output;
 
   const auto invalid = file("invalid.json", R"({"detail-type": "orders/create"})");
-  const Outcome engine = run({"test-pattern", invalid, event});
-  EXPECT_EQ(engine.code, 2) << engine.output;
+  const Outcome engine = run_cli({"test-pattern", invalid, event});
+  EXPECT_EQ(engine.status, 2) << engine.output;
   EXPECT_TRUE(has(engine.output, "evrouter test-pattern: pattern: ")) << engine.output;
 
   const auto pattern = file("p.json", R"({"detail-type": ["orders/create"]})");
-  const Outcome bad_event = run({"test-pattern", pattern, bad_json});
-  EXPECT_EQ(bad_event.code, 2) << bad_event.output;
+  const Outcome bad_event = run_cli({"test-pattern", pattern, bad_json});
+  EXPECT_EQ(bad_event.status, 2) << bad_event.output;
   EXPECT_TRUE(has(bad_event.output, "event: ")) << bad_event.output;
 
-  const Outcome missing = run({"test-pattern", pattern, (dir / "missing.json").string()});
-  EXPECT_EQ(missing.code, 2) << missing.output;
+  const Outcome missing = run_cli({"test-pattern", pattern, (dir / "missing.json").string()});
+  EXPECT_EQ(missing.status, 2) << missing.output;
 
-  EXPECT_EQ(run({"test-pattern", "-", "-"}).code, 2);
-  EXPECT_EQ(run({"test-pattern", pattern}).code, 2);
+  EXPECT_EQ(run_cli({"test-pattern", "-", "-"}).status, 2);
+  EXPECT_EQ(run_cli({"test-pattern", pattern}).status, 2);
 }
 
 TEST_F(TestPattern, ReadsStandardInput) {

@@ -60,20 +60,6 @@ class Operations : public PipelineTest {
   }
 };
 
-// Runs the evrouter binary; returns its exit status and its output (stdout and stderr).
-struct Cli {
-  int status = -1;
-  std::string output;
-};
-Cli run_cli(std::vector<std::string> args, std::vector<std::string> env = {}) {
-  DaemonProcess p(std::move(args), std::move(env));
-  Cli c;
-  c.status = p.wait(20s);
-  c.output = read_file(p.log_path());
-  std::filesystem::remove(p.log_path());
-  return c;
-}
-
 }  // namespace
 
 TEST_F(Operations, DeadLetterHistoryReplayById) {

@@ -34,8 +34,7 @@ TEST(Process, AckedWebhooksSurviveSigkill) {
   const auto deadline = std::chrono::steady_clock::now() + 20s;
   while (ids.size() < kN && std::chrono::steady_clock::now() < deadline) {
     sink.wait_for(sink.count() + 1, 200ms);
-    ids.clear();
-    for (const auto& r : sink.requests()) ids.insert(nlohmann::json::parse(r.body)["id"].get<int>());
+    ids = delivered_ids(sink);
   }
   EXPECT_EQ(ids.size(), static_cast<std::size_t>(kN)) << log_tail(d.log_path());
 }

@@ -24,26 +24,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// A webhook padded with `pad` bytes.
-PostResult post_padded(const ProcessRig& s, int id, std::size_t pad_bytes) {
-  const std::string pad(pad_bytes, 'p');
-  const std::string body =
-      R"({"id":)" + std::to_string(id) + R"(,"total_price":"10.00","pad":")" + pad + "\"}";
-  return http_request(s.port, "POST", std::string("/hooks/") + kProcessListener,
-                      {{"X-Shopify-Topic", "orders/create"},
-                       {"X-Shopify-Hmac-Sha256", shopify_hmac(kProcessSecret, body)},
-                       {"X-Shopify-Webhook-Id", "wh-" + std::to_string(id)},
-                       {"Content-Type", "application/json"}},
-                      body);
-}
-
-// The ids the sink received.
-std::set<int> delivered_ids(const Sink& sink) {
-  std::set<int> out;
-  for (const auto& r : sink.requests()) out.insert(nlohmann::json::parse(r.body)["id"].get<int>());
-  return out;
-}
-
 // Waits until the sink holds every id of `want`, or the timeout; returns what it holds.
 std::set<int> wait_delivered(const Sink& sink, const std::set<int>& want, std::chrono::seconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -129,7 +109,7 @@ TEST(PowerLoss, EveryAcknowledgedWebhookSurvivesCutsUnderLoad) {
       clients.emplace_back([&] {
         while (!stop) {
           const int id = next++;
-          if (post_padded(s, id, pad).status == 200) {
+          if (s.post(id, pad).status == 200) {
             std::lock_guard lk(mu);
             acked.insert(id);
           }
@@ -189,7 +169,7 @@ TEST(PowerLoss, WithDurabilityOsACutLosesAcknowledgedWebhooks) {
     DaemonProcess d({"serve", "--config", s.config_path}, power_loss_env(s, image));
     ASSERT_TRUE(wait_port(s.port, 10s)) << log_tail(d.log_path());
     for (int id = 0; id < 30; ++id) {
-      ASSERT_EQ(post_padded(s, id, 8192).status, 200);
+      ASSERT_EQ(s.post(id, 8192).status, 200);
       acked.insert(id);
     }
     d.kill(SIGKILL);

@@ -184,6 +184,17 @@ bool DaemonProcess::running() {
   return r == 0;
 }
 
+CliRun run_cli(std::vector<std::string> args, std::vector<std::string> env,
+               std::chrono::milliseconds timeout) {
+  DaemonProcess p(std::move(args), std::move(env));
+  CliRun r;
+  r.status = p.wait(timeout);
+  r.output = read_file(p.log_path());
+  std::error_code ec;
+  std::filesystem::remove(p.log_path(), ec);
+  return r;
+}
+
 int DaemonProcess::wait(std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (pid_ > 0) {

@@ -66,6 +66,15 @@ class DaemonProcess {
   std::string log_;
 };
 
+// The evrouter binary run to its end (a command line: `validate`, `backup`, `dlq list`...): its exit status
+// (-1 when it did not end within `timeout`) and what it printed (stdout and stderr).
+struct CliRun {
+  int status = -1;
+  std::string output;
+};
+CliRun run_cli(std::vector<std::string> args, std::vector<std::string> env = {},
+               std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
 // Polls until 127.0.0.1:port accepts TCP connections.
 bool wait_port(uint16_t port, std::chrono::milliseconds timeout);
 // A blocking TCP connection to 127.0.0.1:port (the caller closes it), or -1.

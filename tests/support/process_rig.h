@@ -1,6 +1,9 @@
 #pragma once
 // A daemon run as a process by tests (crash, signals, faults): see ProcessRig.
 
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -57,8 +60,12 @@ struct ProcessRig {
 
   std::vector<std::string> env() const { return {std::string("EVR_PROCESS_TEST_SECRET=") + kProcessSecret}; }
 
-  PostResult post(int n) const {
-    const std::string body = R"({"id":)" + std::to_string(n) + R"(,"total_price":"10.00"})";
+  // Posts the order with id n (webhook id "wh-<n>"), its body padded with `pad` bytes when asked (to make
+  // the store's files grow quickly).
+  PostResult post(int n, std::size_t pad = 0) const {
+    std::string body = R"({"id":)" + std::to_string(n) + R"(,"total_price":"10.00")";
+    if (pad > 0) body += R"(,"pad":")" + std::string(pad, 'p') + "\"";
+    body += "}";
     return http_request(port, "POST", std::string("/hooks/") + kProcessListener,
                         {{"X-Shopify-Topic", "orders/create"},
                          {"X-Shopify-Hmac-Sha256", shopify_hmac(kProcessSecret, body)},
@@ -67,6 +74,20 @@ struct ProcessRig {
                         body);
   }
 };
+
+// How many times each order id (ProcessRig::post's "id") reached the sink.
+inline std::map<int, int> arrivals(const Sink& sink) {
+  std::map<int, int> out;
+  for (const auto& r : sink.requests()) ++out[nlohmann::json::parse(r.body)["id"].get<int>()];
+  return out;
+}
+
+// The order ids that reached the sink.
+inline std::set<int> delivered_ids(const Sink& sink) {
+  std::set<int> out;
+  for (const auto& [id, times] : arrivals(sink)) out.insert(id);
+  return out;
+}
 
 // The last 4 KB of a log file, for failure messages.
 inline std::string log_tail(const std::string& path) {

@@ -23,4 +23,12 @@ struct BackupResult {
 };
 BackupResult backup_sqlite(const std::string& state_dir, const std::string& output);
 
+// Puts a backup in place as the store of `state_dir`: checks it, refuses while anything has the store open
+// (evrouter running), keeps the store it replaces beside it (`kept`), and syncs the new one in place.
+struct RestoreResult {
+  Counts counts;
+  std::string kept;  // the previous store's file, or "" when there was none
+};
+RestoreResult restore_sqlite(const std::string& state_dir, const std::string& from);
+
 }  // namespace evr::store
