@@ -63,6 +63,7 @@ run() {  # STORE REPEAT
   fi
   for i in $(seq 0 $((replicas - 1))); do
     ports+=("$(free_port)")
+    ADMIN_PORT=$(free_port) # each replica's admin API on its own port (two replicas run at once)
     write_shopify_config "$dir/r$i" "${ports[$i]}" "http://127.0.0.1:$SINK_PORT/ok/$name" "$store" 32
     start_evrouter_ready "$dir/r$i" "${ports[$i]}"
     evr_pids+=("$EVR_PID")
