@@ -39,8 +39,13 @@ StoreArgs parse_store_args(const Args& args, const char* command, const std::str
     out.code = 2;
     return out;
   }
-  auto loaded = config::load(config_path);
-  for (const auto& d : loaded.diagnostics) std::fprintf(stderr, "%s\n", d.str().c_str());
+  // Only the store settings matter here: secrets the flows name need not be set (their warnings are not
+  // printed either), so a backup can run from any shell with the daemon's config file.
+  config::LoadOptions options;
+  options.require_secrets = false;
+  auto loaded = config::load(config_path, options);
+  for (const auto& d : loaded.diagnostics)
+    if (d.severity == config::Diagnostic::Severity::error) std::fprintf(stderr, "%s\n", d.str().c_str());
   if (!loaded.ok()) {
     out.code = 1;
     return out;

@@ -82,10 +82,11 @@ TEST(Backup, RestoreRefusesWhatIsNotAStore) {
 
 TEST(Backup, RefusesWithoutAStoreOrWithJetStream) {
   ProcessRig s;
-  const Ran none =
-      run_cli({"backup", "--config", s.config_path, "--output", (s.dir / "b.db").string()}, s.env());
+  // No environment: the flows' secrets are not needed to find the store.
+  const Ran none = run_cli({"backup", "--config", s.config_path, "--output", (s.dir / "b.db").string()});
   EXPECT_EQ(none.status, 1);
   EXPECT_NE(none.output.find("no store at"), std::string::npos) << none.output;
+  EXPECT_EQ(none.output.find("EVR_PROCESS_TEST_SECRET"), std::string::npos) << none.output;
   const Ran usage = run_cli({"backup", "--config", s.config_path}, s.env());
   EXPECT_EQ(usage.status, 2);
   EXPECT_NE(usage.output.find("--output PATH"), std::string::npos) << usage.output;
