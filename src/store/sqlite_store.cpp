@@ -625,6 +625,7 @@ class SqliteStore final : public Store {
   void after_commit() {
     static metrics::Counter& by_writer = checkpoints("writer");
     const int pages = wal_pages_;
+    if (pages < kWalHardLimitPages) restart_at_pages_ = kWalHardLimitPages;  // the WAL started over
     if (pages >= restart_at_pages_) {
       by_writer.inc();
       int frames = 0, done = 0;
