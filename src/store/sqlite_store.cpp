@@ -197,6 +197,7 @@ class SqliteStore final : public Store {
       writer_db_.exec(kSchema);
       migrate();
       ops::migrate(writer_db_);
+      note_new_indexes();
       writer_db_.exec(kIndexes);
       writer_db_.exec("COMMIT");
     } catch (...) {
@@ -570,6 +571,18 @@ class SqliteStore final : public Store {
     if (open_ && pending_commits_ > 0 && pending_commits_ + n > kMaxQueuedCommits) return false;
     pending_commits_ += n;
     return true;
+  }
+
+  // An index added to a table that already holds rows is built at this start, once: say so, since it
+  // takes about a second per million dedup keys.
+  void note_new_indexes() {
+    sqlite::Stmt has(writer_db_,
+                     "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'dedup_expiry'");
+    if (!has.step() || has.int64(0) != 0) return;
+    sqlite::Stmt keys(writer_db_, "SELECT count(*) FROM dedup");
+    if (keys.step() && keys.int64(0) > 0)
+      log::info("store: indexing the dedup keys by age (once, after an upgrade)",
+                {{"keys", std::to_string(keys.int64(0))}});
   }
 
   // Columns added after the first release of the schema.

@@ -145,6 +145,35 @@ TEST(SqliteStore, DedupKeysPastTheWindowAreDeletedByLaterCommitsInChunks) {
   s->close();
 }
 
+// A store from before the dedup_expiry index gets it at its next start, with its keys still there.
+TEST(SqliteStore, AnOlderStoreGetsTheDedupExpiryIndexAtStart) {
+  test::TempDir dir;
+  {
+    auto s = store::make_sqlite_store(options(dir));
+    s->open();
+    for (const auto& r : commit_keys(*s, batch_keys("k", 0, 3), "{}")) ASSERT_EQ(r.status, Status::accepted);
+    s->close();
+  }
+  const std::string path = (dir / "state" / "evrouter.db").string();
+  auto has_index = [&path] {
+    store::sqlite::Db db(path);
+    store::sqlite::Stmt st(
+        db, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'dedup_expiry'");
+    EXPECT_TRUE(st.step());
+    return st.int64(0) == 1;
+  };
+  {
+    store::sqlite::Db db(path);
+    db.exec("DROP INDEX dedup_expiry");
+  }
+  ASSERT_FALSE(has_index());
+  auto s = store::make_sqlite_store(options(dir));
+  s->open();
+  EXPECT_TRUE(has_index());
+  EXPECT_EQ(commit(*s, make_event("k0-1"), {}).status, Status::duplicate);
+  s->close();
+}
+
 TEST(SqliteStore, FetchDueRetryAndDeadLifecycle) {
   test::TempDir dir;
   auto s = store::make_sqlite_store(options(dir));
