@@ -84,6 +84,21 @@ class WritebackPacer {
   std::thread thread_;  // last: started once the members above exist
 };
 
+// Throws unless `path` is a database that passes PRAGMA quick_check (and, with `store_tables`, holds an
+// evrouter store); `what` names it in the message.
+void check_copy(const fs::path& path, const std::string& what, bool store_tables) {
+  sqlite::Db copy(path.string());
+  if (store_tables) {
+    sqlite::Stmt is_store(copy,
+                          "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'events'");
+    if (!is_store.step() || is_store.int64(0) != 1)
+      throw std::runtime_error(what + " is not an evrouter store");
+  }
+  sqlite::Stmt check(copy, "PRAGMA quick_check");
+  const std::string verdict = check.step() ? check.text(0) : std::string("no answer");
+  if (verdict != "ok") throw std::runtime_error(what + " failed its check: " + verdict);
+}
+
 }  // namespace
 
 BackupResult backup_sqlite(const std::string& state_dir, const std::string& output) {
@@ -98,18 +113,13 @@ BackupResult backup_sqlite(const std::string& state_dir, const std::string& outp
   fs::remove(partial, ec);  // left by an interrupted backup
   try {
     sqlite::Db db(db_path.string());
-    sqlite3_busy_timeout(db.get(), 10000);
+    sqlite3_busy_timeout(db.get(), sqlite::kBusyTimeoutMs);
     sqlite::Stmt vacuum(db, "VACUUM INTO ?1");
     {
       const WritebackPacer pacer(partial);
       vacuum.bind(1, partial.string()).run();
     }
-    {
-      sqlite::Db copy(partial.string());
-      sqlite::Stmt check(copy, "PRAGMA quick_check");
-      const std::string verdict = check.step() ? check.text(0) : std::string("no answer");
-      if (verdict != "ok") throw std::runtime_error("the copy failed its check: " + verdict);
-    }
+    check_copy(partial, "the copy", false);
     sync_path(partial, O_RDONLY);
     fs::rename(partial, out);
     sync_path(out.parent_path(), O_RDONLY | O_DIRECTORY);
@@ -127,16 +137,7 @@ BackupResult backup_sqlite(const std::string& state_dir, const std::string& outp
 RestoreResult restore_sqlite(const std::string& state_dir, const std::string& from) {
   const fs::path backup = fs::absolute(from);
   if (!fs::is_regular_file(backup)) throw std::runtime_error("no backup at " + backup.string());
-  {
-    sqlite::Db copy(backup.string());
-    sqlite::Stmt is_store(copy,
-                          "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'events'");
-    if (!is_store.step() || is_store.int64(0) != 1)
-      throw std::runtime_error(backup.string() + " is not an evrouter store");
-    sqlite::Stmt check(copy, "PRAGMA quick_check");
-    const std::string verdict = check.step() ? check.text(0) : std::string("no answer");
-    if (verdict != "ok") throw std::runtime_error(backup.string() + " failed its check: " + verdict);
-  }
+  check_copy(backup, backup.string(), true);
   const fs::path dir = fs::path(state_dir);
   fs::create_directories(dir);
   const fs::path db_path = dir / "evrouter.db";
@@ -160,15 +161,25 @@ RestoreResult restore_sqlite(const std::string& state_dir, const std::string& fr
                                "); if evrouter is stopped, move evrouter.db and its -wal and -shm files "
                                "aside and restore again");
     }
+  }
+  // The copy is whole and synced beside the store before anything is moved: a failed copy (a full disk)
+  // leaves the current store where it was.
+  const fs::path partial = dir / "evrouter.db.partial";
+  std::error_code ec;
+  fs::remove(partial, ec);
+  try {
+    fs::copy_file(backup, partial);
+    sync_path(partial, O_RDONLY);
+  } catch (...) {
+    fs::remove(partial, ec);
+    throw;
+  }
+  if (fs::exists(db_path)) {
     r.kept = (dir / ("evrouter.db.before-restore-" + std::to_string(::time(nullptr)))).string();
     fs::rename(db_path, r.kept);
   }
   for (const char* stale : {"evrouter.db-wal", "evrouter.db-shm", "evrouter.db-journal"})
     fs::remove(dir / stale);
-  const fs::path partial = dir / "evrouter.db.partial";
-  fs::remove(partial);
-  fs::copy_file(backup, partial);
-  sync_path(partial, O_RDONLY);
   fs::rename(partial, db_path);
   sync_path(dir, O_RDONLY | O_DIRECTORY);
   sqlite::Db restored(db_path.string());

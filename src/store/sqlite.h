@@ -19,6 +19,9 @@ class Error : public std::runtime_error {
   int code_;
 };
 
+// How long a connection waits for a lock another connection holds before SQLITE_BUSY.
+inline constexpr int kBusyTimeoutMs = 10000;
+
 class Db {
  public:
   Db() = default;

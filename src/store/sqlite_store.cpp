@@ -107,7 +107,6 @@ constexpr int kWalHardLimitPages = 16384;  // 64 MiB
 // store's own short reads, not for a long one (an operations API query, an operator's backup), which
 // would otherwise hold every commit back for the busy timeout. When it gives up the WAL grows on, and the
 // writer tries again once the WAL has grown by kRestartRetryPages.
-constexpr int kBusyTimeoutMs = 10000;
 constexpr int kRestartPatienceMs = 50;
 constexpr int kRestartRetryPages = 1024;  // 4 MiB
 constexpr const char* kJournalSizeLimit = "PRAGMA journal_size_limit=67108864";
@@ -611,7 +610,7 @@ class SqliteStore final : public Store {
   void configure(sqlite::Db& db) {
     db.exec("PRAGMA journal_mode=WAL");
     db.exec(synchronous_pragma(options_.durability));
-    sqlite3_busy_timeout(db.get(), kBusyTimeoutMs);
+    sqlite3_busy_timeout(db.get(), sqlite::kBusyTimeoutMs);
     db.exec("PRAGMA temp_store=MEMORY");
     db.exec("PRAGMA cache_size=-16000");     // 16 MB per connection
     db.exec("PRAGMA wal_autocheckpoint=0");  // checkpoints: see kCheckpointPages
@@ -645,7 +644,7 @@ class SqliteStore final : public Store {
       sqlite3_busy_timeout(writer_db_.get(), kRestartPatienceMs);
       const int rc =
           sqlite3_wal_checkpoint_v2(writer_db_.get(), nullptr, SQLITE_CHECKPOINT_RESTART, &frames, &done);
-      sqlite3_busy_timeout(writer_db_.get(), kBusyTimeoutMs);
+      sqlite3_busy_timeout(writer_db_.get(), sqlite::kBusyTimeoutMs);
       check_checkpoint(rc, writer_db_);
       wal_pages_ = 0;
       if (rc == SQLITE_BUSY) {
@@ -658,8 +657,6 @@ class SqliteStore final : public Store {
               "until the read ends (commits go on)",
               {{"wal_mib", std::to_string(pages / 256)}});
         }
-      } else {
-        restart_at_pages_ = kWalHardLimitPages;
       }
       return;
     }

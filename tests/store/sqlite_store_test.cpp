@@ -68,6 +68,14 @@ std::vector<store::CommitResult> commit_keys(store::Store& s, const std::vector<
   return p.get_future().get();
 }
 
+// The number a count query gives on the store of `dir`, read on a connection of its own.
+int64_t count_in(const test::TempDir& dir, const char* sql) {
+  store::sqlite::Db db((dir / "state" / "evrouter.db").string());
+  store::sqlite::Stmt st(db, sql);
+  EXPECT_TRUE(st.step()) << sql;
+  return st.int64(0);
+}
+
 void record(store::Store& s, store::Outcome o) {
   std::promise<void> p;
   s.record(std::move(o), [&p] { p.set_value(); });
@@ -120,12 +128,7 @@ TEST(SqliteStore, DedupKeysPastTheWindowAreDeletedByLaterCommitsInChunks) {
   o.dedup_window = std::chrono::milliseconds(400);
   auto s = store::make_sqlite_store(o);
   s->open();
-  store::sqlite::Db db((dir / "state" / "evrouter.db").string());
-  auto dedup_rows = [&db] {
-    store::sqlite::Stmt st(db, "SELECT count(*) FROM dedup");
-    EXPECT_TRUE(st.step());
-    return st.int64(0);
-  };
+  auto dedup_rows = [&dir] { return count_in(dir, "SELECT count(*) FROM dedup"); };
   auto& expired = metrics::Registry::global().counter("evrouter_store_pruned_total", "", {{"kind", "dedup"}});
   const auto expired_before = expired.value();
   for (const auto& r : commit_keys(*s, batch_keys("old", 0, 200), "{}"))
@@ -155,12 +158,9 @@ TEST(SqliteStore, AnOlderStoreGetsTheDedupExpiryIndexAtStart) {
     s->close();
   }
   const std::string path = (dir / "state" / "evrouter.db").string();
-  auto has_index = [&path] {
-    store::sqlite::Db db(path);
-    store::sqlite::Stmt st(
-        db, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'dedup_expiry'");
-    EXPECT_TRUE(st.step());
-    return st.int64(0) == 1;
+  auto has_index = [&dir] {
+    return count_in(dir,
+                    "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'dedup_expiry'") == 1;
   };
   {
     store::sqlite::Db db(path);
