@@ -9,8 +9,10 @@ namespace {
 
 class HmacVerifier final : public Verifier {
  public:
-  HmacVerifier(HmacOptions options, std::vector<std::string> secrets)
-      : options_(std::move(options)), secrets_(std::move(secrets)) {}
+  HmacVerifier(HmacOptions options, const std::vector<std::string>& secrets) : options_(std::move(options)) {
+    keys_.reserve(secrets.size());
+    for (const auto& secret : secrets) keys_.emplace_back(options_.digest, secret);
+  }
 
   std::optional<Refusal> verify(const Request& request) const override {
     std::string_view presented = request.header(options_.header);
@@ -24,8 +26,8 @@ class HmacVerifier final : public Verifier {
       for (char& c : normalized) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     }
     bool ok = false;
-    for (const auto& secret : secrets_) {
-      const std::string mac = crypto::hmac(options_.digest, secret, request.body);
+    for (const auto& key : keys_) {
+      const std::string mac = key.mac(request.body);
       const std::string expected = options_.encoding == HmacOptions::Encoding::hex
                                        ? crypto::hex_encode(mac)
                                        : crypto::base64_encode(mac);
@@ -38,13 +40,13 @@ class HmacVerifier final : public Verifier {
 
  private:
   HmacOptions options_;
-  std::vector<std::string> secrets_;
+  std::vector<crypto::HmacKey> keys_;  // one per secret (rotation), their pads hashed once
 };
 
 }  // namespace
 
 std::unique_ptr<Verifier> make_hmac_verifier(HmacOptions options, std::vector<std::string> secrets) {
-  return std::make_unique<HmacVerifier>(std::move(options), std::move(secrets));
+  return std::make_unique<HmacVerifier>(std::move(options), secrets);
 }
 
 }  // namespace evr::source

@@ -16,8 +16,11 @@ constexpr std::string_view kSignature = "webhook-signature";
 
 class StandardWebhooksVerifier final : public Verifier {
  public:
-  StandardWebhooksVerifier(std::vector<std::string> keys, std::chrono::milliseconds tolerance)
-      : keys_(std::move(keys)), tolerance_(tolerance) {}
+  StandardWebhooksVerifier(const std::vector<std::string>& keys, std::chrono::milliseconds tolerance)
+      : tolerance_(tolerance) {
+    keys_.reserve(keys.size());
+    for (const auto& key : keys) keys_.emplace_back(crypto::Digest::sha256, key);
+  }
 
   std::optional<Refusal> verify(const Request& request) const override {
     const std::string_view id = request.header(kId);
@@ -58,8 +61,7 @@ class StandardWebhooksVerifier final : public Verifier {
     content.append(id).append(".").append(timestamp).append(".").append(request.body);
     std::vector<std::string> expected;
     expected.reserve(keys_.size());
-    for (const auto& key : keys_)
-      expected.push_back(crypto::base64_encode(crypto::hmac_sha256(key, content)));
+    for (const auto& key : keys_) expected.push_back(crypto::base64_encode(key.mac(content)));
     bool ok = false;
     std::string_view rest = signatures;
     while (!rest.empty()) {
@@ -75,7 +77,7 @@ class StandardWebhooksVerifier final : public Verifier {
   }
 
  private:
-  std::vector<std::string> keys_;
+  std::vector<crypto::HmacKey> keys_;
   std::chrono::milliseconds tolerance_;
 };
 

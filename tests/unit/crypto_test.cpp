@@ -18,6 +18,40 @@ TEST(Crypto, HmacSha256KnownVector) {
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
 }
 
+TEST(Crypto, HmacKeyGivesTheSameMacAsHmacForEveryKeyLength) {
+  // RFC 4231 test case 6: a 131-byte key (longer than a block: hashed first).
+  const crypto::HmacKey long_key(crypto::Digest::sha256, std::string(131, '\xaa'));
+  EXPECT_EQ(crypto::hex_encode(long_key.mac("Test Using Larger Than Block-Size Key - Hash Key First")),
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+  const std::string body(3553, 'x');
+  for (const auto digest : {crypto::Digest::sha256, crypto::Digest::sha1}) {
+    for (const std::size_t n : {0, 1, 4, 32, 63, 64, 65, 128, 200}) {
+      std::string key(n, '\0');
+      for (std::size_t i = 0; i < n; ++i) key[i] = static_cast<char>(i * 7 + 1);
+      const crypto::HmacKey hk(digest, key);
+      for (const std::string_view data :
+           {std::string_view(), std::string_view("abc"), std::string_view(body)}) {
+        EXPECT_EQ(hk.mac(data), crypto::hmac(digest, key, data)) << "key length " << n;
+      }
+      EXPECT_EQ(hk.mac("abc"), crypto::hmac(digest, key, "abc")) << "the same key again, key length " << n;
+    }
+  }
+}
+
+TEST(Crypto, HmacKeyIsSafeToShareBetweenThreads) {
+  const crypto::HmacKey key(crypto::Digest::sha256, "shared-secret");
+  const std::string expected = crypto::hmac_sha256("shared-secret", "message");
+  std::vector<std::thread> threads;
+  std::vector<int> mismatches(4, 0);
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 2000; ++i) mismatches[t] += key.mac("message") != expected ? 1 : 0;
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(std::count(mismatches.begin(), mismatches.end(), 0), 4);
+}
+
 TEST(Crypto, Base64RoundTrip) {
   for (std::string s : {"", "f", "fo", "foo", "foob", "fooba", "foobar"}) {
     auto enc = crypto::base64_encode(s);
