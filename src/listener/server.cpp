@@ -144,7 +144,7 @@ class ServerImpl final : public Server {
       return;
     }
     w.full = false;
-    w.acceptor.async_accept(w.ioc, [this, &w](boost::system::error_code ec, tcp::socket socket) {
+    w.acceptor.async_accept(w.ioc, [this, &w](boost::system::error_code ec, Session::Socket socket) {
       if (ec) {
         if (ec == net::error::operation_aborted || !w.acceptor.is_open()) return;
         if (const auto pause = w.accept_errors.failed(ec); pause.count() > 0) {

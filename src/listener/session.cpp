@@ -4,7 +4,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/http/read.hpp>
-#include <boost/beast/http/write.hpp>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "evrouter/common/log.h"
@@ -41,7 +41,7 @@ std::string status_body(std::string_view status, const std::string& event_id) {
 
 }  // namespace
 
-Session::Session(net::ip::tcp::socket socket, Shared& shared, Worker& worker)
+Session::Session(Socket socket, Shared& shared, Worker& worker)
     : stream_(std::move(socket)), shared_(shared), worker_(worker) {
   ++shared_.sessions;
   shared_.connections.add(1);
@@ -183,8 +183,7 @@ void Session::on_header(beast::error_code ec) {
   }
   started_ = headers_read;  // a webhook or a published batch: its answer is timed
   if (req.method() != http::verb::post) {
-    response_ = {};
-    response_.set(http::field::allow, "POST");
+    add_header("Allow", "POST");
     reply_error(405, "method_not_allowed",
                 flow_ ? "webhooks must be sent with POST" : "events are published with POST", true);
     return;
@@ -200,8 +199,7 @@ void Session::on_header(beast::error_code ec) {
   // declared length (a chunked one may reach the body limit) is reserved before it is read.
   const auto declared = parser_->content_length();
   if (!reserve_body(declared ? *declared : shared_.config.max_body_bytes)) {
-    response_ = {};
-    response_.set(http::field::retry_after, "1");
+    add_header("Retry-After", "1");
     reply_error(503, "overloaded",
                 "request bodies in memory have reached server.max_body_memory; retry shortly", true);
     return;
@@ -248,17 +246,14 @@ void Session::handle_webhook(const flow::Flow& flow) {
   auto& req = parser_->get();
   auto header = [&req](std::string_view name) -> std::string_view { return req[name]; };
   if (!flow.enabled) {
-    response_ = {};
-    response_.set(http::field::retry_after, "60");
+    add_header("Retry-After", "60");
     reply_error(503, "flow_disabled", "this flow is disabled; retry later");
     return;
   }
   const source::Request request{header, req.body(), received_ms_};
   if (auto refused = flow.source->verify(request)) {
     log::info("webhook rejected", {{"flow", flow.name}, {"reason", refused->code}});
-    response_ = {};
-    if (!refused->www_authenticate.empty())
-      response_.set(http::field::www_authenticate, refused->www_authenticate);
+    if (!refused->www_authenticate.empty()) add_header("WWW-Authenticate", refused->www_authenticate);
     reply_error(refused->status, refused->code.c_str(), refused->message);
     return;
   }
@@ -320,8 +315,7 @@ void Session::on_committed(store::CommitResult r) {
       return;
     case Status::failed:
       log::error("webhook not stored", {{"flow", flow}, {"error", r.error}});
-      response_ = {};
-      response_.set(http::field::retry_after, "5");
+      add_header("Retry-After", "5");
       reply_error(503, "store_unavailable", "the event could not be stored; retry later");
       return;
   }
@@ -337,16 +331,14 @@ void Session::handle_publish() {
     presented = auth.substr(7);
   }
   if (presented.empty()) {
-    response_ = {};
-    response_.set(http::field::www_authenticate, "Bearer");
+    add_header("WWW-Authenticate", "Bearer");
     reply_error(401, "missing_api_key", "send the publish key as Authorization: Bearer <key> or X-Api-Key");
     return;
   }
   const bus::Key* key = publisher.authenticate(presented);
   if (key == nullptr) {
     log::info("publish rejected", {{"reason", "invalid_api_key"}});
-    response_ = {};
-    response_.set(http::field::www_authenticate, R"(Bearer error="invalid_token")");
+    add_header("WWW-Authenticate", R"(Bearer error="invalid_token")");
     reply_error(401, "invalid_api_key", "the publish key is not known");
     return;
   }
@@ -387,8 +379,7 @@ void Session::on_published(std::vector<store::CommitResult> results) {
   if (failed) {
     log::error("published events not stored", {{"error", results.empty() ? "" : results.front().error}});
     batch_.reset();
-    response_ = {};
-    response_.set(http::field::retry_after, "5");
+    add_header("Retry-After", "5");
     reply_error(503, "store_unavailable", "the events could not be stored; retry later");
     return;
   }
@@ -406,26 +397,40 @@ void Session::reply_error(unsigned status, const char* code, const std::string& 
   reply(status, error_body(code, message), close_after);
 }
 
+void Session::add_header(std::string_view name, std::string_view value) {
+  extra_headers_.append(name).append(": ").append(value).append("\r\n");
+}
+
+// The answer is rendered into one string and written at once: every answer here is a small JSON body
+// with a handful of headers, for which Beast's serializer (a fields container, then a gathered write of
+// its pieces) costs more than the bytes.
 void Session::reply(unsigned status, std::string body, bool close_after) {
-  const unsigned version = parser_ ? parser_->get().version() : 11;
+  const bool http10 = parser_ && parser_->get().version() == 10;
+  const bool head = parser_ && parser_->get().method() == http::verb::head;
   answer_status_ = status;
-  response_.result(status);
-  response_.version(version == 10 ? 10 : 11);
-  response_.set(http::field::content_type, "application/json");
-  response_.set(http::field::server, "evrouter");
-  response_.body() = std::move(body);
   const bool close_conn = close_after || !keep_alive_ || shared_.draining;
-  response_.keep_alive(!close_conn);
-  response_.prepare_payload();
+  const std::string_view reason = http::obsolete_reason(http::int_to_status(status));
+  char numbers[48];
+  const int n = std::snprintf(numbers, sizeof numbers, "%u", status);
+  answer_.clear();
+  answer_.reserve(160 + extra_headers_.size() + body.size());
+  answer_.append(http10 ? "HTTP/1.0 " : "HTTP/1.1 ").append(numbers, static_cast<std::size_t>(n));
+  answer_.append(" ").append(reason).append("\r\nContent-Type: application/json\r\nServer: evrouter\r\n");
+  answer_.append(extra_headers_);
+  extra_headers_.clear();
+  if (close_conn && !http10) answer_.append("Connection: close\r\n");
+  if (!close_conn && http10) answer_.append("Connection: keep-alive\r\n");
+  const int m = std::snprintf(numbers, sizeof numbers, "Content-Length: %zu\r\n\r\n", body.size());
+  answer_.append(numbers, static_cast<std::size_t>(m));
+  if (!head) answer_.append(body);  // a HEAD answer has the GET answer's headers, without its body
   stream_.expires_after(shared_.config.request_timeout);
-  http::async_write(stream_, response_,
-                    [self = shared_from_this(), close_conn](beast::error_code ec, std::size_t) {
-                      self->on_write(close_conn, ec);
-                    });
+  net::async_write(stream_, net::buffer(answer_),
+                   [self = shared_from_this(), close_conn](beast::error_code ec, std::size_t) {
+                     self->on_write(close_conn, ec);
+                   });
 }
 
 void Session::on_write(bool close_after, beast::error_code ec) {
-  response_ = {};
   if (body_reserved_ > 0) {  // the request's body is no longer needed
     parser_.reset();
     if (close_after) {

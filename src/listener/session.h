@@ -3,10 +3,10 @@
 // with a deadline on every read and write and a parser that refuses oversized headers and bodies.
 
 #include <atomic>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/basic_stream.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http/message.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <chrono>
@@ -42,7 +42,14 @@ struct Shared {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(boost::asio::ip::tcp::socket socket, Shared& shared, Worker& worker);
+  // Sockets and streams bound to the worker's io_context by type: no type-erased executor to copy,
+  // compare and destroy at every read, write and timer of every request (beast::tcp_stream's
+  // any_io_executor).
+  using Socket =
+      boost::asio::basic_stream_socket<boost::asio::ip::tcp, boost::asio::io_context::executor_type>;
+  using Stream = boost::beast::basic_stream<boost::asio::ip::tcp, boost::asio::io_context::executor_type>;
+
+  Session(Socket socket, Shared& shared, Worker& worker);
   ~Session();
   void start();
   void close();
@@ -50,7 +57,6 @@ class Session : public std::enable_shared_from_this<Session> {
   bool busy() const { return busy_; }
 
  private:
-  using Response = boost::beast::http::response<boost::beast::http::string_body>;
   // Read buffer kept by an idle connection: a typical webhook's header and the start of its body.
   static constexpr std::size_t kReadBuffer = 4096;
 
@@ -63,16 +69,20 @@ class Session : public std::enable_shared_from_this<Session> {
   void on_published(std::vector<store::CommitResult> results);
   void reply(unsigned status, std::string body, bool close_after = false);
   void reply_error(unsigned status, const char* code, const std::string& message, bool close_after = false);
+  // A header for the next answer only ("Retry-After", "Allow", ...): name and value are constants or come
+  // from the configuration, never from the request.
+  void add_header(std::string_view name, std::string_view value);
   void on_write(bool close_after, boost::beast::error_code ec);
   void linger();
   void read_discard(std::size_t total);
   bool reserve_body(uint64_t bytes);
   void release_body();
 
-  boost::beast::tcp_stream stream_;
+  Stream stream_;
   boost::beast::flat_buffer buffer_;
   std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
-  Response response_;
+  std::string answer_;         // the answer being written: status line, headers and body, sent in one write
+  std::string extra_headers_;  // add_header's lines for the next answer
   Shared& shared_;
   Worker& worker_;
   std::shared_ptr<const flow::Routes> routes_;  // keeps flow_ alive across a reload

@@ -304,3 +304,59 @@ TEST(Hostile, OutOfFileDescriptorsPausesAcceptingAndRecovers) {
   d.kill(SIGTERM);
   EXPECT_EQ(d.wait(10s), 0) << log_tail(d.log_path());
 }
+
+// The listener writes its answers itself (one pre-rendered buffer, not Beast's serializer): they must stay
+// well-formed HTTP for every kind of client, as read off the wire.
+TEST(Hostile, AnswersAreWellFormedForHeadHttp10AndKeepAlive) {
+  ProcessRig s;
+  Sink sink(SinkOptions::on_port(s.sink_port));
+  DaemonProcess d({"serve", "--config", s.config_path}, s.env());
+  ASSERT_TRUE(wait_port(s.port, 10s)) << log_tail(d.log_path());
+
+  // HEAD: the GET answer's status and headers, no body.
+  const std::string head = raw_exchange(s.port, "HEAD /healthz HTTP/1.1\r\nHost: a\r\n\r\n");
+  EXPECT_EQ(head.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << head;
+  EXPECT_NE(head.find("Content-Length: 15\r\n"), std::string::npos) << head;
+  EXPECT_NE(head.find("Connection: close\r\n"), std::string::npos) << head;
+  EXPECT_EQ(head.substr(head.find("\r\n\r\n") + 4), "") << head;
+
+  // HTTP/1.0 asking for keep-alive gets a 1.0 answer that says keep-alive, then a second answer on the
+  // same connection; without asking, the connection closes after the answer.
+  const std::string body = R"({"id":1,"total_price":"1.00"})";
+  std::string post10 = signed_post(body);
+  post10.replace(post10.find("HTTP/1.1"), 8, "HTTP/1.0");
+  post10.replace(post10.find("Connection: close"), 17, "Connection: keep-alive");
+  std::string two;
+  {
+    const int fd = connect_loopback(s.port);
+    ASSERT_GE(fd, 0);
+    const std::string both = post10 + post10;
+    (void)::send(fd, both.data(), both.size(), MSG_NOSIGNAL);
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (two.find("duplicate") == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+      pollfd p{fd, POLLIN, 0};
+      char buf[4096];
+      if (::poll(&p, 1, 200) <= 0) continue;
+      const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      two.append(buf, static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+  }
+  EXPECT_EQ(two.rfind("HTTP/1.0 200 OK\r\n", 0), 0u) << two;
+  EXPECT_NE(two.find("Connection: keep-alive\r\n"), std::string::npos) << two;
+  EXPECT_NE(two.find(R"({"status":"accepted","event_id":")"), std::string::npos) << two;
+  EXPECT_NE(two.find(R"({"status":"duplicate","event_id":")"), std::string::npos)
+      << "the second request on the kept connection: " << two;
+
+  // An error answer carries its extra header (Allow) once, and only on that answer.
+  const std::string get =
+      raw_exchange(s.port, "GET /hooks/" + std::string(kProcessListener) + " HTTP/1.1\r\nHost: a\r\n\r\n");
+  EXPECT_EQ(get.rfind("HTTP/1.1 405 Method Not Allowed\r\n", 0), 0u) << get;
+  EXPECT_NE(get.find("Allow: POST\r\n"), std::string::npos) << get;
+  EXPECT_NE(get.find("Content-Type: application/json\r\n"), std::string::npos) << get;
+  const auto get_body = get.substr(get.find("\r\n\r\n") + 4);
+  EXPECT_NE(get_body.find(R"("error":"method_not_allowed")"), std::string::npos) << get;
+  EXPECT_NE(get.find("Content-Length: " + std::to_string(get_body.size()) + "\r\n"), std::string::npos)
+      << get;
+}
