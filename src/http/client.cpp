@@ -5,6 +5,7 @@
 #include <openssl/x509_vfy.h>
 #include <sys/socket.h>
 
+#include <array>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -12,16 +13,15 @@
 #include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/basic_stream.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/string.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
-#include <boost/beast/http/string_body.hpp>
-#include <boost/beast/http/write.hpp>
 #include <cerrno>
 #include <limits>
 #include <unordered_set>
@@ -53,6 +53,9 @@ constexpr std::uint32_t kHeaderLimit = 64 * 1024;
 
 const char* const kClosed = "client closed";
 
+// Streams bound to the io_context by type: no type-erased executor to copy at every operation.
+using Stream = beast::basic_stream<tcp, net::io_context::executor_type>;
+
 // One stream to the origin, plain or TLS.
 struct Conn {
   Conn(net::io_context& ioc, ssl::context* tls_ctx) {
@@ -61,7 +64,7 @@ struct Conn {
     else
       plain.emplace(ioc);
   }
-  beast::tcp_stream& tcp() { return tls ? tls->next_layer() : *plain; }
+  Stream& tcp() { return tls ? tls->next_layer() : *plain; }
   template <class F>
   void with(F&& f) {
     if (tls)
@@ -90,8 +93,8 @@ struct Conn {
     return tls.has_value();
   }
 
-  std::optional<beast::tcp_stream> plain;
-  std::optional<ssl::stream<beast::tcp_stream>> tls;
+  std::optional<Stream> plain;
+  std::optional<ssl::stream<Stream>> tls;
   beast::flat_buffer buffer;
   std::unique_ptr<char[]> chunk;  // body read buffer, allocated on first use and kept with the stream
   Clock::time_point idle_since;   // when it was last put back among the idle streams
@@ -136,7 +139,8 @@ std::string describe(const char* phase, const beast::error_code& ec) {
 // One request, from send() to its callback.
 struct Exchange : std::enable_shared_from_this<Exchange> {
   std::shared_ptr<State> state;
-  bhttp::request<bhttp::string_body> req;
+  std::string request_head;  // request line and headers, rendered by ClientImpl::build
+  std::string request_body;
   std::function<void(Result)> done;
   Clock::time_point start;
   std::shared_ptr<Conn> conn;
@@ -236,8 +240,9 @@ struct Exchange : std::enable_shared_from_this<Exchange> {
 
   void write() {
     conn->tcp().expires_after(state->options.request_timeout);
+    const std::array<net::const_buffer, 2> bytes{net::buffer(request_head), net::buffer(request_body)};
     conn->with([&](auto& stream) {
-      bhttp::async_write(stream, req, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      net::async_write(stream, bytes, [self = shared_from_this()](beast::error_code ec, std::size_t) {
         self->on_write(ec);
       });
     });
@@ -458,22 +463,19 @@ class ClientImpl final : public Client {
     }
   }
 
-  // Fills the Beast request from `request` (moving its body); returns an error for a request that cannot be
-  // sent as is.
+  // Renders the request line and headers of `request` into ex.head (and moves its body to ex.body); returns
+  // an error for a request that cannot be sent as is. Written by hand rather than through Beast's fields
+  // and serializer: a delivery's head is a few short lines, built once and sent with its body in one write.
   std::string build(Request& request, Exchange& ex) const {
-    auto& req = ex.req;
     const auto verb = bhttp::string_to_verb(request.method);
-    if (verb == bhttp::verb::unknown) {
-      if (!valid_token(request.method)) return "request: invalid method";
-      req.method_string(request.method);
-    } else {
-      req.method(verb);
-    }
+    if (verb == bhttp::verb::unknown && !valid_token(request.method)) return "request: invalid method";
     ex.head = verb == bhttp::verb::head;
     if (!valid_target(request.target)) return "request: invalid target";
-    req.target(request.target);
-    req.version(11);
-    req.set(bhttp::field::host, state_->host_header);
+    std::string& out = ex.request_head;
+    out.clear();
+    out.reserve(128 + request.target.size() + 64 * request.headers.size());
+    out.append(request.method).append(" ").append(request.target).append(" HTTP/1.1\r\nHost: ");
+    out.append(state_->host_header).append("\r\n");
     bool agent = false;
     for (auto& [name, value] : request.headers) {
       if (!valid_token(name) || !valid_value(value)) return "request: invalid header " + name;
@@ -481,12 +483,18 @@ class ClientImpl final : public Client {
           beast::iequals(name, "transfer-encoding") || beast::iequals(name, "connection"))
         continue;
       if (beast::iequals(name, "user-agent")) agent = true;
-      req.insert(name, value);
+      out.append(name).append(": ").append(value).append("\r\n");
     }
     if (!agent && !state_->options.user_agent.empty())
-      req.set(bhttp::field::user_agent, state_->options.user_agent);
-    req.body() = std::move(request.body);
-    req.prepare_payload();
+      out.append("User-Agent: ").append(state_->options.user_agent).append("\r\n");
+    // Content-Length whenever there is a body, and for the methods that expect one even when empty (RFC
+    // 9110 8.6); a GET, HEAD or DELETE without a body sends none.
+    if (!request.body.empty() || verb == bhttp::verb::post || verb == bhttp::verb::put ||
+        verb == bhttp::verb::patch || verb == bhttp::verb::options) {
+      out.append("Content-Length: ").append(std::to_string(request.body.size())).append("\r\n");
+    }
+    out.append("\r\n");
+    ex.request_body = std::move(request.body);
     return {};
   }
 

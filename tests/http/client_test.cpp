@@ -148,6 +148,36 @@ TEST_F(ClientTest, GetAndHeadWithoutBody) {
   EXPECT_EQ(sink.connections(), 1u);
 }
 
+TEST_F(ClientTest, EmptyPostSaysContentLengthZeroAndExtensionMethodsGoAsTheyAre) {
+  Sink sink;
+  auto c = client(sink.url());
+  auto r = send(*c, post("/empty", ""));
+  ASSERT_TRUE(r.ok()) << r.error;
+  Request purge;
+  purge.method = "PURGE";
+  purge.target = "/cache?x=1";
+  r = send(*c, purge);
+  ASSERT_TRUE(r.ok()) << r.error;
+  Request del;
+  del.method = "DELETE";
+  del.target = "/item/1";
+  del.body = "why";
+  r = send(*c, del);
+  ASSERT_TRUE(r.ok()) << r.error;
+  const auto reqs = sink.requests();
+  ASSERT_EQ(reqs.size(), 3u);
+  EXPECT_EQ(reqs[0].method, "POST");
+  EXPECT_EQ(reqs[0].header("content-length"), "0");
+  EXPECT_EQ(reqs[0].body, "");
+  EXPECT_EQ(reqs[1].method, "PURGE");
+  EXPECT_EQ(reqs[1].target, "/cache?x=1");
+  EXPECT_EQ(reqs[1].header("content-length"), "");
+  EXPECT_EQ(reqs[2].method, "DELETE");
+  EXPECT_EQ(reqs[2].header("content-length"), "3");
+  EXPECT_EQ(reqs[2].body, "why");
+  EXPECT_EQ(sink.connections(), 1u) << "each request left the stream reusable";
+}
+
 TEST_F(ClientTest, InvalidRequestsFailWithoutSending) {
   Sink sink;
   auto c = client(sink.url());
