@@ -7,6 +7,8 @@
 #include <string>
 #include <string_view>
 
+#include "evrouter/common/json_text.h"
+
 namespace evr::mapping::detail {
 
 inline bool placeholder_char(char c) {
@@ -38,44 +40,6 @@ void scan(std::string_view text, char open, char close, OnLiteral&& on_literal, 
 }
 
 // Appends `s` as a JSON string literal (quotes included). `s` must be valid UTF-8.
-inline void append_json_string(std::string_view s, std::string& out) {
-  static constexpr char hex[] = "0123456789abcdef";
-  out += '"';
-  for (char c : s) {
-    const auto u = static_cast<unsigned char>(c);
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\b':
-        out += "\\b";
-        break;
-      case '\f':
-        out += "\\f";
-        break;
-      default:
-        if (u < 0x20) {
-          out += "\\u00";
-          out += hex[u >> 4];
-          out += hex[u & 0xF];
-        } else {
-          out += c;
-        }
-    }
-  }
-  out += '"';
-}
+using evr::json_text::append_json_string;
 
 }  // namespace evr::mapping::detail

@@ -1,5 +1,6 @@
 #include "evrouter/store/sqlite_store.h"
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
@@ -13,8 +14,10 @@
 #include <variant>
 
 #include "evrouter/common/crypto.h"
+#include "evrouter/common/json_text.h"
 #include "evrouter/common/log.h"
 #include "evrouter/common/thread.h"
+#include "evrouter/common/utf8.h"
 #include "evrouter/metrics/metrics.h"
 #include "store/operations.h"
 #include "store/sqlite.h"
@@ -138,12 +141,41 @@ const char* synchronous_pragma(config::Store::Durability d) {
   return "PRAGMA synchronous=FULL";
 }
 
-// Invalid UTF-8 (refused at ingest: source::check_envelope_text) would be replaced rather than throw: one
-// event's text must never fail the group commit it shares with others.
+// The event's selected headers as a JSON object, written on the writer's thread for every event: by hand,
+// with what a nlohmann object would give (names sorted, a repeated name's last value kept). Invalid UTF-8
+// (refused at ingest: source::check_envelope_text) goes through nlohmann instead and is replaced rather
+// than thrown: one event's text must never fail the group commit it shares with others.
 std::string headers_json(const event::Event& e) {
-  nlohmann::json j = nlohmann::json::object();
-  for (const auto& [k, v] : e.headers) j[k] = v;
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  using Header = std::pair<std::string, std::string>;
+  const auto& headers = e.headers;
+  bool plain = true;
+  std::size_t bytes = 2;
+  for (const auto& [k, v] : headers) {
+    plain = plain && utf8::valid(k) && utf8::valid(v);
+    bytes += k.size() + v.size() + 6;
+  }
+  if (!plain) {
+    nlohmann::json j = nlohmann::json::object();
+    for (const auto& [k, v] : headers) j[k] = v;
+    return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  }
+  std::vector<const Header*> order;
+  order.reserve(headers.size());
+  for (const auto& h : headers) order.push_back(&h);
+  std::stable_sort(order.begin(), order.end(),
+                   [](const Header* a, const Header* b) { return a->first < b->first; });
+  std::string out;
+  out.reserve(bytes + bytes / 8);
+  out += '{';
+  for (std::size_t i = 0; i < order.size(); ++i) {
+    if (i + 1 < order.size() && order[i + 1]->first == order[i]->first) continue;  // the last one wins
+    if (out.size() > 1) out += ',';
+    json_text::append_json_string(order[i]->first, out);
+    out += ':';
+    json_text::append_json_string(order[i]->second, out);
+  }
+  out += '}';
+  return out;
 }
 
 struct CommitOp {

@@ -107,6 +107,44 @@ TEST(SqliteStore, CommitCreatesDeliveriesAndDeduplicates) {
   EXPECT_EQ(c.pending, 3);
 }
 
+// The headers column is written by hand on the writer's thread: the same JSON a nlohmann object gives
+// (names sorted, a repeated name's last value, every escape), and still stored when a value is not UTF-8.
+TEST(SqliteStore, HeadersAreStoredAsTheJsonObjectNlohmannWouldWrite) {
+  test::TempDir dir;
+  auto s = store::make_sqlite_store(options(dir));
+  s->open();
+  const std::vector<std::pair<std::string, std::string>> headers = {
+      {"X-B", "first"},
+      {"X-A", "quote \" backslash \\ newline \n tab \t bell \x07 del \x7f"},
+      {"X-B", "second"},
+      {"X-\xc3\xa9", "\xe2\x82\xac \xf0\x9f\x98\x80"},
+      {"", "empty name"}};
+  auto e = std::make_shared<event::Event>(*make_event("h1"));
+  e->headers = headers;
+  ASSERT_EQ(commit(*s, e, {}).status, Status::accepted);
+  auto bad = std::make_shared<event::Event>(*make_event("h2"));
+  bad->headers = {{"X-Bad", "\xff\xfe"}, {"X-Ok", "fine"}};
+  ASSERT_EQ(commit(*s, bad, {}).status, Status::accepted);
+  s->close();
+
+  auto expected = [](const std::vector<std::pair<std::string, std::string>>& hs) {
+    nlohmann::json j = nlohmann::json::object();
+    for (const auto& [k, v] : hs) j[k] = v;
+    return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  };
+  store::sqlite::Db db((dir / "state" / "evrouter.db").string());
+  store::sqlite::Stmt st(db, "SELECT headers FROM events WHERE dedup_key = ?1");
+  st.bind(1, std::string("h1"));
+  ASSERT_TRUE(st.step());
+  EXPECT_EQ(st.text(0), expected(headers));
+  EXPECT_EQ(nlohmann::json::parse(st.text(0)).at("X-B"), "second");
+  st.reset();
+  st.bind(1, std::string("h2"));
+  ASSERT_TRUE(st.step());
+  EXPECT_EQ(st.text(0), expected(bad->headers));
+  EXPECT_NE(st.text(0).find("\xef\xbf\xbd"), std::string::npos) << "invalid bytes replaced";
+}
+
 TEST(SqliteStore, DedupWindowExpires) {
   test::TempDir dir;
   auto o = options(dir);
