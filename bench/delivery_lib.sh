@@ -3,6 +3,7 @@
 # Builds a Release evrouter and evrouter-loadgen, makes a work directory, starts nginx as the delivery sink
 # (it logs every request's arrival time and X-Evrouter-Event-Id) and evrouter with a bus flow fed through
 # the publish API. Docs and results: docs/benchmarks.md.
+# EVR_WORKERS sets server.workers in the configs written here (default 0: one listener worker per CPU).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -122,7 +123,7 @@ write_config() {
 server:
   listen: 127.0.0.1
   port: $EVR_PORT
-  workers: 0
+  workers: ${EVR_WORKERS:-0}
   shutdown_grace: 3s
 store:
   state_dir: $dir/state
@@ -205,7 +206,7 @@ write_shopify_config() {
 server:
   listen: 127.0.0.1
   port: $2
-  workers: 0
+  workers: ${EVR_WORKERS:-0}
   shutdown_grace: 3s
 store:
 $4

@@ -9,7 +9,8 @@
 #
 #   bench/thread_cpu.sh [BINARY...]        # default: a Release build in build-release/
 #
-# Environment: DURATION (s, 10), CONNECTIONS (64), ROUNDS (2), SINK (0), BUILD_DIR, KEEP=1. Results: docs/benchmarks.md
+# Environment: DURATION (s, 10), CONNECTIONS (64), ROUNDS (2), SINK (0), EVR_WORKERS (server.workers, 0: one per
+# CPU), BUILD_DIR, KEEP=1. Results: docs/benchmarks.md
 # ("Round 4").
 # Binaries given: nothing to build.
 if (($#)); then
