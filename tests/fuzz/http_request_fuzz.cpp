@@ -283,7 +283,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string answers;
   {
     listener::Worker worker;
-    boost::asio::ip::tcp::socket socket(worker.ioc);
+    listener::Session::Socket socket(worker.ioc);
     socket.assign(boost::asio::ip::tcp::v4(), fds[0]);
     std::make_shared<listener::Session>(std::move(socket), setup.shared, worker)->start();
     std::size_t sent = 0;
