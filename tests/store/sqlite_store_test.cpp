@@ -134,12 +134,13 @@ TEST(SqliteStore, HeadersAreStoredAsTheJsonObjectNlohmannWouldWrite) {
   };
   store::sqlite::Db db((dir / "state" / "evrouter.db").string());
   store::sqlite::Stmt st(db, "SELECT headers FROM events WHERE dedup_key = ?1");
-  st.bind(1, std::string("h1"));
+  const std::string h1 = "h1", h2 = "h2";  // bound without a copy: they outlive each step
+  st.bind(1, h1);
   ASSERT_TRUE(st.step());
   EXPECT_EQ(st.text(0), expected(headers));
   EXPECT_EQ(nlohmann::json::parse(st.text(0)).at("X-B"), "second");
   st.reset();
-  st.bind(1, std::string("h2"));
+  st.bind(1, h2);
   ASSERT_TRUE(st.step());
   EXPECT_EQ(st.text(0), expected(bad->headers));
   EXPECT_NE(st.text(0).find("\xef\xbf\xbd"), std::string::npos) << "invalid bytes replaced";
