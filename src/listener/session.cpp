@@ -355,7 +355,7 @@ void Session::handle_publish() {
     auto answer = bus::answer(*batch_, {});
     log::info("publish rejected", {{"key", key->name}, {"entries", std::to_string(batch_->slots.size())}});
     batch_.reset();
-    reply(answer.status, std::move(answer.body));
+    reply(answer.status, answer.body);
     return;
   }
   std::vector<store::Ingest> ingests = std::move(batch_->ingests);
@@ -389,7 +389,7 @@ void Session::on_published(std::vector<store::CommitResult> results) {
   log::debug("events published",
              {{"entries", std::to_string(batch_->slots.size())}, {"stored", std::to_string(results.size())}});
   batch_.reset();
-  reply(answer.status, std::move(answer.body));
+  reply(answer.status, answer.body);
 }
 
 void Session::reply_error(unsigned status, const char* code, const std::string& message, bool close_after) {
@@ -404,7 +404,7 @@ void Session::add_header(std::string_view name, std::string_view value) {
 // The answer is rendered into one string and written at once: every answer here is a small JSON body
 // with a handful of headers, for which Beast's serializer (a fields container, then a gathered write of
 // its pieces) costs more than the bytes.
-void Session::reply(unsigned status, std::string body, bool close_after) {
+void Session::reply(unsigned status, std::string_view body, bool close_after) {
   const bool http10 = parser_ && parser_->get().version() == 10;
   const bool head = parser_ && parser_->get().method() == http::verb::head;
   answer_status_ = status;

@@ -67,7 +67,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void on_committed(store::CommitResult result);
   void handle_publish();
   void on_published(std::vector<store::CommitResult> results);
-  void reply(unsigned status, std::string body, bool close_after = false);
+  void reply(unsigned status, std::string_view body, bool close_after = false);
   void reply_error(unsigned status, const char* code, const std::string& message, bool close_after = false);
   // A header for the next answer only ("Retry-After", "Allow", ...): name and value are constants or come
   // from the configuration, never from the request.

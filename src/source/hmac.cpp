@@ -45,7 +45,7 @@ class HmacVerifier final : public Verifier {
 
 }  // namespace
 
-std::unique_ptr<Verifier> make_hmac_verifier(HmacOptions options, std::vector<std::string> secrets) {
+std::unique_ptr<Verifier> make_hmac_verifier(HmacOptions options, const std::vector<std::string>& secrets) {
   return std::make_unique<HmacVerifier>(std::move(options), secrets);
 }
 

@@ -19,7 +19,7 @@ struct HmacOptions {
 };
 
 // HMAC of the raw body under any of `secrets` (rotation). Hex signatures are compared case-insensitively.
-std::unique_ptr<Verifier> make_hmac_verifier(HmacOptions options, std::vector<std::string> secrets);
+std::unique_ptr<Verifier> make_hmac_verifier(HmacOptions options, const std::vector<std::string>& secrets);
 
 // Standard Webhooks (https://www.standardwebhooks.com): HMAC-SHA256 over "<webhook-id>.<webhook-timestamp>.
 // <body>" under any of `keys` (decoded secrets), "v1,<base64>" entries in webhook-signature, and a
