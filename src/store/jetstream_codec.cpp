@@ -109,4 +109,27 @@ std::string header(natsMsg* m, const char* name) {
   return {};
 }
 
+std::string publish(jsCtx* js, int64_t timeout_ms, const std::string& subject, const std::string& msg_id,
+                    std::span<const std::pair<const char*, const std::string*>> headers, const char* data,
+                    int len, uint64_t* seq, bool* duplicate) {
+  natsMsg* m = nullptr;
+  natsStatus s = natsMsg_Create(&m, subject.c_str(), nullptr, data, len);
+  for (const auto& [name, value] : headers) {
+    if (s == NATS_OK && !value->empty()) s = natsMsgHeader_Set(m, name, value->c_str());
+  }
+  jsPubOptions po;
+  jsPubOptions_Init(&po);
+  po.MaxWait = timeout_ms;
+  if (!msg_id.empty()) po.MsgId = msg_id.c_str();
+  jsPubAck* pa = nullptr;
+  jsErrCode code{};
+  if (s == NATS_OK) s = js_PublishMsg(&pa, js, m, &po, &code);
+  natsMsg_Destroy(m);
+  if (s != NATS_OK) return status_text(s, code);
+  if (seq) *seq = pa->Sequence;
+  if (duplicate) *duplicate = pa->Duplicate;
+  jsPubAck_Destroy(pa);
+  return {};
+}
+
 }  // namespace evr::store::jetstream

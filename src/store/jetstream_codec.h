@@ -4,9 +4,12 @@
 
 #include <nats/nats.h>
 
+#include <cstdint>
 #include <nlohmann/json.hpp>
+#include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "evrouter/event/event.h"
@@ -30,5 +33,13 @@ Attempt attempt_from(const nlohmann::json& j);
 
 // A header of `m`, empty when absent.
 std::string header(natsMsg* m, const char* name);
+
+// Publishes one message and waits for JetStream's acknowledgement (at most timeout_ms). Headers with an
+// empty value are left out (a reader takes an absent header as empty); a non-empty `msg_id` lets the
+// stream drop a repeat within its duplicate window. Sets *seq and *duplicate, when given, from the
+// acknowledgement. Empty on success, else the error.
+std::string publish(jsCtx* js, int64_t timeout_ms, const std::string& subject, const std::string& msg_id,
+                    std::span<const std::pair<const char*, const std::string*>> headers, const char* data,
+                    int len, uint64_t* seq, bool* duplicate);
 
 }  // namespace evr::store::jetstream

@@ -240,24 +240,10 @@ Scanned<T> scan_newest_first(jsCtx* js, const std::string& stream, const std::st
 std::string Operations::publish(const std::string& subject, const std::string& msg_id,
                                 const std::vector<std::pair<const char*, std::string>>& headers,
                                 const char* data, int len, uint64_t* seq, bool* duplicate) const {
-  natsMsg* m = nullptr;
-  natsStatus s = natsMsg_Create(&m, subject.c_str(), nullptr, data, len);
-  for (const auto& [k, v] : headers) {
-    if (s == NATS_OK && !v.empty()) s = natsMsgHeader_Set(m, k, v.c_str());
-  }
-  jsPubOptions po;
-  jsPubOptions_Init(&po);
-  po.MaxWait = timeout_ms_;
-  if (!msg_id.empty()) po.MsgId = msg_id.c_str();
-  jsPubAck* pa = nullptr;
-  jsErrCode code{};
-  if (s == NATS_OK) s = js_PublishMsg(&pa, js_, m, &po, &code);
-  natsMsg_Destroy(m);
-  if (s != NATS_OK) return status_text(s, code);
-  if (seq) *seq = pa->Sequence;
-  if (duplicate) *duplicate = pa->Duplicate;
-  jsPubAck_Destroy(pa);
-  return {};
+  std::vector<std::pair<const char*, const std::string*>> refs;
+  refs.reserve(headers.size());
+  for (const auto& [name, value] : headers) refs.emplace_back(name, &value);
+  return jetstream::publish(js_, timeout_ms_, subject, msg_id, refs, data, len, seq, duplicate);
 }
 
 std::string Operations::event_subject(const event::Event& e) const {

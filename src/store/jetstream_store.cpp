@@ -195,10 +195,11 @@ class JetStreamStore final : public Store {
     log::info("store opened", {{"type", "jetstream"}, {"stream", events_stream_}});
     if (options_.replicas == 1) {
       // What a 2xx promises rests on the server here, and nothing in the client protocol says how it syncs.
-      log::info("store durability: one replica; a 2xx survives a power cut of the NATS host only if "
-                "nats-server syncs every write (jetstream { sync_interval: always }, nats-server 2.10+; "
-                "docs/scaling.md)",
-                {{"replicas", "1"}});
+      log::info(
+          "store durability: one replica; a 2xx survives a power cut of the NATS host only if "
+          "nats-server syncs every write (jetstream { sync_interval: always }, nats-server 2.10+; "
+          "docs/scaling.md)",
+          {{"replicas", "1"}});
     }
   }
 
@@ -526,24 +527,8 @@ class JetStreamStore final : public Store {
   std::string publish_msg(const std::string& subject, const std::string& msg_id,
                           std::initializer_list<std::pair<const char*, const std::string*>> headers,
                           const std::string& body, bool* duplicate, uint64_t* seq) {
-    natsMsg* m = nullptr;
-    natsStatus s = natsMsg_Create(&m, subject.c_str(), nullptr, body.data(), static_cast<int>(body.size()));
-    for (const auto& [k, v] : headers) {
-      if (s == NATS_OK) s = natsMsgHeader_Set(m, k, v->c_str());
-    }
-    jsPubOptions po;
-    jsPubOptions_Init(&po);
-    po.MaxWait = timeout_ms();
-    if (!msg_id.empty()) po.MsgId = msg_id.c_str();
-    jsPubAck* pa = nullptr;
-    jsErrCode code{};
-    if (s == NATS_OK) s = js_PublishMsg(&pa, js_, m, &po, &code);
-    natsMsg_Destroy(m);
-    if (s != NATS_OK) return status_text(s, code);
-    if (duplicate) *duplicate = pa->Duplicate;
-    if (seq) *seq = pa->Sequence;
-    jsPubAck_Destroy(pa);
-    return {};
+    return jetstream::publish(js_, timeout_ms(), subject, msg_id, {headers.begin(), headers.size()},
+                              body.data(), static_cast<int>(body.size()), seq, duplicate);
   }
 
   CommitResult publish(Ingest& in) {
