@@ -113,6 +113,7 @@ void Session::read_header() {
     return;
   }
   busy_ = false;
+  head_ = false;
   parser_.emplace();
   parser_->header_limit(16 * 1024);
   parser_->body_limit(shared_.config.max_body_bytes);
@@ -147,6 +148,7 @@ void Session::on_header(beast::error_code ec) {
   received_ms_ = event::now_ms();
   const auto& req = parser_->get();
   keep_alive_ = req.keep_alive();
+  head_ = req.method() == http::verb::head;
   std::string_view target = req.target();
   if (auto q = target.find('?'); q != std::string_view::npos) target = target.substr(0, q);
 
@@ -406,7 +408,6 @@ void Session::add_header(std::string_view name, std::string_view value) {
 // its pieces) costs more than the bytes.
 void Session::reply(unsigned status, std::string_view body, bool close_after) {
   const bool http10 = parser_ && parser_->get().version() == 10;
-  const bool head = parser_ && parser_->get().method() == http::verb::head;
   answer_status_ = status;
   const bool close_conn = close_after || !keep_alive_ || shared_.draining;
   const std::string_view reason = http::obsolete_reason(http::int_to_status(status));
@@ -422,7 +423,7 @@ void Session::reply(unsigned status, std::string_view body, bool close_after) {
   if (!close_conn && http10) answer_.append("Connection: keep-alive\r\n");
   const int m = std::snprintf(numbers, sizeof numbers, "Content-Length: %zu\r\n\r\n", body.size());
   answer_.append(numbers, static_cast<std::size_t>(m));
-  if (!head) answer_.append(body);  // a HEAD answer has the GET answer's headers, without its body
+  if (!head_) answer_.append(body);  // a HEAD answer has the GET answer's headers, without its body
   stream_.expires_after(shared_.config.request_timeout);
   net::async_write(stream_, net::buffer(answer_),
                    [self = shared_from_this(), close_conn](beast::error_code ec, std::size_t) {

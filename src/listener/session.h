@@ -92,6 +92,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool first_ = true;
   bool busy_ = false;
   bool keep_alive_ = true;
+  bool head_ = false;  // the request's header was read and it is a HEAD: its answer has no body
   int64_t received_ms_ = 0;
   uint64_t body_reserved_ = 0;  // of Shared::body_bytes, for this request
   // Ingest latency (observe_answer, observe_store): set for webhooks and published batches only.
