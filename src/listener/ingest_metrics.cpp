@@ -170,55 +170,132 @@ PublishedCounts make_counts(const flow::Flow& f) {
 
 }  // namespace
 
-void count_published(const std::shared_ptr<const flow::Routes>& routes,
+namespace {
+
+// A flow's published-event counts not yet recorded (see count_published).
+struct PendingCounts {
+  uint64_t received = 0, accepted = 0, duplicate = 0, unmatched = 0;
+  std::vector<uint64_t> matched;  // per branch
+  bool dirty = false;
+};
+
+// A listener worker's published-event counting: the counters of its routes' flows (by position in
+// routes->flows(), made on first use; the routes are kept alive so that a new routes object never reuses
+// the address while cached) and the counts waiting to be recorded.
+struct PublishedTally {
+  std::shared_ptr<const flow::Routes> routes;
+  std::vector<PublishedCounts> counts;
+  std::vector<PendingCounts> pending;
+  std::vector<std::size_t> dirty;  // flows with pending counts
+  int64_t since_ms = 0;            // when the oldest pending count was taken
+};
+
+PublishedTally& tally() {
+  thread_local PublishedTally t;
+  return t;
+}
+
+int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+void record(PublishedTally& t) {
+  for (const std::size_t fi : t.dirty) {
+    const PublishedCounts& c = t.counts[fi];
+    PendingCounts& p = t.pending[fi];
+    if (p.accepted > 0) c.accepted->inc(p.accepted);
+    if (p.duplicate > 0) c.duplicate->inc(p.duplicate);
+    const std::pair<FlowStats::Key, uint64_t> keyed[] = {{c.received, p.received},
+                                                         {c.accepted_key, p.accepted},
+                                                         {c.duplicate_key, p.duplicate},
+                                                         {c.unmatched, p.unmatched}};
+    for (const auto& [key, n] : keyed) {
+      if (n > 0) c.stats->add_at(key, t.since_ms, n);
+    }
+    for (std::size_t b = 0; b < p.matched.size(); ++b) {
+      if (p.matched[b] > 0) c.stats->add_at(c.matched[b], t.since_ms, p.matched[b]);
+      p.matched[b] = 0;
+    }
+    p.received = p.accepted = p.duplicate = p.unmatched = 0;
+    p.dirty = false;
+  }
+  t.dirty.clear();
+}
+
+}  // namespace
+
+bool count_published(const std::shared_ptr<const flow::Routes>& routes,
                      const std::vector<store::Ingest>& published,
                      const std::vector<store::CommitResult>& results) {
-  // Per thread: the routes the entries were made for (kept alive, so a new routes object never reuses its
-  // address while cached) and each flow's counters, by position in routes->flows().
-  thread_local std::shared_ptr<const flow::Routes> cached_routes;
-  thread_local std::vector<PublishedCounts> cached;
-  if (cached_routes != routes) {
-    cached_routes = routes;
-    cached.assign(routes->flows().size(), PublishedCounts{});
+  PublishedTally& t = tally();
+  const int64_t now_ms = wall_ms();
+  // What waits is recorded before it could fall into another second's bucket or grow stale.
+  if (!t.dirty.empty() && (t.routes != routes || now_ms / 1000 != t.since_ms / 1000 ||
+                           now_ms - t.since_ms >= kPublishedCountsDelayMs))
+    record(t);
+  if (t.routes != routes) {
+    t.routes = routes;
+    t.counts.assign(routes->flows().size(), PublishedCounts{});
+    t.pending.assign(routes->flows().size(), PendingCounts{});
   }
-  std::vector<FlowStats::Key> keys;
   const auto& flows = routes->flows();
+  std::size_t fanout = 0;  // the most flows one event counted for
   for (std::size_t i = 0; i < published.size() && i < results.size(); ++i) {
     const auto& r = results[i];
     const auto& event = published[i].event;
     if (!event || r.status == store::CommitResult::Status::failed) continue;
     const bool duplicate = r.status == store::CommitResult::Status::duplicate;
+    std::size_t counted = 0;
     for (std::size_t fi = 0; fi < flows.size(); ++fi) {
       const auto& f = flows[fi];
       if (!f.is_bus() || !f.enabled || !f.bus_sources.allows(event->source)) continue;
-      PublishedCounts& c = cached[fi];
-      if (!c.made) c = make_counts(f);
-      keys.clear();
-      keys.push_back(c.received);
+      PublishedCounts& c = t.counts[fi];
+      PendingCounts& p = t.pending[fi];
+      if (!c.made) {
+        c = make_counts(f);
+        p.matched.assign(f.branches.size(), 0);
+      }
+      if (!p.dirty) {
+        if (t.dirty.empty()) t.since_ms = now_ms;
+        p.dirty = true;
+        t.dirty.push_back(fi);
+      }
+      ++counted;
+      ++p.received;
       if (duplicate) {
-        c.duplicate->inc();
-        keys.push_back(c.duplicate_key);
-        c.stats->add(keys);
+        ++p.duplicate;
         continue;
       }
-      c.accepted->inc();
-      keys.push_back(c.accepted_key);
+      ++p.accepted;
       // The branches that got at least one of the lanes routed to (the commit's deliveries have been handed
       // to the dispatcher by now), or unmatched.
-      const std::size_t before = keys.size();
+      bool any = false;
       for (std::size_t b = 0; b < f.branches.size(); ++b) {
         const auto& lanes = f.branches[b].lanes;
         const auto& routed = published[i].lanes;
         if (std::any_of(routed.begin(), routed.end(), [&lanes](const std::string& lane) {
               return std::find(lanes.begin(), lanes.end(), lane) != lanes.end();
             })) {
-          keys.push_back(c.matched[b]);
+          ++p.matched[b];
+          any = true;
         }
       }
-      if (keys.size() == before) keys.push_back(c.unmatched);
-      c.stats->add(keys);
+      if (!any) ++p.unmatched;
     }
+    fanout = std::max(fanout, counted);
   }
+  if (fanout <= kPublishedCountsNow) {
+    record(t);
+    return false;
+  }
+  return !t.dirty.empty();
+}
+
+void record_published_counts() {
+  PublishedTally& t = tally();
+  if (!t.dirty.empty()) record(t);
 }
 
 }  // namespace evr::listener

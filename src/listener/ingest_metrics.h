@@ -4,6 +4,8 @@
 // up through a per-thread cache, so the hot path takes no registry lock.
 
 #include <chrono>
+#include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string_view>
 #include <vector>
@@ -23,11 +25,19 @@ void count_matched(const flow::Flow& flow, const std::vector<store::Delivery>& d
 // Published events (the publish API: each event with the lanes it was routed to), committed with `results`
 // (same order): counted for every enabled bus flow that takes the event's source, as a webhook's answer is
 // for its flow (received, accepted or duplicate, matched per branch).
-// Each flow's counters and stats keys are looked up once per thread and routes (the hot path of a source
-// that 1,000 bus flows take: every event counts for each of them).
-void count_published(const std::shared_ptr<const flow::Routes>& routes,
+// Each flow's counters and stats keys are looked up once per thread and routes. When an event counts for
+// more than kPublishedCountsNow flows (a source that 1,000 bus flows take), touching each flow's counters
+// for every event would cost more than routing it: the counts are summed on this thread and recorded at
+// most kPublishedCountsDelayMs later (and within the same second of the windowed stats), by the next call
+// or by record_published_counts. Returns true when counts wait: the caller then has
+// record_published_counts run on this thread within that delay.
+inline constexpr std::size_t kPublishedCountsNow = 16;
+inline constexpr int64_t kPublishedCountsDelayMs = 100;
+bool count_published(const std::shared_ptr<const flow::Routes>& routes,
                      const std::vector<store::Ingest>& published,
                      const std::vector<store::CommitResult>& results);
+// Records this thread's waiting published-event counts (see count_published).
+void record_published_counts();
 
 // Ingest latency, for /metrics: a webhook's or published batch's time from its request headers read to its
 // answer written, by the answer's status class; and, of that, the time the store took to make it durable

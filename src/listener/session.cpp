@@ -386,7 +386,14 @@ void Session::on_published(std::vector<store::CommitResult> results) {
     return;
   }
   auto answer = bus::answer(*batch_, results);
-  count_published(routes_, published_, results);
+  if (count_published(routes_, published_, results) && !worker_.published_counts_armed) {
+    worker_.published_counts_armed = true;
+    worker_.published_counts.expires_after(std::chrono::milliseconds(kPublishedCountsDelayMs));
+    worker_.published_counts.async_wait([w = &worker_](beast::error_code) {
+      w->published_counts_armed = false;
+      record_published_counts();
+    });
+  }
   published_.clear();
   log::debug("events published",
              {{"entries", std::to_string(batch_->slots.size())}, {"stored", std::to_string(results.size())}});

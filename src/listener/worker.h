@@ -27,6 +27,9 @@ struct Worker {
   boost::asio::io_context ioc{1};
   boost::asio::ip::tcp::acceptor acceptor{ioc};
   boost::asio::steady_timer accept_pause{ioc};
+  // Records the published-event counts that wait on this thread (listener/ingest_metrics.h).
+  boost::asio::steady_timer published_counts{ioc};
+  bool published_counts_armed = false;
   http::AcceptErrors accept_errors{"ingest"};
   std::thread thread;
 };

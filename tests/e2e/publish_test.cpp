@@ -1,5 +1,9 @@
 // The event-bus publish API end to end: POST /v1/events, keys and policies, batches, dedup, delivery.
+#include <map>
+#include <thread>
+
 #include "evrouter/metrics/flow_stats.h"
+#include "evrouter/metrics/metrics.h"
 #include "pipeline_fixture.h"
 
 using namespace evr;
@@ -174,6 +178,56 @@ TEST_F(PublishTest, PublishApiIsOffWithoutKeysAndOnlyTakesPost) {
   auto malformed = publish("{not json");
   EXPECT_EQ(malformed.status, 400);
   EXPECT_EQ(json::parse(malformed.body)["error"], "malformed_json");
+}
+
+// A source that more bus flows take than listener::kPublishedCountsNow: each event's counts are summed on
+// the listener's thread and recorded shortly after (kPublishedCountsDelayMs), every one of them, for every
+// flow: the windowed stats and evrouter_webhooks_total alike.
+TEST_F(PublishTest, ASourceThatManyBusFlowsTakeCountsEveryEventForEachShortlyAfter) {
+  auto cfg = with_bus();
+  const config::Flow base = cfg.flows.back();
+  cfg.flows.pop_back();
+  constexpr int kFlows = 40;
+  for (int i = 0; i < kFlows; ++i) {
+    config::Flow f = base;
+    f.name = "app-fan-" + std::to_string(i);
+    cfg.flows.push_back(f);
+  }
+  start(cfg);
+  const std::string placed = entry("app.orders", "order.placed", {{"order", 1}}, "fan-order-1-placed");
+  ASSERT_EQ(publish("[" + placed + "," + entry("app.orders", "order.cancelled", {{"order", 2}}) + "]").status,
+            200);
+  ASSERT_EQ(publish(placed).status, 200);  // a duplicate
+  ASSERT_EQ(publish(entry("app.orders", "order.placed", {{"order", 3}})).status, 200);
+
+  using C = metrics::FlowStats::Count;
+  auto counts = [](const std::string& flow) {
+    std::map<std::pair<C, std::string>, uint64_t> out;
+    for (const auto& c : metrics::FlowStats::of(flow).report(metrics::FlowStats::Window::hour).counts)
+      out[{c.kind, c.label}] += c.value;
+    return out;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (counts("app-fan-" + std::to_string(kFlows - 1))[{C::received, ""}] < 4 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  for (int i = 0; i < kFlows; ++i) {
+    const std::string name = "app-fan-" + std::to_string(i);
+    auto n = counts(name);
+    EXPECT_EQ((n[{C::received, ""}]), 4u) << name;
+    EXPECT_EQ((n[{C::accepted, ""}]), 3u) << name;
+    EXPECT_EQ((n[{C::duplicate, ""}]), 1u) << name;
+    EXPECT_EQ((n[{C::matched, "placed"}]), 2u) << name;
+    EXPECT_EQ((n[{C::matched, "other"}]), 1u) << name;
+    EXPECT_EQ((n[{C::unmatched, ""}]), 0u) << name;
+    auto& accepted = metrics::Registry::global().counter("evrouter_webhooks_total", "",
+                                                         {{"flow", name}, {"result", "accepted"}});
+    auto& duplicate = metrics::Registry::global().counter("evrouter_webhooks_total", "",
+                                                          {{"flow", name}, {"result", "duplicate"}});
+    EXPECT_EQ(accepted.value(), 3u) << name;
+    EXPECT_EQ(duplicate.value(), 1u) << name;
+  }
 }
 
 TEST_F(PublishTest, PublishedEventsCountInFlowStatsAndReplayThroughTheBusFlow) {
