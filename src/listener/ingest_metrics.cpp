@@ -168,10 +168,6 @@ PublishedCounts make_counts(const flow::Flow& f) {
   return c;
 }
 
-}  // namespace
-
-namespace {
-
 // A flow's published-event counts not yet recorded (see count_published).
 struct PendingCounts {
   uint64_t received = 0, accepted = 0, duplicate = 0, unmatched = 0;
