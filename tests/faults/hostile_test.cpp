@@ -319,6 +319,12 @@ TEST(Hostile, AnswersAreWellFormedForHeadHttp10AndKeepAlive) {
   EXPECT_NE(head.find("Content-Length: 15\r\n"), std::string::npos) << head;
   EXPECT_NE(head.find("Connection: close\r\n"), std::string::npos) << head;
   EXPECT_EQ(head.substr(head.find("\r\n\r\n") + 4), "") << head;
+  // A HEAD refused while its header is read (a field name that is not a token) gets the error's body:
+  // the answer describes the malformed request, not a resource.
+  const std::string bad_head =
+      raw_exchange(s.port, "HEAD /healthz HTTP/1.1\r\nHost: a\r\nBad\xff: y\r\n\r\n");
+  EXPECT_EQ(bad_head.rfind("HTTP/1.1 400 Bad Request\r\n", 0), 0u) << bad_head;
+  EXPECT_NE(bad_head.find(R"("error":"bad_request")"), std::string::npos) << bad_head;
 
   // HTTP/1.0 asking for keep-alive gets a 1.0 answer that says keep-alive, then a second answer on the
   // same connection; without asking, the connection closes after the answer.
