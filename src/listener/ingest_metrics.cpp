@@ -4,6 +4,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "evrouter/event/event.h"
 #include "evrouter/metrics/flow_stats.h"
 #include "evrouter/metrics/metrics.h"
 
@@ -191,12 +192,6 @@ PublishedTally& tally() {
   return t;
 }
 
-int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 void record(PublishedTally& t) {
   for (const std::size_t fi : t.dirty) {
     const PublishedCounts& c = t.counts[fi];
@@ -226,7 +221,7 @@ bool count_published(const std::shared_ptr<const flow::Routes>& routes,
                      const std::vector<store::Ingest>& published,
                      const std::vector<store::CommitResult>& results) {
   PublishedTally& t = tally();
-  const int64_t now_ms = wall_ms();
+  const int64_t now_ms = event::now_ms();  // the wall clock the stats windows use
   // What waits is recorded before it could fall into another second's bucket or grow stale.
   if (!t.dirty.empty() && (t.routes != routes || now_ms / 1000 != t.since_ms / 1000 ||
                            now_ms - t.since_ms >= kPublishedCountsDelayMs))
