@@ -104,6 +104,10 @@ constexpr std::size_t kPipelineBacklog = 32;
 // restarted; past kWalHardLimitPages (the checkpointer could not catch up, e.g. starved by a steady
 // stream of commits) the writer checkpoints itself (RESTART: copies the few frames left and makes the next
 // commit start the WAL over), which bounds the WAL on disk. journal_size_limit truncates the file back.
+// Under a steady stream of commits a run cannot copy the frames committed while it runs, so the WAL stays
+// past kCheckpointPages and each commit wakes the checkpointer for one more short run, until one ends
+// between two commits and the WAL starts over. Letting the writer copy the last frames instead, or a
+// larger or smaller WAL, cost more at the tail than it saved (docs/benchmarks.md, Round 10).
 constexpr int kCheckpointPages = 4096;     // 16 MiB with 4 KiB pages
 constexpr int kWalHardLimitPages = 16384;  // 64 MiB
 // The writer's RESTART waits for readers still on the WAL at most kRestartPatience: enough for the
