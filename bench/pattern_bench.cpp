@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "evrouter/pattern/pattern.h"
+#include "evrouter/pattern/selection.h"
 
 namespace {
 
@@ -71,6 +72,22 @@ void BM_ParseOrderJson(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * body.size()));
 }
 BENCHMARK(BM_ParseOrderJson);
+
+// What the listener does with each webhook body: validate all of it and keep only the fields the flow's
+// patterns read (the sample flow reads total_price). Arg 0: validate only, nothing kept.
+void BM_ParseSelected(benchmark::State& state) {
+  const std::string& body = order_body();
+  evr::pattern::Selection selection;
+  if (state.range(0) != 0) selection.keep("total_price");
+  json out;
+  for (auto _ : state) {
+    const bool ok = evr::pattern::parse_selected(body, selection, out);
+    benchmark::DoNotOptimize(ok);
+    benchmark::DoNotOptimize(out);
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * body.size()));
+}
+BENCHMARK(BM_ParseSelected)->Arg(0)->Arg(1);
 
 void BM_MatchPatterns(benchmark::State& state) {
   const auto event = order_envelope();

@@ -1,5 +1,6 @@
 #include "evrouter/pattern/selection.h"
 
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -231,10 +232,13 @@ class Scanner {
     return true;
   }
 
-  // True when one of the 8 bytes of `w` is a quote, a backslash, a control character or not ASCII: the
-  // bytes skip_string must look at one by one. (Each test is exact for "some byte of the word": x - 0x01
-  // per byte borrows only through a zero byte, and ~x clears the bytes that were >= 0x80 already.)
-  static bool special_in(uint64_t w) {
+  // The high bit of each byte of `w` that is a quote, a backslash, a control character or not ASCII (the
+  // bytes skip_string must look at one by one), and perhaps of bytes after such a byte; 0 when there is
+  // none. Each test flags its lowest byte exactly: x - 0x01 per byte borrows only through a zero byte
+  // (w - 0x20 only through a byte below 0x20), so a byte can be flagged by mistake only above one flagged
+  // rightly; ~x clears the bytes that were >= 0x80 already. So the lowest flagged byte is the first one
+  // skip_string must look at.
+  static uint64_t special_bytes(uint64_t w) {
     constexpr uint64_t ones = 0x0101010101010101ULL;
     constexpr uint64_t highs = 0x8080808080808080ULL;
     const uint64_t quote = w ^ (ones * '"');
@@ -247,11 +251,15 @@ class Scanner {
   bool skip_string(bool& escaped) {
     ++p_;
     while (p_ != end_) {
-      // Plain ASCII runs, the bulk of a payload's strings, 8 bytes at a time.
+      // Plain ASCII runs, the bulk of a payload's strings, 8 bytes at a time; the word's bytes are in
+      // memory order when the machine is little-endian, so the lowest flagged one is where to stop.
       while (end_ - p_ >= 8) {
         uint64_t w = 0;
         std::memcpy(&w, p_, sizeof w);
-        if (special_in(w)) break;
+        if (const uint64_t special = special_bytes(w); special != 0) {
+          if constexpr (std::endian::native == std::endian::little) p_ += std::countr_zero(special) / 8;
+          break;
+        }
         p_ += 8;
       }
       if (p_ == end_) break;
