@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <iterator>
 #include <stdexcept>
 
 namespace evr::event {
@@ -158,21 +159,44 @@ int64_t now_ms() {
       .count();
 }
 
-nlohmann::json envelope(const Event& e, nlohmann::json detail) {
-  nlohmann::json headers = nlohmann::json::object();
-  for (const auto& [k, v] : e.headers) headers[k] = v;
-  return nlohmann::json{{"version", "0"},
-                        {"id", e.id},
-                        {"source", e.source},
-                        {"detail-type", e.type},
-                        {"time", format_time(e.occurred_ms != 0 ? e.occurred_ms : e.time_ms)},
-                        {"resources", e.resources},
-                        {"flow", e.flow},
-                        {"shop", e.shop_domain},
-                        {"webhook-id", e.webhook_id},
-                        {"correlation-id", e.correlation_id},
-                        {"headers", std::move(headers)},
-                        {"detail", std::move(detail)}};
+namespace {
+
+// The envelope's members besides "detail", in the order of their bits.
+constexpr std::string_view kEnvelopeMembers[] = {
+    "version", "id",   "source",     "detail-type",    "time",   "resources",
+    "flow",    "shop", "webhook-id", "correlation-id", "headers"};
+static_assert(std::size(kEnvelopeMembers) == 11 && kAllEnvelopeMembers == (1U << 11) - 1);
+
+}  // namespace
+
+uint32_t envelope_member(std::string_view name) {
+  for (std::size_t i = 0; i < std::size(kEnvelopeMembers); ++i) {
+    if (kEnvelopeMembers[i] == name) return 1U << i;
+  }
+  return 0;
+}
+
+nlohmann::json envelope(const Event& e, nlohmann::json detail, uint32_t members) {
+  nlohmann::json out = nlohmann::json::object();
+  auto& o = out.get_ref<nlohmann::json::object_t&>();
+  const auto wanted = [members](std::size_t i) { return (members & (1U << i)) != 0; };
+  if (wanted(0)) o.emplace(kEnvelopeMembers[0], "0");
+  if (wanted(1)) o.emplace(kEnvelopeMembers[1], e.id);
+  if (wanted(2)) o.emplace(kEnvelopeMembers[2], e.source);
+  if (wanted(3)) o.emplace(kEnvelopeMembers[3], e.type);
+  if (wanted(4)) o.emplace(kEnvelopeMembers[4], format_time(e.occurred_ms != 0 ? e.occurred_ms : e.time_ms));
+  if (wanted(5)) o.emplace(kEnvelopeMembers[5], e.resources);
+  if (wanted(6)) o.emplace(kEnvelopeMembers[6], e.flow);
+  if (wanted(7)) o.emplace(kEnvelopeMembers[7], e.shop_domain);
+  if (wanted(8)) o.emplace(kEnvelopeMembers[8], e.webhook_id);
+  if (wanted(9)) o.emplace(kEnvelopeMembers[9], e.correlation_id);
+  if (wanted(10)) {
+    nlohmann::json headers = nlohmann::json::object();
+    for (const auto& [k, v] : e.headers) headers[k] = v;  // a repeated name: its last value
+    o.emplace(kEnvelopeMembers[10], std::move(headers));
+  }
+  o.emplace("detail", std::move(detail));
+  return out;
 }
 
 }  // namespace evr::event

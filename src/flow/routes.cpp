@@ -71,6 +71,24 @@ void select_ordering_path(const mapping::Path& path, pattern::Selection& detail_
   detail_fields.merge(wanted);
 }
 
+// The envelope members a flow reads: those its patterns name (`envelope_fields`) and those its ordering keys
+// start with; every member when one of them reads the whole envelope.
+uint32_t envelope_members_read(const pattern::Selection& envelope_fields,
+                               const std::vector<Branch>& branches) {
+  if (envelope_fields.all) return event::kAllEnvelopeMembers;
+  uint32_t members = 0;
+  for (const auto& [name, unused] : envelope_fields.fields) members |= event::envelope_member(name);
+  for (const auto& b : branches) {
+    for (const auto& path : b.ordering) {
+      if (!path) continue;
+      const auto leading = path->leading_members();
+      if (leading.empty()) return event::kAllEnvelopeMembers;  // "$": the whole envelope
+      members |= event::envelope_member(leading.front());
+    }
+  }
+  return members;
+}
+
 }  // namespace
 
 std::shared_ptr<const Routes> Routes::build(
@@ -128,6 +146,7 @@ std::shared_ptr<const Routes> Routes::build(
     for (const auto& b : flow.branches) {
       if (b.match) b.match->select(envelope_fields);
     }
+    flow.envelope_members = envelope_members_read(envelope_fields, flow.branches);
     if (envelope_fields.all) {
       flow.detail_fields.all = true;
     } else if (const auto it = envelope_fields.fields.find("detail"); it != envelope_fields.fields.end()) {

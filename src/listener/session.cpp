@@ -288,7 +288,8 @@ void Session::handle_webhook(const flow::Flow& flow) {
   if (ev->correlation_id.empty()) ev->correlation_id = ev->id;
 
   store::Ingest ingest;
-  flow.route(event::envelope(*ev, std::move(detail)), ingest.lanes, &ingest.ordering_keys);
+  flow.route(event::envelope(*ev, std::move(detail), flow.envelope_members), ingest.lanes,
+             &ingest.ordering_keys);
   ev->payload = std::move(req.body());
   ingest.event = std::move(ev);
   handed_ = std::chrono::steady_clock::now();

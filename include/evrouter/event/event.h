@@ -34,10 +34,18 @@ using EventPtr = std::shared_ptr<const Event>;
 // A new ULID (48-bit millisecond time, 80 random bits; Crockford base32).
 std::string new_event_id(int64_t now_ms);
 
+// The members of an envelope besides "detail", as bits: envelope() can build only those its reader
+// needs (a flow's patterns and ordering keys name them: flow::Flow::envelope_members).
+inline constexpr uint32_t kAllEnvelopeMembers = (1U << 11) - 1;
+// The bit of the envelope member `name` ("version", "id", ..., "headers"); 0 for "detail" (always built)
+// and for names an envelope does not have.
+uint32_t envelope_member(std::string_view name);
+
 // The document patterns match against: EventBridge-like fields around the parsed payload in "detail".
 //   {"version":"0","id","source","detail-type","time","resources","flow","shop","webhook-id",
-//    "correlation-id","headers","detail"}; "time" is occurred_ms when set, else time_ms.
-nlohmann::json envelope(const Event& e, nlohmann::json detail);
+//    "correlation-id","headers","detail"}; "time" is occurred_ms when set, else time_ms. Only the members
+// in `members` are built, and "detail".
+nlohmann::json envelope(const Event& e, nlohmann::json detail, uint32_t members = kAllEnvelopeMembers);
 
 // RFC 3339 UTC with milliseconds.
 std::string format_time(int64_t unix_ms);

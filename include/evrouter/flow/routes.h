@@ -13,6 +13,7 @@
 #include "evrouter/bus/publisher.h"
 #include "evrouter/bus/source_filter.h"
 #include "evrouter/config/config.h"
+#include "evrouter/event/event.h"
 #include "evrouter/flow/bus_index.h"
 #include "evrouter/mapping/path.h"
 #include "evrouter/pattern/pattern.h"
@@ -48,6 +49,9 @@ struct Flow {
   // What of a webhook's body the branches' patterns and the source read (the envelope's "detail"): the
   // listener parses only that (pattern::parse_selected).
   pattern::Selection detail_fields;
+  // The envelope members (event::envelope_member bits) the branches' patterns and ordering keys read: the
+  // listener builds only those around "detail".
+  uint32_t envelope_members = event::kAllEnvelopeMembers;
 
   bool is_bus() const { return source_type == "bus"; }
   bool subscribed(std::string_view topic) const;
