@@ -48,10 +48,12 @@ def isolation(t):
         ra, rb = float(a.group(1)), float(b.group(1))
         row("isolation: healthy deliveries/s, 3 failing", fmt(rb), "all healthy " + fmt(ra), rb / ra,
             ">= 0.90", "met" if rb / ra >= 0.9 else "MISSED")
+        # Delivery latency is read in whole milliseconds (the event id's millisecond, nginx's $msec): a
+        # difference of 1 ms is below what is measured, so the 10 % allowance is at least 1 ms.
         pa, pb = float(a.group(3)), float(b.group(3))
         if pa > 0:
             row("isolation: healthy p99 ms, 3 failing", fmt(pb), "all healthy " + fmt(pa), pb / pa,
-                "<= 1.10", "met" if pb / pa <= 1.1 else "MISSED")
+                "<= 1.10, 1 ms", "met" if pb <= max(pa * 1.1, pa + 1.0) else "MISSED")
 
 
 def rate(t):

@@ -84,5 +84,8 @@ print("\nhealthy destination (medians of %d runs)" % len(rows["A"]))
 print("run                         deliveries/s   p50 ms   p99 ms")
 print("A: four healthy             %12.1f %8.1f %8.1f" % (med["A"]["rate"], med["A"]["p50_ms"], med["A"]["p99_ms"]))
 print("B: three failing            %12.1f %8.1f %8.1f" % (med["B"]["rate"], med["B"]["p50_ms"], med["B"]["p99_ms"]))
-print("B / A                       %12.3f %8.2f %8.2f" % tuple(med["B"][f] / med["A"][f] for f in ("rate", "p50_ms", "p99_ms")))
+# Whole milliseconds: a p50 of 0 ms is common here, and has no ratio.
+ratios = ["%.3f" % (med["B"]["rate"] / med["A"]["rate"]) if med["A"]["rate"] else "-"]
+ratios += ["%.2f" % (med["B"][f] / med["A"][f]) if med["A"][f] else "-" for f in ("p50_ms", "p99_ms")]
+print("B / A                       %12s %8s %8s" % tuple(ratios))
 PY
