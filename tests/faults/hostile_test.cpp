@@ -8,10 +8,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "support/process_rig.h"
 #include "support/slowdown.h"
@@ -99,6 +103,31 @@ std::string signed_post(const std::string& body, const std::string& extra_header
          std::to_string(std::hash<std::string>{}(body)) +
          "\r\nX-Shopify-Hmac-Sha256: " + shopify_hmac(kProcessSecret, body) + "\r\n" + extra_headers +
          "Content-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+}
+
+// UBSan's vptr check cannot work in a process that has no free file descriptor: the first check of a type
+// at an address probes the vtable through a pipe (sanitizer_common's IsAccessibleMemoryRange) and, when the
+// pipe cannot be made, reports a valid object as having an "invalid vptr" ("<memory cannot be printed>").
+// A daemon run out of descriptors on purpose gets, under the sanitizer build (UBSAN_OPTIONS set), the same
+// suppressions plus every vptr check; every other check stays on, and every other test keeps vptr checks.
+std::vector<std::string> env_without_vptr_checks(std::vector<std::string> env, const TempDir& dir) {
+  const char* options = std::getenv("UBSAN_OPTIONS");
+  if (options == nullptr || *options == '\0') return env;
+  std::string suppressions;
+  std::string kept;
+  std::istringstream in(options);
+  for (std::string option; std::getline(in, option, ':');) {
+    if (option.rfind("suppressions=", 0) == 0) {
+      std::ifstream file(option.substr(std::string("suppressions=").size()));
+      suppressions.assign(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
+    } else if (!option.empty()) {
+      kept += option + ":";
+    }
+  }
+  const auto path = dir / "ubsan-no-vptr.supp";
+  std::ofstream(path) << suppressions << "\nvptr:*\n";
+  env.push_back("UBSAN_OPTIONS=" + kept + "suppressions=" + path.string());
+  return env;
 }
 
 }  // namespace
@@ -264,12 +293,11 @@ TEST(Hostile, LargeBodiesFromManyConnectionsStayWithinMaxBodyMemory) {
 TEST(Hostile, OutOfFileDescriptorsPausesAcceptingAndRecovers) {
   ProcessRig s;
   Sink sink(SinkOptions::on_port(s.sink_port));
-  DaemonProcess d({"serve", "--config", s.config_path}, s.env());
+  DaemonProcess d({"serve", "--config", s.config_path}, env_without_vptr_checks(s.env(), s.dir));
   ASSERT_TRUE(wait_port(s.port, 10s)) << log_tail(d.log_path());
   ASSERT_EQ(s.post(0).status, 200);
-  // Delivered before the descriptors run out, so the out-of-descriptors window exercises accepting only.
-  // (Also: UBSan's first check of a virtual call probes memory through a pipe; without a descriptor for it,
-  // the sanitizer stage would report a valid object's vptr as invalid.)
+  // Delivered before the descriptors run out, so the out-of-descriptors window exercises accepting mostly
+  // (the client may still be reading the sink's answer when it begins).
   ASSERT_TRUE(sink.wait_for(1, scaled(10s))) << log_tail(d.log_path());
 
   // The soft limit only, just above what the daemon holds now: raising it again needs no privilege.
