@@ -275,7 +275,7 @@ void Operations::fill(natsMsg* m, Delivery& d, int delivered, bool attempts_know
   d.attempts = before + delivered - 1;
 }
 
-std::string Operations::journal(const Outcome& o, const std::string& lane, natsMsg* m) const {
+JournalEntry Operations::journal_entry(const Outcome& o, const std::string& lane, natsMsg* m) const {
   const auto env = nlohmann::json::parse(header(m, "Evr-Envelope"), nullptr, false);
   int64_t created = to_int(header(m, "Evr-Created-Ms"));
   if (created == 0) created = stored_ms(m);
@@ -290,9 +290,7 @@ std::string Operations::journal(const Outcome& o, const std::string& lane, natsM
                    {"created_ms", created},
                    {"error", o.attempt.error},
                    {"attempt", attempt_json(o.attempt)}};
-  const std::string body = dump(j);
-  return publish(names_.prefix + ".attempts." + token_of(o.delivery_id), {}, {}, body.data(),
-                 static_cast<int>(body.size()));
+  return {names_.prefix + ".attempts." + token_of(o.delivery_id), dump(j)};
 }
 
 std::string Operations::dead_letter(natsMsg* m, const std::string& lane, int64_t id,

@@ -26,6 +26,12 @@ struct Names {
 
 Names names_for(const std::string& stream);
 
+// An attempt's outcome as its message in the delivery's journal.
+struct JournalEntry {
+  std::string subject;
+  std::string body;
+};
+
 class Operations {
  public:
   Operations(jsCtx* js, Names names, int64_t timeout_ms);
@@ -39,8 +45,9 @@ class Operations {
   // the attempts itself; else they are read from the journal when JetStream handed it out before.
   int64_t delivery_id(natsMsg* m, int64_t sequence) const;
   void fill(natsMsg* m, Delivery& d, int delivered, bool attempts_known) const;
-  // Appends an attempt's outcome to the delivery's journal. Empty on success, else the error.
-  std::string journal(const Outcome& o, const std::string& lane, natsMsg* m) const;
+  // An attempt's outcome as the entry to append to the delivery's journal (the store publishes a batch
+  // of them at once).
+  JournalEntry journal_entry(const Outcome& o, const std::string& lane, natsMsg* m) const;
   // Writes the dead letter of the held delivery `m` with its full history (`recorded`: what this process
   // saw, merged with the journal and what a replay carried). Empty on success, else the error.
   std::string dead_letter(natsMsg* m, const std::string& lane, int64_t id,

@@ -27,12 +27,14 @@
 #include <stdexcept>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "evrouter/common/crypto.h"
 #include "evrouter/common/log.h"
 #include "evrouter/common/thread.h"
 #include "store/jetstream_codec.h"
 #include "store/jetstream_operations.h"
+#include "store/jetstream_publisher.h"
 #include "store/jetstream_watch.h"
 
 namespace evr::store {
@@ -51,6 +53,11 @@ constexpr int64_t kIdlePollMs = 1000;
 constexpr int64_t kFetchWaitMs = 20;
 // Commits queued on the writer thread beyond this fail at once (bounded memory).
 constexpr std::size_t kMaxQueuedStreamCommits = 20'000;
+// Commits published together by one pass of the writer (publish_all): two round trips to JetStream for
+// all of them.
+constexpr std::size_t kPipelinedCommits = 256;
+// Outcomes settled together by one pass of the reader (settle_all): their journal entries in one round trip.
+constexpr std::size_t kPipelinedOutcomes = 256;
 
 using jetstream::envelope_json;
 using jetstream::event_from;
@@ -125,6 +132,18 @@ class Worker {
   std::thread thread_;
 };
 
+// A commit waiting for the writer thread's next pass.
+struct QueuedCommit {
+  Ingest ingest;
+  std::function<void(CommitResult)> done;
+};
+
+// An outcome waiting for the reader thread's next pass.
+struct QueuedOutcome {
+  Outcome outcome;
+  std::function<void()> done;
+};
+
 // A fetched, unacknowledged delivery message.
 struct Held {
   natsMsg* msg = nullptr;
@@ -166,6 +185,8 @@ class JetStreamStore final : public Store {
     jsOptions_Init(&jo);
     jo.Wait = timeout_ms();
     check(natsConnection_JetStream(&js_, nc_, &jo), "JetStream context");
+    commit_publisher_.open(nc_, timeout_ms());
+    settle_publisher_.open(nc_, timeout_ms());
 
     // The streams and buckets, each retried while JetStream is not answering yet: replicas started with
     // (or just after) their NATS cluster find its meta leader still being elected, and a replicated
@@ -227,6 +248,8 @@ class JetStreamStore final : public Store {
     if (listeners_kv_) kvStore_Destroy(listeners_kv_);
     if (flows_kv_) kvStore_Destroy(flows_kv_);
     listeners_kv_ = flows_kv_ = nullptr;
+    commit_publisher_.close();
+    settle_publisher_.close();
     if (js_) jsCtx_Destroy(js_);
     js_ = nullptr;
     if (nc_) {
@@ -262,11 +285,14 @@ class JetStreamStore final : public Store {
       return;
     }
     ++queued_;
-    const bool posted = writer_.post([this, ingest = std::move(ingest), done = std::move(done)]() mutable {
-      --queued_;
-      done(publish(ingest));
-    });
-    if (!posted) --queued_;
+    bool post = false;
+    {
+      std::lock_guard lk(commits_mu_);
+      commits_.push_back(QueuedCommit{std::move(ingest), std::move(done)});
+      post = !drain_posted_;
+      drain_posted_ = true;
+    }
+    if (post && !writer_.post([this] { drain_commits(); })) fail_queued_commits();
   }
 
   void commit_batch(std::vector<Ingest> ingests,
@@ -281,29 +307,32 @@ class JetStreamStore final : public Store {
     const std::size_t n = ingests.size();
     const bool posted = writer_.post([this, ingests = std::move(ingests), done = std::move(done)]() mutable {
       queued_ -= ingests.size();
-      // Not atomic in JetStream: each ingest is published in turn; when one fails every result is failed
-      // and the producer's retry finds the ones already published as duplicates (their deliveries are
-      // published again under the same message ids, which JetStream drops if they are there).
-      std::vector<CommitResult> results;
-      results.reserve(ingests.size());
+      // Not atomic in JetStream: the batch is published together (publish_all); when one fails every
+      // result is failed and the producer's retry finds the ones already published as duplicates (their
+      // deliveries are published again under the same message ids, which JetStream drops if they are there).
+      std::vector<CommitResult> results(ingests.size());
+      std::vector<Ingest*> to_publish;
+      std::vector<std::size_t> at;
       std::unordered_set<std::string> seen;
-      for (auto& in : ingests) {
-        const auto& e = *in.event;
+      for (std::size_t i = 0; i < ingests.size(); ++i) {
+        const auto& e = *ingests[i].event;
         if (!e.dedup_key.empty() && !seen.insert(e.listener_id + ":" + e.dedup_key).second) {
-          CommitResult r;
-          r.status = CommitResult::Status::duplicate;
-          r.event_id = e.id;
-          results.push_back(std::move(r));
+          results[i].status = CommitResult::Status::duplicate;
+          results[i].event_id = e.id;
           continue;
         }
-        CommitResult r = publish(in);
-        if (r.status == CommitResult::Status::failed) {
+        to_publish.push_back(&ingests[i]);
+        at.push_back(i);
+      }
+      std::vector<CommitResult> published = publish_all(to_publish);
+      for (std::size_t k = 0; k < published.size(); ++k) {
+        if (published[k].status == CommitResult::Status::failed) {
           std::vector<CommitResult> failed(ingests.size());
-          for (auto& f : failed) f.error = r.error;
+          for (auto& f : failed) f.error = published[k].error;
           done(std::move(failed));
           return;
         }
-        results.push_back(std::move(r));
+        results[at[k]] = std::move(published[k]);
       }
       done(std::move(results));
     });
@@ -319,11 +348,23 @@ class JetStreamStore final : public Store {
   }
 
   void record(Outcome outcome, std::function<void()> done) override {
-    const bool posted = reader_.post([this, outcome = std::move(outcome), done]() mutable {
-      settle(outcome);
-      done();
-    });
-    if (!posted) done();
+    bool post = false;
+    {
+      std::lock_guard lk(outcomes_mu_);
+      outcomes_.push_back(QueuedOutcome{std::move(outcome), std::move(done)});
+      post = !settle_posted_;
+      settle_posted_ = true;
+    }
+    if (post && !reader_.post([this] { drain_outcomes(); })) {
+      // Stopped: nothing is settled (JetStream hands the deliveries out again after ack_wait).
+      std::deque<QueuedOutcome> left;
+      {
+        std::lock_guard lk(outcomes_mu_);
+        left.swap(outcomes_);
+        settle_posted_ = false;
+      }
+      for (auto& q : left) q.done();
+    }
   }
 
   std::vector<std::string> pending_lanes() override {
@@ -531,53 +572,135 @@ class JetStreamStore final : public Store {
                               body.data(), static_cast<int>(body.size()), seq, duplicate);
   }
 
-  CommitResult publish(Ingest& in) {
-    CommitResult r;
-    if (!connected()) {
-      r.error = "NATS is not connected";
-      return r;
-    }
-    const event::Event& e = *in.event;
-    const std::string envelope = envelope_json(e).dump();
-    const std::string lanes = nlohmann::json(in.lanes).dump();
-    const std::string base = e.dedup_key.empty() ? std::string() : e.listener_id + ":" + e.dedup_key;
-    // The deliveries first, so that the event message can name them (Evr-Deliveries: their ids). Also for
-    // a duplicate: when an earlier attempt failed half way this completes it; otherwise JetStream drops
-    // them as duplicates of the first ones (and its acknowledgement names the first ones' ids).
-    const std::string delivery_base = base.empty() ? e.id : base;
-    nlohmann::json ids = nlohmann::json::array();
-    std::string error;
-    for (std::size_t i = 0; i < in.lanes.size(); ++i) {
-      const std::string& lane = in.lanes[i];
-      std::string key;
-      if (i < in.ordering_keys.size() && in.ordering_keys[i]) key = *in.ordering_keys[i];
-      uint64_t id = 0;
-      std::string msg_id = delivery_base;
-      msg_id += ':';
-      msg_id += lane;
-      error = publish_msg(prefix_ + ".deliveries." + token(lane), msg_id,
-                          {{"Evr-Envelope", &envelope}, {"Evr-Lane", &lane}, {"Evr-Ordering-Key", &key}},
-                          e.payload, nullptr, &id);
-      if (!error.empty()) {
-        r.error = "publish delivery: " + error;
-        return r;
+  // On the writer thread: the commits queued since its last pass, published together (publish_all) up to
+  // kPipelinedCommits at a time, each answered with its own result.
+  void drain_commits() {
+    for (;;) {
+      std::vector<QueuedCommit> batch;
+      {
+        std::lock_guard lk(commits_mu_);
+        if (commits_.empty()) {
+          drain_posted_ = false;
+          return;
+        }
+        const std::size_t n = std::min(commits_.size(), kPipelinedCommits);
+        batch.reserve(n);
+        for (std::size_t i = 0; i < n; ++i) {
+          batch.push_back(std::move(commits_.front()));
+          commits_.pop_front();
+        }
       }
-      ids.push_back({lane, id});
+      queued_ -= batch.size();
+      std::vector<Ingest*> ingests;
+      ingests.reserve(batch.size());
+      for (auto& c : batch) ingests.push_back(&c.ingest);
+      std::vector<CommitResult> results = publish_all(ingests);
+      for (std::size_t i = 0; i < batch.size(); ++i) batch[i].done(std::move(results[i]));
     }
-    const std::string deliveries = ids.dump();
-    bool duplicate = false;
-    uint64_t seq = 0;
-    error = publish_msg(ops().event_subject(e), base,
-                        {{"Evr-Envelope", &envelope}, {"Evr-Lanes", &lanes}, {"Evr-Deliveries", &deliveries}},
-                        e.payload, &duplicate, &seq);
-    if (!error.empty()) {
-      r.error = "publish: " + error;
-      return r;
+  }
+
+  // The writer is stopped: commits queued after its last pass fail (the producer retries).
+  void fail_queued_commits() {
+    std::deque<QueuedCommit> left;
+    {
+      std::lock_guard lk(commits_mu_);
+      left.swap(commits_);
+      drain_posted_ = false;
     }
-    r.status = duplicate ? CommitResult::Status::duplicate : CommitResult::Status::accepted;
-    r.event_id = duplicate ? first_event_id(seq).value_or(e.id) : e.id;
-    r.lanes_to_read = std::move(in.lanes);
-    return r;
+    queued_ -= left.size();
+    for (auto& c : left) {
+      CommitResult r;
+      r.error = "the store is closed";
+      c.done(std::move(r));
+    }
+  }
+
+  // Publishes the ingests, in order, pipelined: every delivery message of every ingest, one wait for their
+  // acknowledgements, then every event message (naming its deliveries' sequence numbers), one more wait.
+  // Two round trips for the whole batch instead of two per message. One connection keeps the order, so
+  // the streams hold the messages in the order of `ins`; a result is accepted only once every message of
+  // its ingest was acknowledged.
+  std::vector<CommitResult> publish_all(const std::vector<Ingest*>& ins) {
+    std::vector<CommitResult> results(ins.size());
+    if (ins.empty()) return results;
+    if (!connected()) {
+      for (auto& r : results) r.error = "NATS is not connected";
+      return results;
+    }
+    struct Prepared {
+      std::string envelope;
+      std::string lanes;
+      std::string base;
+      std::size_t first = 0;  // its deliveries' slots in `deliveries`
+      std::size_t count = 0;
+    };
+    std::vector<Prepared> prep(ins.size());
+    std::size_t total = 0;
+    for (std::size_t i = 0; i < ins.size(); ++i) total += ins[i]->lanes.size();
+    // Pending slots must not move while libnats may fill them: sized once.
+    std::vector<jetstream::AsyncPublisher::Ack> deliveries(total);
+    std::vector<jetstream::AsyncPublisher::Ack> events(ins.size());
+    std::size_t slot = 0;
+    for (std::size_t i = 0; i < ins.size(); ++i) {
+      Ingest& in = *ins[i];
+      const event::Event& e = *in.event;
+      Prepared& pr = prep[i];
+      pr.envelope = envelope_json(e).dump();
+      pr.lanes = nlohmann::json(in.lanes).dump();
+      pr.base = e.dedup_key.empty() ? std::string() : e.listener_id + ":" + e.dedup_key;
+      pr.first = slot;
+      pr.count = in.lanes.size();
+      // The deliveries first, so that the event message can name them (Evr-Deliveries: their ids). Also
+      // for a duplicate: when an earlier attempt failed half way this completes it; otherwise JetStream
+      // drops them as duplicates of the first ones (and its acknowledgement names the first ones' ids).
+      const std::string& delivery_base = pr.base.empty() ? e.id : pr.base;
+      for (std::size_t j = 0; j < in.lanes.size(); ++j, ++slot) {
+        const std::string& lane = in.lanes[j];
+        std::string key;
+        if (j < in.ordering_keys.size() && in.ordering_keys[j]) key = *in.ordering_keys[j];
+        std::string msg_id = delivery_base;
+        msg_id += ':';
+        msg_id += lane;
+        const std::pair<const char*, const std::string*> headers[] = {
+            {"Evr-Envelope", &pr.envelope}, {"Evr-Lane", &lane}, {"Evr-Ordering-Key", &key}};
+        commit_publisher_.publish(prefix_ + ".deliveries." + token(lane), msg_id, headers, e.payload,
+                                  deliveries[slot]);
+      }
+    }
+    if (total > 0) commit_publisher_.wait();
+    bool any_event = false;
+    for (std::size_t i = 0; i < ins.size(); ++i) {
+      const Prepared& pr = prep[i];
+      nlohmann::json ids = nlohmann::json::array();
+      for (std::size_t k = pr.first; k < pr.first + pr.count; ++k) {
+        if (!deliveries[k].error.empty()) {
+          results[i].error = "publish delivery: " + deliveries[k].error;
+          break;
+        }
+        ids.push_back({ins[i]->lanes[k - pr.first], deliveries[k].seq});
+      }
+      if (!results[i].error.empty()) continue;
+      const std::string names = ids.dump();
+      const event::Event& e = *ins[i]->event;
+      any_event = true;
+      const std::pair<const char*, const std::string*> headers[] = {
+          {"Evr-Envelope", &pr.envelope}, {"Evr-Lanes", &pr.lanes}, {"Evr-Deliveries", &names}};
+      commit_publisher_.publish(ops().event_subject(e), pr.base, headers, e.payload, events[i]);
+    }
+    if (any_event) commit_publisher_.wait();
+    for (std::size_t i = 0; i < ins.size(); ++i) {
+      CommitResult& r = results[i];
+      if (!r.error.empty()) continue;
+      if (!events[i].error.empty()) {
+        r.error = "publish: " + events[i].error;
+        continue;
+      }
+      const event::Event& e = *ins[i]->event;
+      r.status = events[i].duplicate ? CommitResult::Status::duplicate : CommitResult::Status::accepted;
+      r.event_id = events[i].duplicate ? first_event_id(events[i].seq).value_or(e.id) : e.id;
+      r.lanes_to_read = std::move(ins[i]->lanes);
+    }
+    return results;
   }
 
   // The evrouter id of the event stored at `seq` (a duplicate's original).
@@ -756,50 +879,105 @@ class JetStreamStore final : public Store {
     return due;
   }
 
-  void settle(const Outcome& o) {
-    {
-      std::lock_guard lk(history_mu_);
-      history_[o.delivery_id].push_back(o.attempt);
-      recorded_[o.delivery_id] = o.attempts;
-    }
-    auto it = held_.find(o.delivery_id);
-    if (it == held_.end()) {
-      log::warn("store: outcome of a delivery not held; JetStream hands it out again",
-                {{"delivery_id", std::to_string(o.delivery_id)}});
-      return;
-    }
-    natsMsg* m = it->second.msg;
-    const std::string lane = std::move(it->second.lane);
-    held_.erase(it);
-    if (std::string error = ops().journal(o, lane, m); !error.empty())
-      log::warn("store: cannot write an attempt to the journal", {{"lane", lane}, {"error", error}});
-    natsStatus s = NATS_OK;
-    switch (o.kind) {
-      case Outcome::Kind::delivered: {
-        jsErrCode code{};
-        s = natsMsg_AckSync(m, nullptr, &code);
-        ++delivered_;
-        forget(o.delivery_id);
-        break;
-      }
-      case Outcome::Kind::retry:
-        s = natsMsg_NakWithDelay(m, std::max<int64_t>(0, o.next_attempt_ms - event::now_ms()), nullptr);
-        break;
-      case Outcome::Kind::dead: {
-        std::string error = dead_letter(m, lane, o.delivery_id);
-        if (!error.empty()) {
-          // Not lost: it comes back and dies again once the dead-letter stream takes it.
-          log::error("store: cannot write a dead letter", {{"lane", lane}, {"error", error}});
-          s = natsMsg_NakWithDelay(m, 5000, nullptr);
-        } else {
-          s = natsMsg_Term(m, nullptr);
-          forget(o.delivery_id);
+  // On the reader thread: the outcomes recorded since its last pass, settled together (settle_all) up to
+  // kPipelinedOutcomes at a time.
+  void drain_outcomes() {
+    for (;;) {
+      std::vector<QueuedOutcome> batch;
+      {
+        std::lock_guard lk(outcomes_mu_);
+        if (outcomes_.empty()) {
+          settle_posted_ = false;
+          return;
         }
-        break;
+        const std::size_t n = std::min(outcomes_.size(), kPipelinedOutcomes);
+        batch.reserve(n);
+        for (std::size_t i = 0; i < n; ++i) {
+          batch.push_back(std::move(outcomes_.front()));
+          outcomes_.pop_front();
+        }
       }
+      settle_all(batch);
+      for (auto& q : batch) q.done();
     }
-    if (s != NATS_OK) log::warn("store: acknowledgement failed", {{"lane", lane}, {"error", status_text(s)}});
-    natsMsg_Destroy(m);
+  }
+
+  // Each outcome is first appended to its delivery's journal (every entry of the batch published, then
+  // their acknowledgements awaited together), then its delivery is settled: delivered → ack (the message
+  // leaves the work queue), retry → NAK with the delay, dead → the dead letter, then terminated. The acks
+  // are sent without waiting for an answer each and flushed once for the batch; one lost with a NATS node
+  // makes JetStream hand the delivery out again after ack_wait (at least once).
+  void settle_all(std::vector<QueuedOutcome>& batch) {
+    struct Settling {
+      natsMsg* msg = nullptr;  // null: not held here
+      std::string lane;
+      jetstream::AsyncPublisher::Ack journal;
+    };
+    std::vector<Settling> held(batch.size());
+    bool journaled = false;
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      const Outcome& o = batch[i].outcome;
+      {
+        std::lock_guard lk(history_mu_);
+        history_[o.delivery_id].push_back(o.attempt);
+        recorded_[o.delivery_id] = o.attempts;
+      }
+      auto it = held_.find(o.delivery_id);
+      if (it == held_.end()) {
+        log::warn("store: outcome of a delivery not held; JetStream hands it out again",
+                  {{"delivery_id", std::to_string(o.delivery_id)}});
+        continue;
+      }
+      held[i].msg = it->second.msg;
+      held[i].lane = std::move(it->second.lane);
+      held_.erase(it);
+      const jetstream::JournalEntry entry = ops().journal_entry(o, held[i].lane, held[i].msg);
+      settle_publisher_.publish(entry.subject, {}, {}, entry.body, held[i].journal);
+      journaled = true;
+    }
+    if (journaled) settle_publisher_.wait();
+    bool acked = false;
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      natsMsg* m = held[i].msg;
+      if (!m) continue;
+      const Outcome& o = batch[i].outcome;
+      const std::string& lane = held[i].lane;
+      if (!held[i].journal.error.empty()) {
+        log::warn("store: cannot write an attempt to the journal",
+                  {{"lane", lane}, {"error", held[i].journal.error}});
+      }
+      natsStatus s = NATS_OK;
+      switch (o.kind) {
+        case Outcome::Kind::delivered:
+          s = natsMsg_Ack(m, nullptr);
+          acked = true;
+          ++delivered_;
+          forget(o.delivery_id);
+          break;
+        case Outcome::Kind::retry:
+          s = natsMsg_NakWithDelay(m, std::max<int64_t>(0, o.next_attempt_ms - event::now_ms()), nullptr);
+          break;
+        case Outcome::Kind::dead: {
+          std::string error = dead_letter(m, lane, o.delivery_id);
+          if (!error.empty()) {
+            // Not lost: it comes back and dies again once the dead-letter stream takes it.
+            log::error("store: cannot write a dead letter", {{"lane", lane}, {"error", error}});
+            s = natsMsg_NakWithDelay(m, 5000, nullptr);
+          } else {
+            s = natsMsg_Term(m, nullptr);
+            forget(o.delivery_id);
+          }
+          break;
+        }
+      }
+      if (s != NATS_OK)
+        log::warn("store: acknowledgement failed", {{"lane", lane}, {"error", status_text(s)}});
+      natsMsg_Destroy(m);
+    }
+    if (acked) {
+      if (natsStatus s = natsConnection_FlushTimeout(nc_, timeout_ms()); s != NATS_OK)
+        log::warn("store: acknowledgements not confirmed sent", {{"error", status_text(s)}});
+    }
   }
 
   std::string dead_letter(natsMsg* m, const std::string& lane, int64_t id) {
@@ -884,6 +1062,16 @@ class JetStreamStore final : public Store {
   std::atomic<bool> open_{false};
   std::atomic<std::size_t> queued_{0};
   std::atomic<int64_t> delivered_{0};
+  // Commits waiting for the writer thread's next pass (drain_commits).
+  std::mutex commits_mu_;
+  std::deque<QueuedCommit> commits_;
+  bool drain_posted_ = false;
+  // Outcomes waiting for the reader thread's next pass (drain_outcomes).
+  std::mutex outcomes_mu_;
+  std::deque<QueuedOutcome> outcomes_;
+  bool settle_posted_ = false;
+  jetstream::AsyncPublisher commit_publisher_;  // writer thread
+  jetstream::AsyncPublisher settle_publisher_;  // reader thread
   Worker writer_;
   Worker reader_;
   Worker beat_;
