@@ -836,10 +836,21 @@ class JetStreamStore final : public Store {
       if (capped && i == list.Count - 1)
         due.capped = meta->NumPending > 0 || list.Count == static_cast<int>(batch);
       jsMsgMetaData_Destroy(meta);
+      const bool lane_has_it = exclude.count(id) != 0;
+      auto held = held_.find(id);
+      if (lane_has_it && held == held_.end()) {
+        // The lane still counts this delivery as its own but its outcome was settled here: a replay of it
+        // (same id) came back before the lane heard of the settlement. Held here, no lane would ever send
+        // it (and keep_held would keep it from JetStream's redelivery); it goes back for a moment instead,
+        // for a fetch issued once the lane knows.
+        natsMsg_NakWithDelay(m, kPollMs, nullptr);
+        natsMsg_Destroy(m);
+        continue;
+      }
       // Keep the newest handle: acknowledgements go through it.
-      if (auto it = held_.find(id); it != held_.end()) natsMsg_Destroy(it->second.msg);
+      if (held != held_.end()) natsMsg_Destroy(held->second.msg);
       held_[id] = Held{m, lane};
-      if (exclude.count(id)) continue;
+      if (lane_has_it) continue;
       const char* env = nullptr;
       natsMsgHeader_Get(m, "Evr-Envelope", &env);
       auto j = nlohmann::json::parse(env ? env : "", nullptr, false);

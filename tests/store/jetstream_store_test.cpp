@@ -219,6 +219,27 @@ TEST_F(JetStreamStoreTest, CommitsAndOutcomesQueuedTogetherArePipelinedAndEachAn
   EXPECT_TRUE(fetch(*s, "lane", kUnique).deliveries.empty());
 }
 
+// A dead delivery replayed (same id) while its lane has not yet heard that its outcome was settled: the
+// lane's fetch still excludes that id. The replay must not be held where no lane sends it; a fetch once
+// the lane knows gets it.
+TEST_F(JetStreamStoreTest, ReplayFetchedWhileTheLaneStillExcludesItsIdComesBackLater) {
+  auto s = open();
+  ASSERT_EQ(commit(*s, make_event("wh-replay-race"), {"lane"}).status, Status::accepted);
+  auto got = fetch_n(*s, "lane", 1);
+  ASSERT_EQ(got.size(), 1u);
+  const int64_t id = got[0].id;
+  record(*s, outcome(got[0], store::Outcome::Kind::dead));
+  ASSERT_EQ(s->replay(id).count, 1);
+  // The lane's stale view: it still holds `id`.
+  const auto stale = fetch(*s, "lane", 10, {id});
+  EXPECT_TRUE(stale.deliveries.empty());
+  // Once the lane has finished with it, the replay comes back.
+  auto again = fetch_n(*s, "lane", 1, std::chrono::seconds(5));
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].id, id);
+  EXPECT_GT(again[0].replayed_ms, 0);  // the replay, not the first message
+}
+
 TEST_F(JetStreamStoreTest, RetryComesBackAfterItsDelayWithTheAttemptCounted) {
   auto s = open();
   ASSERT_EQ(commit(*s, make_event("wh-r"), {"lane"}).status, Status::accepted);
