@@ -54,6 +54,7 @@ for step in $STEPS; do
   env_line=
   [[ $QUICK == 1 ]] && env_line=${QUICK_ENV[$step]:-}
   echo "== $step ${env_line:+($env_line)} $(date -u +%H:%M:%S), load $(cut -d' ' -f1 /proc/loadavg)" >&2
+  sync # the last step's deleted state reaches the disk now, not during this step (bench/neighbors.sh)
   start=$(date +%s)
   eval "env $env_line timeout --signal=INT --kill-after=30 $STEP_TIMEOUT \"$ROOT/bench/$step.sh\"" \
     >"$OUT_DIR/$step.txt" 2>"$OUT_DIR/$step.err"

@@ -118,6 +118,7 @@ PY
 write_config() {
   local dir=$1
   rm -rf "$dir"
+  sync # an earlier run's deletion and writes reach the disk before this one is measured (bench/neighbors.sh)
   mkdir -p "$dir/flows"
   cat >"$dir/evrouter.yaml" <<CONF
 server:
@@ -201,6 +202,7 @@ setup_shopify_request() {
 write_shopify_config() {
   local dir=$1
   rm -rf "$dir"
+  sync # an earlier run's deletion and writes reach the disk before this one is measured (bench/neighbors.sh)
   mkdir -p "$dir/flows"
   cat >"$dir/evrouter.yaml" <<CONF
 server:

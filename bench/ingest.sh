@@ -189,6 +189,7 @@ stop_evrouter() {  # MODE ANSWERED_2XX: stop, then check that every 2xx was stor
     echo "check  evrouter $1: $stored events stored for $(($2 + 1)) 2xx answers counted" >>"$WORK/checks"
   fi
   rm -rf "$WORK/evrouter-$1/state"
+  sync # the deletion's discards before the next run, not during it (bench/neighbors.sh)
 }
 
 # --- measurements ----------------------------------------------------------------------------------------
