@@ -28,6 +28,7 @@
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 #include "evrouter/common/crypto.h"
 #include "evrouter/common/log.h"
@@ -58,6 +59,25 @@ constexpr std::size_t kMaxQueuedStreamCommits = 20'000;
 constexpr std::size_t kPipelinedCommits = 256;
 // Outcomes settled together by one pass of the reader (settle_all): their journal entries in one round trip.
 constexpr std::size_t kPipelinedOutcomes = 256;
+
+// Up to `n` items from the front of `q` (under `mu`). None left: an empty result, and `posted` (the flag that
+// a pass is posted to drain `q`) is cleared under the same lock, so the next item queued posts a new pass.
+template <typename T>
+std::vector<T> take_queued(std::mutex& mu, std::deque<T>& q, bool& posted, std::size_t n) {
+  std::vector<T> out;
+  std::lock_guard lk(mu);
+  if (q.empty()) {
+    posted = false;
+    return out;
+  }
+  n = std::min(q.size(), n);
+  out.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    out.push_back(std::move(q.front()));
+    q.pop_front();
+  }
+  return out;
+}
 
 using jetstream::envelope_json;
 using jetstream::event_from;
@@ -576,20 +596,8 @@ class JetStreamStore final : public Store {
   // kPipelinedCommits at a time, each answered with its own result.
   void drain_commits() {
     for (;;) {
-      std::vector<QueuedCommit> batch;
-      {
-        std::lock_guard lk(commits_mu_);
-        if (commits_.empty()) {
-          drain_posted_ = false;
-          return;
-        }
-        const std::size_t n = std::min(commits_.size(), kPipelinedCommits);
-        batch.reserve(n);
-        for (std::size_t i = 0; i < n; ++i) {
-          batch.push_back(std::move(commits_.front()));
-          commits_.pop_front();
-        }
-      }
+      std::vector<QueuedCommit> batch = take_queued(commits_mu_, commits_, drain_posted_, kPipelinedCommits);
+      if (batch.empty()) return;
       queued_ -= batch.size();
       std::vector<Ingest*> ingests;
       ingests.reserve(batch.size());
@@ -894,20 +902,9 @@ class JetStreamStore final : public Store {
   // kPipelinedOutcomes at a time.
   void drain_outcomes() {
     for (;;) {
-      std::vector<QueuedOutcome> batch;
-      {
-        std::lock_guard lk(outcomes_mu_);
-        if (outcomes_.empty()) {
-          settle_posted_ = false;
-          return;
-        }
-        const std::size_t n = std::min(outcomes_.size(), kPipelinedOutcomes);
-        batch.reserve(n);
-        for (std::size_t i = 0; i < n; ++i) {
-          batch.push_back(std::move(outcomes_.front()));
-          outcomes_.pop_front();
-        }
-      }
+      std::vector<QueuedOutcome> batch =
+          take_queued(outcomes_mu_, outcomes_, settle_posted_, kPipelinedOutcomes);
+      if (batch.empty()) return;
       settle_all(batch);
       for (auto& q : batch) q.done();
     }
