@@ -127,7 +127,14 @@ class Worker {
       std::function<void()> job;
       {
         std::unique_lock lk(mu_);
-        cv_.wait_until(lk, next, [this] { return stopping_ || !jobs_.empty(); });
+        const auto woken = [this] { return stopping_ || !jobs_.empty(); };
+        // Without `every` there is no deadline: waiting until a past `next` would return at once, and the
+        // idle thread would spin.
+        if (every_) {
+          cv_.wait_until(lk, next, woken);
+        } else {
+          cv_.wait(lk, woken);
+        }
         if (!jobs_.empty()) {
           job = std::move(jobs_.front());
           jobs_.pop_front();

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <ctime>
 #include <future>
 #include <thread>
 
@@ -178,6 +179,23 @@ TEST_F(JetStreamStoreTest, BatchCommitMarksRepeatsAsDuplicates) {
 // Commits queued together are published together (two round trips for the lot): each is still answered
 // on its own, duplicates among them are found, and the lane holds the deliveries in commit order.
 // Outcomes recorded together are settled together: each journaled and acknowledged.
+// An idle store costs next to no CPU. Its writer thread (a worker without a periodic job) used to wait
+// until a deadline that had passed a second after the start, which returned at once: it spun on a core.
+TEST_F(JetStreamStoreTest, IdleStoreLeavesTheCpuAlone) {
+  auto s = open();
+  ASSERT_EQ(commit(*s, make_event("wh-idle"), {"lane"}).status, Status::accepted);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // past the workers' 1 s period
+  const auto cpu_seconds = [] {
+    timespec ts{};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+  };
+  const double before = cpu_seconds();
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  const double used = cpu_seconds() - before;
+  EXPECT_LT(used, 0.3) << "CPU seconds this process used in 1 s with the store idle";
+}
+
 TEST_F(JetStreamStoreTest, CommitsAndOutcomesQueuedTogetherArePipelinedAndEachAnswered) {
   auto s = open();
   constexpr int kUnique = 250;
