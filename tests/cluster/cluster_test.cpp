@@ -219,11 +219,14 @@ TEST(Cluster, TwoInstancesOnAThreeNodeNatsClusterSurviveKillsWithinTheirLimits) 
                                << "\n"
                                << log_tail(a.process->log_path());
 
-  // Routed once, apart from redeliveries after the faults: what was unsettled when b died or when the
-  // NATS node went (its acknowledgements lost) is sent again, at most the cap each time.
+  // Routed once, apart from redeliveries after the faults, at most the cap each: what was unsettled when b
+  // died; what was acknowledged to the NATS node as it went (those acknowledgements lost); and what an
+  // instance held while its store's reader waited out the PubAcks of journal entries sent to that node
+  // (up to `timeout`, longer than `ack_wait`: no in-progress marks meanwhile, so JetStream hands those
+  // out again). Seen once in CI under AddressSanitizer on a loaded machine: 10 repeats against 8.
   int repeats = 0;
   for (const auto& [id, n] : got) repeats += n - 1;
-  EXPECT_LE(repeats, 2 * kConcurrency) << "more redeliveries than the faults can cause";
+  EXPECT_LE(repeats, 3 * kConcurrency) << "more redeliveries than the faults can cause";
   for (const auto& [id, n] : got) EXPECT_TRUE(id >= 0 && id < kTotal) << id;
 
   // Limits held across both instances: never more than the cap in flight at the sink; never more than

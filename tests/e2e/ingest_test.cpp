@@ -1,5 +1,6 @@
 // Ingest: signatures, HTTP errors, duplicates, topics.
 #include <atomic>
+#include <ctime>
 #include <thread>
 #include <vector>
 
@@ -115,6 +116,24 @@ TEST_P(IngestOnStores, DuplicateWebhookIsRoutedOnce) {
   ASSERT_TRUE(sink_.wait_for(2, std::chrono::seconds(5)));
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   EXPECT_EQ(sink_.count(), 2u);
+}
+
+// A daemon with nothing to do costs next to no CPU, on either store: no thread of it polls in a tight loop
+// (the JetStream store's writer once spun a core, from a second after the start).
+TEST_P(IngestOnStores, IdleDaemonLeavesTheCpuAlone) {
+  start(make_config());
+  ASSERT_EQ(post(order_).status, 200);
+  ASSERT_TRUE(sink_.wait_for(1, std::chrono::seconds(5)));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // past every worker's first period
+  const auto cpu_seconds = [] {
+    timespec ts{};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+  };
+  const double before = cpu_seconds();
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  const double used = cpu_seconds() - before;
+  EXPECT_LT(used, 0.5) << "CPU seconds the idle daemon (and this test's idle sink) used in 2 s";
 }
 
 TEST_P(IngestOnStores, DisabledFlowAnswers503AndKeepsNothing) {
