@@ -1,6 +1,5 @@
 // Ingest: signatures, HTTP errors, duplicates, topics.
 #include <atomic>
-#include <ctime>
 #include <thread>
 #include <vector>
 
@@ -125,14 +124,9 @@ TEST_P(IngestOnStores, IdleDaemonLeavesTheCpuAlone) {
   ASSERT_EQ(post(order_).status, 200);
   ASSERT_TRUE(sink_.wait_for(1, std::chrono::seconds(5)));
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // past every worker's first period
-  const auto cpu_seconds = [] {
-    timespec ts{};
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
-  };
-  const double before = cpu_seconds();
+  const double before = process_cpu_seconds();
   std::this_thread::sleep_for(std::chrono::seconds(2));
-  const double used = cpu_seconds() - before;
+  const double used = process_cpu_seconds() - before;
   EXPECT_LT(used, 0.5) << "CPU seconds the idle daemon (and this test's idle sink) used in 2 s";
 }
 

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <ctime>
 #include <future>
 #include <thread>
 
@@ -185,14 +184,9 @@ TEST_F(JetStreamStoreTest, IdleStoreLeavesTheCpuAlone) {
   auto s = open();
   ASSERT_EQ(commit(*s, make_event("wh-idle"), {"lane"}).status, Status::accepted);
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // past the workers' 1 s period
-  const auto cpu_seconds = [] {
-    timespec ts{};
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
-  };
-  const double before = cpu_seconds();
+  const double before = test::process_cpu_seconds();
   std::this_thread::sleep_for(std::chrono::seconds(1));
-  const double used = cpu_seconds() - before;
+  const double used = test::process_cpu_seconds() - before;
   EXPECT_LT(used, 0.3) << "CPU seconds this process used in 1 s with the store idle";
 }
 

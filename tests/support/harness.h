@@ -84,4 +84,7 @@ int connect_loopback(uint16_t port);
 // exposition, or -1 when it is not there.
 double metric_sample(const std::string& text, const std::string& series);
 
+// CPU time this process has used so far (every thread), in seconds.
+double process_cpu_seconds();
+
 }  // namespace evr::test
