@@ -235,7 +235,8 @@ class JetStreamStore final : public Store {
     flows_kv_ = ensure_kv(prefix_ + "_flows");
 
     writer_.start(nullptr, std::chrono::milliseconds(1000));
-    reader_.start([this] { keep_held(); },
+    reader_.start(nullptr, std::chrono::milliseconds(1000));
+    marker_.start([this] { keep_held(); },
                   std::chrono::duration_cast<std::chrono::milliseconds>(options_.ack_wait / 3));
     join_instances();
     beat_.start([this] { beat(); }, kBeatEvery);
@@ -254,9 +255,11 @@ class JetStreamStore final : public Store {
   void close() override {
     if (open_.exchange(false)) {
       writer_.stop();
+      marker_.stop();
       // Deliveries fetched but not settled go back at once (no wait for the ack timeout), for the next
       // start or another instance.
       reader_.post([this] {
+        std::lock_guard lk(held_mu_);
         for (auto& [_, h] : held_) {
           natsMsg_Nak(h.msg, nullptr);
           natsMsg_Destroy(h.msg);
@@ -816,7 +819,10 @@ class JetStreamStore final : public Store {
         const std::size_t live = static_cast<std::size_t>(std::max(1, live_.load()));
         const std::size_t share = (cap + live - 1) / live;
         std::size_t held = 0;
-        for (const auto& [_, h] : held_) held += h.lane == lane ? 1 : 0;
+        {
+          std::lock_guard hk(held_mu_);
+          for (const auto& [_, h] : held_) held += h.lane == lane ? 1 : 0;
+        }
         const std::size_t room = share > held ? share - held : 0;
         capped = room < batch;
         batch = std::min(batch, room);
@@ -851,21 +857,20 @@ class JetStreamStore final : public Store {
       if (capped && i == list.Count - 1)
         due.capped = meta->NumPending > 0 || list.Count == static_cast<int>(batch);
       jsMsgMetaData_Destroy(meta);
-      const bool lane_has_it = exclude.count(id) != 0;
-      auto held = held_.find(id);
-      if (lane_has_it && held == held_.end()) {
-        // The lane still counts this delivery as its own but its outcome was settled here: a replay of it
-        // (same id) came back before the lane heard of the settlement. Held here, no lane would ever send
-        // it (and keep_held would keep it from JetStream's redelivery); it goes back for a moment instead,
-        // for a fetch issued once the lane knows.
-        natsMsg_NakWithDelay(m, kPollMs, nullptr);
-        natsMsg_Destroy(m);
+      if (exclude.count(id) != 0) {
+        // The lane still counts this delivery as its own. Held here: keep the newest handle (acknowledgements
+        // go through it). Not held: its outcome was settled here and a replay of it (same id) came back
+        // before the lane heard of the settlement; held, no lane would ever send it (and keep_held would
+        // keep it from JetStream's redelivery), so it goes back for a moment instead, for a fetch issued
+        // once the lane knows.
+        if (!hold(id, m, lane, false)) {
+          natsMsg_NakWithDelay(m, kPollMs, nullptr);
+          natsMsg_Destroy(m);
+        }
         continue;
       }
-      // Keep the newest handle: acknowledgements go through it.
-      if (held != held_.end()) natsMsg_Destroy(held->second.msg);
-      held_[id] = Held{m, lane};
-      if (lane_has_it) continue;
+      // Everything is read from the message before it is held: from then on the marker thread may use it
+      // (natsMsg_InProgress), and reading its headers the first time writes to it.
       const char* env = nullptr;
       natsMsgHeader_Get(m, "Evr-Envelope", &env);
       auto j = nlohmann::json::parse(env ? env : "", nullptr, false);
@@ -873,7 +878,7 @@ class JetStreamStore final : public Store {
         log::error("store: a delivery message without a readable envelope is terminated", {{"lane", lane}});
         natsMsg_Term(m, nullptr);
         natsMsg_Destroy(m);
-        held_.erase(id);
+        if (natsMsg* older = release(id)) natsMsg_Destroy(older);
         continue;
       }
       Delivery d;
@@ -895,6 +900,7 @@ class JetStreamStore final : public Store {
       ops().fill(m, d, delivered, known);
       const char* key = nullptr;
       if (natsMsgHeader_Get(m, "Evr-Ordering-Key", &key) == NATS_OK && key && *key) d.ordering_key = key;
+      hold(id, m, lane, true);
       due.deliveries.push_back(std::move(d));
     }
     natsMsgList_Destroy(&list);
@@ -937,15 +943,20 @@ class JetStreamStore final : public Store {
         history_[o.delivery_id].push_back(o.attempt);
         recorded_[o.delivery_id] = o.attempts;
       }
-      auto it = held_.find(o.delivery_id);
-      if (it == held_.end()) {
+      {
+        std::lock_guard lk(held_mu_);
+        auto it = held_.find(o.delivery_id);
+        if (it != held_.end()) {
+          held[i].msg = it->second.msg;
+          held[i].lane = std::move(it->second.lane);
+          held_.erase(it);
+        }
+      }
+      if (!held[i].msg) {
         log::warn("store: outcome of a delivery not held; JetStream hands it out again",
                   {{"delivery_id", std::to_string(o.delivery_id)}});
         continue;
       }
-      held[i].msg = it->second.msg;
-      held[i].lane = std::move(it->second.lane);
-      held_.erase(it);
       const jetstream::JournalEntry entry = ops().journal_entry(o, held[i].lane, held[i].msg);
       settle_publisher_.publish(entry.subject, {}, {}, entry.body, held[i].journal);
       journaled = true;
@@ -1054,8 +1065,41 @@ class JetStreamStore final : public Store {
     js_PurgeStream(js_, instances_stream_.c_str(), &jo, &code);
   }
 
-  // Reader thread, every ack_wait / 3: deliveries the lanes still hold stay theirs.
+  // Reader thread: `m` becomes the held handle of delivery `id` (the newest handle: acknowledgements go
+  // through it; an older one is destroyed). With `or_add` false only a delivery already held is updated.
+  // True when held.
+  bool hold(int64_t id, natsMsg* m, const std::string& lane, bool or_add) {
+    natsMsg* older = nullptr;
+    {
+      std::lock_guard lk(held_mu_);
+      auto it = held_.find(id);
+      if (it == held_.end()) {
+        if (!or_add) return false;
+        held_.emplace(id, Held{m, lane});
+        return true;
+      }
+      older = it->second.msg;
+      it->second = Held{m, lane};
+    }
+    natsMsg_Destroy(older);
+    return true;
+  }
+
+  // Reader thread: delivery `id` is no longer held; its handle (null if none) is the caller's.
+  natsMsg* release(int64_t id) {
+    std::lock_guard lk(held_mu_);
+    auto it = held_.find(id);
+    if (it == held_.end()) return nullptr;
+    natsMsg* m = it->second.msg;
+    held_.erase(it);
+    return m;
+  }
+
+  // Marker thread, every ack_wait / 3: deliveries the lanes still hold stay theirs. Not on the reader,
+  // which can wait for JetStream longer than ack_wait (PubAcks from a NATS node going down, up to
+  // `timeout`); a handle is only used here while held_mu_ shows it held.
   void keep_held() {
+    std::lock_guard lk(held_mu_);
     for (auto& [_, h] : held_) natsMsg_InProgress(h.msg, nullptr);
   }
 
@@ -1089,12 +1133,15 @@ class JetStreamStore final : public Store {
   jetstream::AsyncPublisher settle_publisher_;  // reader thread
   Worker writer_;
   Worker reader_;
+  Worker marker_;  // in-progress marks for held_ (keep_held)
   Worker beat_;
   std::atomic<int> live_{1};  // live instances (heartbeats), this one included
   std::mutex caps_mu_;
   std::map<std::string, int> caps_;  // lane → cluster-wide cap (MaxAckPending of its consumer)
   // Reader thread only.
   std::map<std::string, natsSubscription*> subs_;
+  // Changed by the reader thread; read by the marker thread and fetch's cap count.
+  std::mutex held_mu_;
   std::unordered_map<int64_t, Held> held_;
   // Attempt history and counts this process recorded (lost on restart; docs/scaling.md).
   std::mutex history_mu_;

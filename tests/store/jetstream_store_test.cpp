@@ -293,6 +293,35 @@ TEST_F(JetStreamStoreTest, HeldDeliveriesAreNotHandedOutTwice) {
   EXPECT_LT(got[1].id, got[2].id);
 }
 
+// A held delivery stays this instance's while the store's reader thread is busy for several ack_waits
+// (as when it waits out the PubAcks of a dying NATS node): its in-progress marks do not wait for the
+// reader. Here a fetch's callback, which runs on the reader thread, holds it for 3.5 x ack_wait.
+TEST_F(JetStreamStoreTest, HeldDeliveriesStayHeldWhileTheReaderIsBusy) {
+  auto o = options();
+  o.ack_wait = std::chrono::seconds(1);
+  auto a = store::make_jetstream_store(o);
+  a->open();
+  auto b = store::make_jetstream_store(o);
+  b->open();
+  ASSERT_EQ(commit(*a, make_event("busy-reader"), {"lane"}).status, Status::accepted);
+  auto got = fetch_n(*a, "lane", 1);
+  ASSERT_EQ(got.size(), 1u);
+
+  std::promise<void> blocked;
+  a->fetch_due("other lane", event::now_ms(), 1, {}, [&blocked](store::Due) {
+    blocked.set_value();
+    std::this_thread::sleep_for(std::chrono::milliseconds(3500));
+  });
+  blocked.get_future().get();
+  // Meanwhile the other instance asks for the lane's deliveries, past several ack_waits.
+  auto stolen = fetch_n(*b, "lane", 1, std::chrono::milliseconds(3000));
+  EXPECT_TRUE(stolen.empty()) << "handed out again while held";
+
+  // Still a's to settle: delivered, it leaves the queue for good.
+  record(*a, outcome(got[0], store::Outcome::Kind::delivered));
+  EXPECT_TRUE(fetch_n(*b, "lane", 1, std::chrono::milliseconds(1500)).empty());
+}
+
 // The lane's cap holds across instances: two stores on one stream (two evrouter instances) together
 // never hold more unsettled deliveries of the lane than its cap; settling one frees a place.
 TEST_F(JetStreamStoreTest, LaneCapHoldsAcrossInstances) {
