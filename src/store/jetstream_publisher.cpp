@@ -83,6 +83,11 @@ void AsyncPublisher::on_ack(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae
   natsMsg_Destroy(msg);  // the handler's to destroy (nats.h, jsPubAckHandler)
 }
 
+bool AsyncPublisher::answered(const Ack& ack) {
+  std::lock_guard lk(mu_);
+  return ack.answered || !ack.error.empty();
+}
+
 void AsyncPublisher::wait() {
   if (!js_) return;
   jsPubOptions po;

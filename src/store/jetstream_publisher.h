@@ -44,6 +44,9 @@ class AsyncPublisher {
   // Returns once every message sent since the last wait was answered or timed out (timeout_ms after it
   // was sent); one left unanswered gets an error, and an answer arriving later is dropped.
   void wait();
+  // Without waiting: whether `ack` is final (answered, timed out, or failed to send). Once it is, the
+  // publisher no longer touches it.
+  bool answered(const Ack& ack);
 
  private:
   static void on_ack(jsCtx* js, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* closure);

@@ -171,6 +171,12 @@ struct QueuedOutcome {
   std::function<void()> done;
 };
 
+// A journal entry published by the reader whose PubAck may still be on its way.
+struct Journaled {
+  std::string lane;
+  jetstream::AsyncPublisher::Ack ack;
+};
+
 // A fetched, unacknowledged delivery message.
 struct Held {
   natsMsg* msg = nullptr;
@@ -190,7 +196,11 @@ class JetStreamStore final : public Store {
         instance_subject_(options_.stream + ".instances." + crypto::random_token(16)) {}
   ~JetStreamStore() override { close(); }
 
-  void open() override {
+  // Two connections: the writer's (commits, and everything else) buffers what it sends for the client's
+  // flusher (which waits 1 ms for more), the reader's (fetches, acks, journal entries, in-progress marks)
+  // sends each at once: a lane's fetch-send-settle cycle is a chain of small round trips, where waiting
+  // for company only adds latency (docs/benchmarks.md, "Deliveries on JetStream").
+  natsConnection* connect(const char* name, bool send_asap) {
     natsOptions* opts = nullptr;
     check(natsOptions_Create(&opts), "NATS options");
     std::vector<const char*> servers;
@@ -200,20 +210,29 @@ class JetStreamStore final : public Store {
     if (s == NATS_OK) s = natsOptions_SetAllowReconnect(opts, true);
     if (s == NATS_OK) s = natsOptions_SetMaxReconnect(opts, -1);
     if (s == NATS_OK) s = natsOptions_SetReconnectWait(opts, 500);
-    if (s == NATS_OK) s = natsOptions_SetName(opts, "evrouter");
-    if (s == NATS_OK) s = natsConnection_Connect(&nc_, opts);
+    if (s == NATS_OK) s = natsOptions_SetName(opts, name);
+    if (s == NATS_OK) s = natsOptions_SetSendAsap(opts, send_asap);
+    natsConnection* nc = nullptr;
+    if (s == NATS_OK) s = natsConnection_Connect(&nc, opts);
     natsOptions_Destroy(opts);
     if (s != NATS_OK) {
       std::string list;
       for (const auto& u : options_.servers) list += (list.empty() ? "" : ", ") + u;
       throw std::runtime_error("store: cannot connect to NATS at " + list + ": " + status_text(s));
     }
+    return nc;
+  }
+
+  void open() override {
+    nc_ = connect("evrouter", false);
+    reader_nc_ = connect("evrouter-reader", true);
     jsOptions jo;
     jsOptions_Init(&jo);
     jo.Wait = timeout_ms();
     check(natsConnection_JetStream(&js_, nc_, &jo), "JetStream context");
+    check(natsConnection_JetStream(&reader_js_, reader_nc_, &jo), "JetStream context");
     commit_publisher_.open(nc_, timeout_ms());
-    settle_publisher_.open(nc_, timeout_ms());
+    settle_publisher_.open(reader_nc_, timeout_ms());
 
     // The streams and buckets, each retried while JetStream is not answering yet: replicas started with
     // (or just after) their NATS cluster find its meta leader still being elected, and a replicated
@@ -259,6 +278,7 @@ class JetStreamStore final : public Store {
       // Deliveries fetched but not settled go back at once (no wait for the ack timeout), for the next
       // start or another instance.
       reader_.post([this] {
+        reap_journal(true);
         std::lock_guard lk(held_mu_);
         for (auto& [_, h] : held_) {
           natsMsg_Nak(h.msg, nullptr);
@@ -281,13 +301,15 @@ class JetStreamStore final : public Store {
     commit_publisher_.close();
     settle_publisher_.close();
     if (js_) jsCtx_Destroy(js_);
-    js_ = nullptr;
-    if (nc_) {
-      natsConnection_FlushTimeout(nc_, timeout_ms());
-      natsConnection_Close(nc_);
-      natsConnection_Destroy(nc_);
+    if (reader_js_) jsCtx_Destroy(reader_js_);
+    js_ = reader_js_ = nullptr;
+    for (natsConnection* nc : {nc_, reader_nc_}) {
+      if (!nc) continue;
+      natsConnection_FlushTimeout(nc, timeout_ms());
+      natsConnection_Close(nc);
+      natsConnection_Destroy(nc);
     }
-    nc_ = nullptr;
+    nc_ = reader_nc_ = nullptr;
   }
 
   std::string listener_id(const std::string& flow, const std::optional<std::string>& pinned) override {
@@ -513,7 +535,10 @@ class JetStreamStore final : public Store {
 
   bool admit() const { return open_ && queued_.load() < kMaxQueuedStreamCommits; }
 
-  bool connected() const { return nc_ && natsConnection_Status(nc_) == NATS_CONN_STATUS_CONNECTED; }
+  bool connected() const {
+    return nc_ && natsConnection_Status(nc_) == NATS_CONN_STATUS_CONNECTED && reader_nc_ &&
+           natsConnection_Status(reader_nc_) == NATS_CONN_STATUS_CONNECTED;
+  }
 
   void ensure_stream(const std::string& name, const std::string& subject, jsRetentionPolicy retention,
                      int64_t max_age_ns, int64_t duplicates_ns, int64_t max_per_subject = 0) {
@@ -780,7 +805,7 @@ class JetStreamStore final : public Store {
     so.ManualAck = true;
     natsSubscription* sub = nullptr;
     code = {};
-    check(js_PullSubscribe(&sub, js_, subject.c_str(), durable.c_str(), nullptr, &so, &code),
+    check(js_PullSubscribe(&sub, reader_js_, subject.c_str(), durable.c_str(), nullptr, &so, &code),
           "subscribe " + durable, code);
     subs_.emplace(lane, sub);
     return sub;
@@ -912,30 +937,33 @@ class JetStreamStore final : public Store {
   }
 
   // On the reader thread: the outcomes recorded since its last pass, settled together (settle_all) up to
-  // kPipelinedOutcomes at a time.
+  // kPipelinedOutcomes at a time. Each is answered (done) as soon as its delivery is settled.
   void drain_outcomes() {
     for (;;) {
       std::vector<QueuedOutcome> batch =
           take_queued(outcomes_mu_, outcomes_, settle_posted_, kPipelinedOutcomes);
       if (batch.empty()) return;
       settle_all(batch);
-      for (auto& q : batch) q.done();
     }
   }
 
-  // Each outcome is first appended to its delivery's journal (every entry of the batch published, then
-  // their acknowledgements awaited together), then its delivery is settled: delivered → ack (the message
-  // leaves the work queue), retry → NAK with the delay, dead → the dead letter, then terminated. The acks
-  // are sent without waiting for an answer each and flushed once for the batch; one lost with a NATS node
-  // makes JetStream hand the delivery out again after ack_wait (at least once).
+  // Each outcome is appended to its delivery's journal (every entry of the batch published at once), then
+  // its delivery is settled. delivered → ack (the message leaves the work queue) right away: the acks are
+  // sent without waiting for an answer each and confirmed by one round trip for the batch, and these
+  // outcomes are answered then, without waiting for their journal entries' PubAcks (checked on later passes:
+  // reap_journal). The journal records what was sent, and an entry that fails was never a reason to keep a
+  // delivered message (it is logged either way); waiting cost every lane a JetStream write per
+  // fetch-send-settle cycle. retry → NAK with the delay, dead → the dead letter, then terminated: both only
+  // once the journal holds the attempt, since the next hand-out (on any instance) reads its attempt count
+  // from there. An ack lost with a NATS node makes JetStream hand the delivery out again after ack_wait (at
+  // least once).
   void settle_all(std::vector<QueuedOutcome>& batch) {
+    reap_journal(false);
     struct Settling {
       natsMsg* msg = nullptr;  // null: not held here
       std::string lane;
-      jetstream::AsyncPublisher::Ack journal;
     };
     std::vector<Settling> held(batch.size());
-    bool journaled = false;
     for (std::size_t i = 0; i < batch.size(); ++i) {
       const Outcome& o = batch[i].outcome;
       {
@@ -943,66 +971,89 @@ class JetStreamStore final : public Store {
         history_[o.delivery_id].push_back(o.attempt);
         recorded_[o.delivery_id] = o.attempts;
       }
-      {
-        std::lock_guard lk(held_mu_);
-        auto it = held_.find(o.delivery_id);
-        if (it != held_.end()) {
-          held[i].msg = it->second.msg;
-          held[i].lane = std::move(it->second.lane);
-          held_.erase(it);
-        }
-      }
-      if (!held[i].msg) {
+      if (natsMsg* m = release(o.delivery_id, &held[i].lane)) {
+        held[i].msg = m;
+      } else {
         log::warn("store: outcome of a delivery not held; JetStream hands it out again",
                   {{"delivery_id", std::to_string(o.delivery_id)}});
         continue;
       }
       const jetstream::JournalEntry entry = ops().journal_entry(o, held[i].lane, held[i].msg);
-      settle_publisher_.publish(entry.subject, {}, {}, entry.body, held[i].journal);
-      journaled = true;
+      Journaled& j = journaled_.emplace_back();  // a deque: its address stays while others are added
+      j.lane = held[i].lane;
+      settle_publisher_.publish(entry.subject, {}, {}, entry.body, j.ack);
     }
-    if (journaled) settle_publisher_.wait();
-    bool acked = false;
+
+    // Delivered: acked now (each sent at once on the reader's connection) and answered.
+    std::vector<bool> settled(batch.size(), false);
+    bool later = false;  // retries or dead letters in the batch
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      natsMsg* m = held[i].msg;
+      const Outcome& o = batch[i].outcome;
+      if (!m || o.kind != Outcome::Kind::delivered) {
+        later = later || m != nullptr;
+        continue;
+      }
+      if (natsStatus s = natsMsg_Ack(m, nullptr); s != NATS_OK)
+        log::warn("store: acknowledgement failed", {{"lane", held[i].lane}, {"error", status_text(s)}});
+      ++delivered_;
+      forget(o.delivery_id);
+      natsMsg_Destroy(m);
+      held[i].msg = nullptr;
+      settled[i] = true;
+    }
+    // One round trip for the batch: once the server answers, it has taken the acks (whoever reads the
+    // queue next sees them settled).
+    if (std::find(settled.begin(), settled.end(), true) != settled.end()) {
+      if (natsStatus s = natsConnection_FlushTimeout(reader_nc_, timeout_ms()); s != NATS_OK)
+        log::warn("store: acknowledgements not confirmed sent", {{"error", status_text(s)}});
+    }
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      if (settled[i] || !later) batch[i].done();
+    }
+    if (!later) return;
+
+    // Retries and dead letters: once their journal entries are in.
+    reap_journal(true);
     for (std::size_t i = 0; i < batch.size(); ++i) {
       natsMsg* m = held[i].msg;
       if (!m) continue;
       const Outcome& o = batch[i].outcome;
       const std::string& lane = held[i].lane;
-      if (!held[i].journal.error.empty()) {
-        log::warn("store: cannot write an attempt to the journal",
-                  {{"lane", lane}, {"error", held[i].journal.error}});
-      }
       natsStatus s = NATS_OK;
-      switch (o.kind) {
-        case Outcome::Kind::delivered:
-          s = natsMsg_Ack(m, nullptr);
-          acked = true;
-          ++delivered_;
+      if (o.kind == Outcome::Kind::retry) {
+        s = natsMsg_NakWithDelay(m, std::max<int64_t>(0, o.next_attempt_ms - event::now_ms()), nullptr);
+      } else {
+        std::string error = dead_letter(m, lane, o.delivery_id);
+        if (!error.empty()) {
+          // Not lost: it comes back and dies again once the dead-letter stream takes it.
+          log::error("store: cannot write a dead letter", {{"lane", lane}, {"error", error}});
+          s = natsMsg_NakWithDelay(m, 5000, nullptr);
+        } else {
+          s = natsMsg_Term(m, nullptr);
           forget(o.delivery_id);
-          break;
-        case Outcome::Kind::retry:
-          s = natsMsg_NakWithDelay(m, std::max<int64_t>(0, o.next_attempt_ms - event::now_ms()), nullptr);
-          break;
-        case Outcome::Kind::dead: {
-          std::string error = dead_letter(m, lane, o.delivery_id);
-          if (!error.empty()) {
-            // Not lost: it comes back and dies again once the dead-letter stream takes it.
-            log::error("store: cannot write a dead letter", {{"lane", lane}, {"error", error}});
-            s = natsMsg_NakWithDelay(m, 5000, nullptr);
-          } else {
-            s = natsMsg_Term(m, nullptr);
-            forget(o.delivery_id);
-          }
-          break;
         }
       }
       if (s != NATS_OK)
         log::warn("store: acknowledgement failed", {{"lane", lane}, {"error", status_text(s)}});
       natsMsg_Destroy(m);
     }
-    if (acked) {
-      if (natsStatus s = natsConnection_FlushTimeout(nc_, timeout_ms()); s != NATS_OK)
-        log::warn("store: acknowledgements not confirmed sent", {{"error", status_text(s)}});
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      if (!settled[i]) batch[i].done();
+    }
+  }
+
+  // Reader thread: journal entries whose PubAck came (all of them with `wait`, after waiting for them),
+  // dropped from journaled_, a failed one logged.
+  void reap_journal(bool wait) {
+    if (journaled_.empty()) return;
+    if (wait) settle_publisher_.wait();
+    while (!journaled_.empty() && (wait || settle_publisher_.answered(journaled_.front().ack))) {
+      const Journaled& j = journaled_.front();
+      if (!j.ack.error.empty())
+        log::warn("store: cannot write an attempt to the journal",
+                  {{"lane", j.lane}, {"error", j.ack.error}});
+      journaled_.pop_front();
     }
   }
 
@@ -1085,12 +1136,14 @@ class JetStreamStore final : public Store {
     return true;
   }
 
-  // Reader thread: delivery `id` is no longer held; its handle (null if none) is the caller's.
-  natsMsg* release(int64_t id) {
+  // Reader thread: delivery `id` is no longer held; its handle (null if none) is the caller's, and its
+  // lane goes to `lane` when asked.
+  natsMsg* release(int64_t id, std::string* lane = nullptr) {
     std::lock_guard lk(held_mu_);
     auto it = held_.find(id);
     if (it == held_.end()) return nullptr;
     natsMsg* m = it->second.msg;
+    if (lane) *lane = std::move(it->second.lane);
     held_.erase(it);
     return m;
   }
@@ -1116,6 +1169,8 @@ class JetStreamStore final : public Store {
   std::chrono::steady_clock::time_point setup_deadline_;  // open(): how long JetStream may take to answer
   natsConnection* nc_ = nullptr;
   jsCtx* js_ = nullptr;
+  natsConnection* reader_nc_ = nullptr;  // the reader's subscriptions and settle_publisher_ (connect())
+  jsCtx* reader_js_ = nullptr;
   kvStore* listeners_kv_ = nullptr;
   kvStore* flows_kv_ = nullptr;
   std::atomic<bool> open_{false};
@@ -1131,6 +1186,7 @@ class JetStreamStore final : public Store {
   bool settle_posted_ = false;
   jetstream::AsyncPublisher commit_publisher_;  // writer thread
   jetstream::AsyncPublisher settle_publisher_;  // reader thread
+  std::deque<Journaled> journaled_;             // reader thread: entries sent, oldest first (reap_journal)
   Worker writer_;
   Worker reader_;
   Worker marker_;  // in-progress marks for held_ (keep_held)

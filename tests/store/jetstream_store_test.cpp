@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <future>
+#include <set>
 #include <thread>
 
 #include "support/harness.h"
@@ -78,6 +79,19 @@ store::Outcome outcome(const store::Delivery& d, store::Outcome::Kind kind, int6
   o.attempt.at_ms = event::now_ms();
   o.attempt.status = kind == store::Outcome::Kind::delivered ? 200 : 500;
   return o;
+}
+
+// A delivered outcome is answered once its ack is taken, while its journal entry (which the state read
+// here comes from) may still be on its way: reads see it within moments.
+template <typename Read, typename Done>
+auto eventually(Read read, Done done) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  auto r = read();
+  while (!done(r) && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    r = read();
+  }
+  return r;
 }
 
 class JetStreamStoreTest : public ::testing::Test {
@@ -225,10 +239,45 @@ TEST_F(JetStreamStoreTest, CommitsAndOutcomesQueuedTogetherArePipelinedAndEachAn
   }
   for (auto& p : settled) p.get_future().get();
   EXPECT_EQ(s->counts().delivered, kUnique);
-  EXPECT_EQ(s->attempts(got.front().id).size(), 1u);
-  EXPECT_EQ(s->attempts(got.back().id).size(), 1u);
+  const auto one = [](const std::vector<store::Attempt>& a) { return a.size() == 1; };
+  EXPECT_EQ(eventually([&] { return s->attempts(got.front().id); }, one).size(), 1u);
+  EXPECT_EQ(eventually([&] { return s->attempts(got.back().id); }, one).size(), 1u);
   // Acknowledged: none comes back, here or in another instance after the ack wait.
   EXPECT_TRUE(fetch(*s, "lane", kUnique).deliveries.empty());
+}
+
+// Outcomes of every kind recorded together, in one settle pass: the delivered ones are answered without
+// waiting for their journal entries, the retries and dead letters once theirs are in; each lands where
+// it should.
+TEST_F(JetStreamStoreTest, DeliveredRetriedAndDeadSettledInOnePass) {
+  auto s = open();
+  constexpr int kEach = 4;
+  for (int i = 0; i < 3 * kEach; ++i)
+    ASSERT_EQ(commit(*s, make_event("mixed-" + std::to_string(i)), {"lane"}).status, Status::accepted);
+  auto got = fetch_n(*s, "lane", 3 * kEach);
+  ASSERT_EQ(got.size(), static_cast<std::size_t>(3 * kEach));
+  using K = store::Outcome::Kind;
+  const K kinds[] = {K::delivered, K::retry, K::dead};
+  std::vector<std::promise<void>> answered(got.size());
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    s->record(outcome(got[i], kinds[i % 3], event::now_ms()), [&answered, i] { answered[i].set_value(); });
+  }
+  for (auto& p : answered) {
+    ASSERT_EQ(p.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  }
+  EXPECT_EQ(s->counts().delivered, kEach);
+  EXPECT_EQ(s->dead_letters({}).dead_letters.size(), static_cast<std::size_t>(kEach));
+  // Only the retries come back, each with its attempt counted.
+  auto again = fetch_n(*s, "lane", kEach, std::chrono::seconds(5));
+  ASSERT_EQ(again.size(), static_cast<std::size_t>(kEach));
+  for (const auto& d : again) {
+    EXPECT_EQ(d.attempts, 1);
+    EXPECT_EQ(std::count_if(got.begin(), got.end(), [&](const auto& g) { return g.id == d.id; }), 1);
+  }
+  std::set<int64_t> retried;
+  for (std::size_t i = 1; i < got.size(); i += 3) retried.insert(got[i].id);
+  for (const auto& d : again) EXPECT_EQ(retried.count(d.id), 1u) << d.id;
+  EXPECT_TRUE(fetch(*s, "lane", 10).deliveries.empty());  // the retries are held, the rest settled
 }
 
 // A dead delivery replayed (same id) while its lane has not yet heard that its outcome was settled: the
@@ -475,7 +524,11 @@ TEST_F(JetStreamStoreTest, EventByIdOrWebhookIdWithDeliveriesAndHistory) {
   using K = store::Outcome::Kind;
   attempt(*s, "lane-a", {K::retry, K::delivered});
 
-  auto r = s->event(e->id);
+  auto r = eventually([&] { return s->event(e->id); },
+                      [](const auto& r) {
+                        return r && !r->deliveries.empty() &&
+                               r->deliveries[0].state == store::DeliveryState::delivered;
+                      });
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(r->event->id, e->id);
   EXPECT_EQ(r->event->payload, e->payload);
@@ -715,7 +768,11 @@ TEST_F(JetStreamStoreTest, TwoInstancesSeeTheSameEventsDeadLettersAndFlowState) 
   auto back = fetch_n(*a, "lane", 1);
   ASSERT_EQ(back.size(), 1u);
   record(*a, outcome(back[0], store::Outcome::Kind::delivered));
-  EXPECT_EQ(b->dead_letter(dead.id)->delivery.state, store::DeliveryState::delivered);
+  auto after =
+      eventually([&] { return b->dead_letter(dead.id); },
+                 [](const auto& d) { return d && d->delivery.state == store::DeliveryState::delivered; });
+  ASSERT_TRUE(after.has_value());
+  EXPECT_EQ(after->delivery.state, store::DeliveryState::delivered);
 
   // A flow disabled and a listener id rotated on a reach b's watch.
   a->set_flow_enabled("orders", false);
