@@ -1,5 +1,8 @@
 #include "store/jetstream_codec.h"
 
+#include "evrouter/common/json_text.h"
+#include "evrouter/common/utf8.h"
+
 namespace evr::store::jetstream {
 
 std::string token(std::string_view name) {
@@ -56,6 +59,69 @@ nlohmann::json envelope_json(const event::Event& e) {
           {"correlation_id", e.correlation_id},
           {"headers", std::move(headers)},
           {"resources", e.resources}};
+}
+
+std::string envelope_text(const event::Event& e) {
+  using json_text::append_json_string;
+  bool plain = utf8::valid(e.correlation_id) && utf8::valid(e.dedup_key) && utf8::valid(e.flow) &&
+               utf8::valid(e.id) && utf8::valid(e.listener_id) && utf8::valid(e.shop_domain) &&
+               utf8::valid(e.source) && utf8::valid(e.type) && utf8::valid(e.webhook_id);
+  for (const auto& [k, v] : e.headers) plain = plain && utf8::valid(k) && utf8::valid(v);
+  for (const auto& r : e.resources) plain = plain && utf8::valid(r);
+  if (!plain) return envelope_json(e).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+
+  std::size_t size = 192 + e.correlation_id.size() + e.dedup_key.size() + e.flow.size() + e.id.size() +
+                     e.listener_id.size() + e.shop_domain.size() + e.source.size() + e.type.size() +
+                     e.webhook_id.size();
+  for (const auto& [k, v] : e.headers) size += k.size() + v.size() + 8;
+  for (const auto& r : e.resources) size += r.size() + 3;
+  std::string out;
+  out.reserve(size);
+  // The members in name order, as nlohmann's object (a std::map) writes them.
+  const auto text = [&out](const char* name, std::string_view value) {
+    out += name;
+    append_json_string(value, out);
+  };
+  text("{\"correlation_id\":", e.correlation_id);
+  text(",\"dedup_key\":", e.dedup_key);
+  text(",\"flow\":", e.flow);
+  out += ",\"headers\":[";
+  for (std::size_t i = 0; i < e.headers.size(); ++i) {
+    out += i == 0 ? "[" : ",[";
+    append_json_string(e.headers[i].first, out);
+    out += ',';
+    append_json_string(e.headers[i].second, out);
+    out += ']';
+  }
+  out += ']';
+  text(",\"id\":", e.id);
+  text(",\"listener_id\":", e.listener_id);
+  out += ",\"occurred_ms\":";
+  out += std::to_string(e.occurred_ms);
+  out += ",\"resources\":";
+  out += lanes_text(e.resources);
+  text(",\"shop\":", e.shop_domain);
+  text(",\"source\":", e.source);
+  out += ",\"time_ms\":";
+  out += std::to_string(e.time_ms);
+  text(",\"type\":", e.type);
+  text(",\"webhook_id\":", e.webhook_id);
+  out += '}';
+  return out;
+}
+
+std::string lanes_text(const std::vector<std::string>& lanes) {
+  for (const auto& l : lanes) {
+    if (!utf8::valid(l))
+      return nlohmann::json(lanes).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  }
+  std::string out = "[";
+  for (std::size_t i = 0; i < lanes.size(); ++i) {
+    if (i > 0) out += ',';
+    json_text::append_json_string(lanes[i], out);
+  }
+  out += ']';
+  return out;
 }
 
 event::EventPtr event_from(const nlohmann::json& j, const char* data, int len) {

@@ -25,6 +25,12 @@ std::string untoken(std::string_view token);
 std::string status_text(natsStatus s, jsErrCode code = static_cast<jsErrCode>(0));
 
 nlohmann::json envelope_json(const event::Event& e);
+// envelope_json(e).dump(), the same bytes, written without building the JSON object (the writer's thread
+// makes one per committed event). Text that is not valid UTF-8 is written as dump() with U+FFFD in place
+// of the bad bytes (the listeners refuse such headers before they get here).
+std::string envelope_text(const event::Event& e);
+// The lanes as a JSON array of strings.
+std::string lanes_text(const std::vector<std::string>& lanes);
 // The event from its envelope and (when given) its payload.
 event::EventPtr event_from(const nlohmann::json& envelope, const char* data, int len);
 

@@ -79,7 +79,6 @@ std::vector<T> take_queued(std::mutex& mu, std::deque<T>& q, bool& posted, std::
   return out;
 }
 
-using jetstream::envelope_json;
 using jetstream::event_from;
 using jetstream::status_text;
 using jetstream::token;
@@ -688,8 +687,8 @@ class JetStreamStore final : public Store {
       Ingest& in = *ins[i];
       const event::Event& e = *in.event;
       Prepared& pr = prep[i];
-      pr.envelope = envelope_json(e).dump();
-      pr.lanes = nlohmann::json(in.lanes).dump();
+      pr.envelope = jetstream::envelope_text(e);
+      pr.lanes = jetstream::lanes_text(in.lanes);
       pr.base = e.dedup_key.empty() ? std::string() : e.listener_id + ":" + e.dedup_key;
       pr.first = slot;
       pr.count = in.lanes.size();
