@@ -534,9 +534,10 @@ class JetStreamStore final : public Store {
 
   bool admit() const { return open_ && queued_.load() < kMaxQueuedStreamCommits; }
 
-  bool connected() const {
-    return nc_ && natsConnection_Status(nc_) == NATS_CONN_STATUS_CONNECTED && reader_nc_ &&
-           natsConnection_Status(reader_nc_) == NATS_CONN_STATUS_CONNECTED;
+  // The writer's connection (commits, heartbeats, operations); reading() is the reader's.
+  bool connected() const { return nc_ && natsConnection_Status(nc_) == NATS_CONN_STATUS_CONNECTED; }
+  bool reading() const {
+    return reader_nc_ && natsConnection_Status(reader_nc_) == NATS_CONN_STATUS_CONNECTED;
   }
 
   void ensure_stream(const std::string& name, const std::string& subject, jsRetentionPolicy retention,
@@ -815,7 +816,7 @@ class JetStreamStore final : public Store {
     Due due;
     due.next_due_ms = now_ms + kPollMs;
     if (limit == 0) return due;
-    if (!connected()) {
+    if (!reading()) {
       due.next_due_ms = now_ms + 1000;
       return due;
     }
