@@ -64,6 +64,22 @@ wait_http() {  # URL EXPECTED_CODE: poll for up to 30 s
 
 # start_nginx NAME PORT: /ok/... answers 200, /fail/... 500; every request is logged to $WORK/NAME/arrivals.log
 # as "<arrival epoch s.ms> <X-Evrouter-Event-Id> <uri> <status>". Sets NGINX_PID.
+# start_nats DIR PORT: a nats-server with JetStream (file storage in DIR) on 127.0.0.1:PORT; sets NATS_PID
+# once it accepts connections.
+start_nats() {
+  mkdir -p "$1"
+  nats-server -js -a 127.0.0.1 -p "$2" -sd "$1" >"$1/nats.log" 2>&1 &
+  NATS_PID=$!
+  PIDS+=("$NATS_PID")
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "$0: nats-server did not start" >&2
+  cat "$1/nats.log" >&2
+  return 1
+}
+
 start_nginx() {
   local dir=$WORK/$1 user_line=
   mkdir -p "$dir"

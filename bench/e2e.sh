@@ -19,7 +19,8 @@
 #
 # Environment: DURATION (s, 8), REPEATS (3), CONNECTIONS (64), RATE_CONNECTIONS (64), EVR_CONCURRENCY (32),
 # SETTLE (s, 3), BUILD_DIR, KEEP=1, RESULTS_OUT (file: a copy of the per-run lines), HALF_RATE (req/s: skip
-# the peak runs and measure the added latency at this rate, e.g. to compare two builds at one rate).
+# the peak runs and measure the added latency at this rate, e.g. to compare two builds at one rate),
+# STORE (sqlite, the default, durability fsync; or jetstream: a nats-server started per run).
 source "$(dirname "${BASH_SOURCE[0]}")/delivery_lib.sh"
 
 DURATION=${DURATION:-8}
@@ -28,7 +29,23 @@ CONNECTIONS=${CONNECTIONS:-64}
 RATE_CONNECTIONS=${RATE_CONNECTIONS:-64}
 EVR_CONCURRENCY=${EVR_CONCURRENCY:-32}
 SETTLE=${SETTLE:-3}
+STORE=${STORE:-sqlite}
 command -v wrk >/dev/null || { echo "$0: wrk is required (scripts/bootstrap.sh installs it)" >&2; exit 1; }
+
+store_yaml() {  # DIR: sets STORE_YAML, the lines under `store:` for one run (jetstream: starts a nats-server)
+  NATS_PID=
+  if [[ $STORE == jetstream ]]; then
+    local port
+    port=$(free_port)
+    start_nats "$1/nats" "$port"
+    STORE_YAML="  type: jetstream
+  servers: [nats://127.0.0.1:$port]
+  stream: evrbench"
+  else
+    STORE_YAML="  state_dir: $1/state
+  durability: fsync"
+  fi
+}
 
 SINK_PORT=$(free_port)
 EVR_PORT=$(free_port)
@@ -69,7 +86,7 @@ field() { local v=${2#*"$1"=}; echo "${v%% *}"; }  # field NAME "k=v k=v ...": t
 
 echo "date        $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "machine     $(machine_line | cut -c13-)"
-echo "settings    peak: wrk $CONNECTIONS connections, ${DURATION} s; half peak: evrouter-loadgen $RATE_CONNECTIONS connections, ${DURATION} s; fsync, connection concurrency $EVR_CONCURRENCY; $REPEATS repeats"
+echo "settings    peak: wrk $CONNECTIONS connections, ${DURATION} s; half peak: evrouter-loadgen $RATE_CONNECTIONS connections, ${DURATION} s; store $STORE, connection concurrency $EVR_CONCURRENCY; $REPEATS repeats"
 echo "load avg    before: $(cut -d' ' -f1-3 /proc/loadavg)"
 : >"$WORK/results.txt"
 
@@ -77,9 +94,8 @@ echo "load avg    before: $(cut -d' ' -f1-3 /proc/loadavg)"
 peaks=()
 for r in $(seq "$([[ -n ${HALF_RATE:-} ]] && echo 0 || echo "$REPEATS")"); do
   dir=$WORK/peak-$r
-  write_shopify_config "$dir" "$EVR_PORT" "http://127.0.0.1:$SINK_PORT/ok/peak-$r" \
-    "  state_dir: $dir/state
-  durability: fsync" "$EVR_CONCURRENCY"
+  store_yaml "$dir"
+  write_shopify_config "$dir" "$EVR_PORT" "http://127.0.0.1:$SINK_PORT/ok/peak-$r" "$STORE_YAML" "$EVR_CONCURRENCY"
   start_evrouter_ready "$dir" "$EVR_PORT"
   out=$(wrk_shopify "http://127.0.0.1:$EVR_PORT/hooks/$LISTENER_ID" "$CONNECTIONS" "$DURATION" "peak-$r")
   read -r t0 t1 <<<"$(wrk_window "$out")"
@@ -87,6 +103,7 @@ for r in $(seq "$([[ -n ${HALF_RATE:-} ]] && echo 0 || echo "$REPEATS")"); do
   sleep 1.2  # nginx flushes its log every second
   during=$(sink_count "$SINK_LOG" "/ok/peak-$r/" "$t0" "$t1")
   stop_pid "$EVR_PID"
+  [[ -n $NATS_PID ]] && stop_pid "$NATS_PID"
   rate=$(echo "$during / ($t1 - $t0)" | bc)
   peaks+=("$rate")
   echo "peak repeat=$r $out sink_during=$during delivered_per_s=$rate" | tee -a "$WORK/results.txt"
@@ -103,9 +120,8 @@ lines=()
 for r in $(seq "$REPEATS"); do
   dir=$WORK/half-$r
   lg_sink=$(free_port)
-  write_shopify_config "$dir" "$EVR_PORT" "http://127.0.0.1:$lg_sink/ok" \
-    "  state_dir: $dir/state
-  durability: fsync" "$EVR_CONCURRENCY"
+  store_yaml "$dir"
+  write_shopify_config "$dir" "$EVR_PORT" "http://127.0.0.1:$lg_sink/ok" "$STORE_YAML" "$EVR_CONCURRENCY"
   start_evrouter_ready "$dir" "$EVR_PORT"
   out=$("$LOADGEN" --port "$EVR_PORT" --path "/hooks/$LISTENER_ID" --body-file "$WORK/order.json" \
     --rate "$half" --duration "$DURATION" --connections "$RATE_CONNECTIONS" --sink-port "$lg_sink" \
@@ -115,6 +131,7 @@ for r in $(seq "$REPEATS"); do
     --id-header X-Shopify-Webhook-Id --id-header X-Correlation-Id --id-prefix "half-$r" || true)
   lag=$(delivery_lag)
   stop_pid "$EVR_PID"
+  [[ -n $NATS_PID ]] && stop_pid "$NATS_PID"
   line="half repeat=$r $(tr '\n' ' ' <<<"$out") $lag"
   lines+=("$line")
   echo "$line" | tee -a "$WORK/results.txt"

@@ -33,20 +33,6 @@ start_nginx sink "$SINK_PORT"
 setup_shopify_request
 : >"$WORK/results.txt"
 
-start_nats() {  # DIR PORT: sets NATS_PID once it accepts connections
-  mkdir -p "$1"
-  nats-server -js -a 127.0.0.1 -p "$2" -sd "$1" >"$1/nats.log" 2>&1 &
-  NATS_PID=$!
-  PIDS+=("$NATS_PID")
-  for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "$0: nats-server did not start" >&2
-  cat "$1/nats.log" >&2
-  return 1
-}
-
 run() {  # STORE REPEAT
   local name=$1-r$2 dir=$WORK/$1-r$2 replicas=1 nats_port store i out outs=() pids=() t0 t1 ok=0 non2xx=0 errors=0
   local prefix=/ok/$name/ evr_pids=() ports=()
