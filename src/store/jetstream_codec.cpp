@@ -99,7 +99,7 @@ std::string envelope_text(const event::Event& e) {
   out += ",\"occurred_ms\":";
   out += std::to_string(e.occurred_ms);
   out += ",\"resources\":";
-  out += lanes_text(e.resources);
+  out += string_array_text(e.resources);
   text(",\"shop\":", e.shop_domain);
   text(",\"source\":", e.source);
   out += ",\"time_ms\":";
@@ -110,15 +110,15 @@ std::string envelope_text(const event::Event& e) {
   return out;
 }
 
-std::string lanes_text(const std::vector<std::string>& lanes) {
-  for (const auto& l : lanes) {
-    if (!utf8::valid(l))
-      return nlohmann::json(lanes).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+std::string string_array_text(const std::vector<std::string>& items) {
+  for (const auto& item : items) {
+    if (!utf8::valid(item))
+      return nlohmann::json(items).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   }
   std::string out = "[";
-  for (std::size_t i = 0; i < lanes.size(); ++i) {
+  for (std::size_t i = 0; i < items.size(); ++i) {
     if (i > 0) out += ',';
-    json_text::append_json_string(lanes[i], out);
+    json_text::append_json_string(items[i], out);
   }
   out += ']';
   return out;

@@ -29,8 +29,8 @@ nlohmann::json envelope_json(const event::Event& e);
 // makes one per committed event). Text that is not valid UTF-8 is written as dump() with U+FFFD in place
 // of the bad bytes (the listeners refuse such headers before they get here).
 std::string envelope_text(const event::Event& e);
-// The lanes as a JSON array of strings.
-std::string lanes_text(const std::vector<std::string>& lanes);
+// Strings (lanes, resources) as a JSON array; invalid UTF-8 as in envelope_text.
+std::string string_array_text(const std::vector<std::string>& items);
 // The event from its envelope and (when given) its payload.
 event::EventPtr event_from(const nlohmann::json& envelope, const char* data, int len);
 

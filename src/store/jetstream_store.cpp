@@ -689,7 +689,7 @@ class JetStreamStore final : public Store {
       const event::Event& e = *in.event;
       Prepared& pr = prep[i];
       pr.envelope = jetstream::envelope_text(e);
-      pr.lanes = jetstream::lanes_text(in.lanes);
+      pr.lanes = jetstream::string_array_text(in.lanes);
       pr.base = e.dedup_key.empty() ? std::string() : e.listener_id + ":" + e.dedup_key;
       pr.first = slot;
       pr.count = in.lanes.size();

@@ -12,7 +12,7 @@ using namespace evr;
 using store::jetstream::envelope_json;
 using store::jetstream::envelope_text;
 using store::jetstream::event_from;
-using store::jetstream::lanes_text;
+using store::jetstream::string_array_text;
 
 event::Event sample() {
   event::Event e;
@@ -74,9 +74,9 @@ TEST(JetStreamCodec, EnvelopeTextReplacesInvalidUtf8) {
 }
 
 TEST(JetStreamCodec, LanesText) {
-  EXPECT_EQ(lanes_text({}), "[]");
-  EXPECT_EQ(lanes_text({"orders/priority", "a\"b"}), R"(["orders/priority","a\"b"])");
-  EXPECT_EQ(lanes_text({"x\xff"}), "[\"x\xef\xbf\xbd\"]");
+  EXPECT_EQ(string_array_text({}), "[]");
+  EXPECT_EQ(string_array_text({"orders/priority", "a\"b"}), R"(["orders/priority","a\"b"])");
+  EXPECT_EQ(string_array_text({"x\xff"}), "[\"x\xef\xbf\xbd\"]");
 }
 
 }  // namespace jetstream_codec_test
