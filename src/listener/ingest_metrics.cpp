@@ -102,7 +102,18 @@ void observe_store(std::chrono::steady_clock::duration took) {
   h.observe(seconds(took));
 }
 
-void count_matched(const flow::Flow& flow, const std::vector<store::Delivery>& deliveries) {
+void matched_branches(const flow::Flow& flow, const std::vector<std::string>& lanes,
+                      std::vector<uint8_t>& out) {
+  out.assign(flow.branches.size(), 0);
+  for (std::size_t i = 0; i < flow.branches.size(); ++i) {
+    const auto& mine = flow.branches[i].lanes;
+    out[i] = std::any_of(lanes.begin(), lanes.end(), [&mine](const std::string& lane) {
+      return std::find(mine.begin(), mine.end(), lane) != mine.end();
+    });
+  }
+}
+
+void count_matched(const flow::Flow& flow, const std::vector<uint8_t>& branches) {
   struct Branches {
     FlowStats* stats = nullptr;
     FlowStats::Key unmatched = -1;
@@ -130,17 +141,13 @@ void count_matched(const flow::Flow& flow, const std::vector<store::Delivery>& d
     it = cache.insert_or_assign(flow.name, std::move(b)).first;
   }
   const Branches& b = it->second;
-  if (deliveries.empty()) {
-    b.stats->add(b.unmatched);
-    return;
+  bool any = false;
+  for (std::size_t i = 0; i < b.matched.size() && i < branches.size(); ++i) {
+    if (!branches[i]) continue;
+    b.stats->add(b.matched[i]);
+    any = true;
   }
-  for (std::size_t i = 0; i < flow.branches.size(); ++i) {
-    const auto& lanes = flow.branches[i].lanes;
-    const bool hit = std::any_of(deliveries.begin(), deliveries.end(), [&lanes](const store::Delivery& d) {
-      return std::find(lanes.begin(), lanes.end(), d.lane) != lanes.end();
-    });
-    if (hit) b.stats->add(b.matched[i]);
-  }
+  if (!any) b.stats->add(b.unmatched);
 }
 
 namespace {

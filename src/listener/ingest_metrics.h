@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -18,9 +19,13 @@ namespace evr::listener {
 // `flow` is empty when the request reached no flow (unknown path, malformed HTTP).
 void count_answer(std::string_view flow, std::string_view result);
 
-// An accepted event of `flow` with the deliveries it made: counted as matched for every branch that got at
-// least one of them, or as unmatched when there are none.
-void count_matched(const flow::Flow& flow, const std::vector<store::Delivery>& deliveries);
+// Which branches of `flow` got at least one of `lanes` (the lanes an event was routed to), one flag per
+// branch, taken before the commit (the store may not hand the deliveries back: JetStream's lanes pull them).
+void matched_branches(const flow::Flow& flow, const std::vector<std::string>& lanes,
+                      std::vector<uint8_t>& out);
+// An accepted event of `flow`: counted as matched for every branch flagged in `branches`
+// (matched_branches), or as unmatched when none is.
+void count_matched(const flow::Flow& flow, const std::vector<uint8_t>& branches);
 
 // Published events (the publish API: each event with the lanes it was routed to), committed with `results`
 // (same order): counted for every enabled bus flow that takes the event's source, as a webhook's answer is

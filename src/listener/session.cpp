@@ -290,6 +290,7 @@ void Session::handle_webhook(const flow::Flow& flow) {
   store::Ingest ingest;
   flow.route(event::envelope(*ev, std::move(detail), flow.envelope_members), ingest.lanes,
              &ingest.ordering_keys);
+  matched_branches(flow, ingest.lanes, matched_);
   ev->payload = std::move(req.body());
   ingest.event = std::move(ev);
   handed_ = std::chrono::steady_clock::now();
@@ -305,10 +306,9 @@ void Session::on_committed(store::CommitResult r) {
   const std::string& flow = flow_->name;
   switch (r.status) {
     case Status::accepted:
-      log::debug("webhook accepted",
-                 {{"flow", flow}, {"event_id", r.event_id}, {"lanes", std::to_string(r.deliveries.size())}});
+      log::debug("webhook accepted", {{"flow", flow}, {"event_id", r.event_id}});
       count_answer(flow, "accepted");
-      count_matched(*flow_, r.deliveries);
+      count_matched(*flow_, matched_);
       reply(200, status_body("accepted", r.event_id));
       return;
     case Status::duplicate:

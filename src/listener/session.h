@@ -89,6 +89,7 @@ class Session : public std::enable_shared_from_this<Session> {
   const flow::Flow* flow_ = nullptr;            // the webhook's flow; null for the publish API
   std::optional<bus::Batch> batch_;             // a published batch awaiting its commit
   std::vector<store::Ingest> published_;        // its events and lanes, for the flows' stats
+  std::vector<uint8_t> matched_;                // the webhook's flow's branches it was routed to (stats)
   bool first_ = true;
   bool busy_ = false;
   bool keep_alive_ = true;

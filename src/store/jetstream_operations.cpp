@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "store/jetstream_codec.h"
+#include "store/jetstream_publisher.h"
 
 namespace evr::store::jetstream {
 namespace {
@@ -115,8 +116,8 @@ Names names_for(const std::string& stream) {
   return {stream, stream, stream + "_deliveries", stream + "_dead", stream + "_attempts"};
 }
 
-Operations::Operations(jsCtx* js, Names names, int64_t timeout_ms)
-    : js_(js), names_(std::move(names)), timeout_ms_(timeout_ms) {}
+Operations::Operations(natsConnection* nc, jsCtx* js, Names names, int64_t timeout_ms)
+    : nc_(nc), js_(js), names_(std::move(names)), timeout_ms_(timeout_ms) {}
 
 namespace {
 
@@ -260,6 +261,7 @@ void Operations::fill(natsMsg* m, Delivery& d, int delivered, bool attempts_know
   const int before = static_cast<int>(to_int(header(m, "Evr-Attempts-Before")));
   d.attempts_before_replay = before;
   d.replayed_ms = to_int(header(m, "Evr-Replayed-Ms"));
+  d.replay = to_int(header(m, "Evr-Replay-Ms")) > 0;  // made by a window replay
   if (const int64_t created = to_int(header(m, "Evr-Created-Ms")); created > 0) d.created_ms = created;
   if (attempts_known) return;
   d.attempts = before;
@@ -319,6 +321,7 @@ std::string Operations::dead_letter(natsMsg* m, const std::string& lane, int64_t
                   {"Evr-Attempts", dump(attempts_json(hist))},
                   {"Evr-Replays", replays},
                   {"Evr-Replayed-Ms", header(m, "Evr-Replayed-Ms")},
+                  {"Evr-Replay-Ms", header(m, "Evr-Replay-Ms")},
                   {"Evr-Created-Ms", created}},
                  natsMsg_GetData(m), natsMsg_GetDataLength(m));
 }
@@ -453,6 +456,7 @@ std::optional<EventRecord> Operations::event(const std::string& key) const {
     r.event = parsed->event;
     for (const auto& [lane, id] : parsed->deliveries)
       r.deliveries.push_back(delivery(id, lane, r.event->time_ms, true));
+    for (auto& d : replays_of(r.event->id, true)) r.deliveries.push_back(std::move(d));
     return r;
   }
   return std::nullopt;
@@ -475,6 +479,7 @@ EventPage Operations::events(const EventQuery& q) const {
         r.event = parsed->event;
         for (const auto& [lane, id] : parsed->deliveries)
           r.deliveries.push_back(delivery(id, lane, e.time_ms, false));
+        for (auto& d : replays_of(e.id, false)) r.deliveries.push_back(std::move(d));
         if (q.status && std::none_of(r.deliveries.begin(), r.deliveries.end(),
                                      [&](const DeliveryInfo& d) { return d.state == *q.status; })) {
           return std::nullopt;
@@ -604,6 +609,7 @@ bool Operations::change_one(natsMsg* m, bool replay, int64_t now_ms, std::string
                      {"Evr-Replayed-Ms", std::to_string(now_ms)},
                      {"Evr-Attempts-Before", std::to_string(attempts)},
                      {"Evr-Attempts", dump(attempts_json(hist))},
+                     {"Evr-Replay-Ms", header(m, "Evr-Replay-Ms")},
                      {"Evr-Created-Ms", created}},
                     natsMsg_GetData(m), natsMsg_GetDataLength(m));
     if (!error.empty()) throw std::runtime_error("store: replay of delivery " + token_of(id) + ": " + error);
@@ -659,6 +665,192 @@ Bulk Operations::replay(const DeadLetterFilter* filter, std::optional<int64_t> d
 
 Bulk Operations::discard(const DeadLetterFilter* filter, std::optional<int64_t> delivery_id) const {
   return change(filter, delivery_id, false);
+}
+
+// ---- Window replay ----
+
+std::vector<DeliveryInfo> Operations::replays_of(const std::string& event_id, bool with_history) const {
+  std::vector<DeliveryInfo> out;
+  if (event_id.empty()) return out;
+  const std::string subject = names_.prefix + ".attempts.replays." + token(event_id);
+  for (uint64_t seq = 1;;) {
+    Msg m = next_on(js_, names_.attempts, subject, seq);
+    if (!m) break;
+    seq = natsMsg_GetSequence(m.get()) + 1;
+    auto j = nlohmann::json::parse(natsMsg_GetData(m.get()),
+                                   natsMsg_GetData(m.get()) + natsMsg_GetDataLength(m.get()), nullptr, false);
+    if (!j.is_object()) continue;
+    const int64_t at = j.value("replay_ms", int64_t{0});
+    const auto ds = j.find("deliveries");
+    if (ds == j.end() || !ds->is_array()) continue;
+    for (const auto& d : *ds) {
+      if (!d.is_array() || d.size() != 2 || !d[0].is_string() || !d[1].is_number_integer()) continue;
+      out.push_back(delivery(d[1].get<int64_t>(), d[0].get<std::string>(), at, with_history));
+      out.back().replay_ms = at;
+    }
+  }
+  return out;
+}
+
+// Where a walk of the events received from `ms` on starts: a binary search with direct gets (about
+// log2(messages) reads) for the first sequence whose event was received at `ms` or later. Receive times
+// grow with the sequence only roughly (commits from several instances, and their queues, interleave), so
+// the caller asks for a margin before its window.
+uint64_t Operations::first_received_at(int64_t ms, uint64_t first, uint64_t last) const {
+  const std::string all = names_.prefix + ".events.>";
+  uint64_t lo = first;
+  uint64_t hi = last + 1;
+  while (lo < hi) {
+    const uint64_t mid = lo + (hi - lo) / 2;
+    Msg m = next_on(js_, names_.events, all, mid);
+    if (!m || natsMsg_GetSequence(m.get()) > last) {
+      hi = mid;
+      continue;
+    }
+    auto parsed = parse_event(m.get(), false);
+    if (!parsed || parsed->event->time_ms >= ms) {
+      hi = mid;
+    } else {
+      lo = natsMsg_GetSequence(m.get()) + 1;
+    }
+  }
+  return lo;
+}
+
+ArchivePage Operations::archived(const ArchiveQuery& q) const {
+  ArchivePage page;
+  if (q.to_ms <= q.from_ms) return page;
+  const std::size_t limit = q.limit == 0 ? 200 : std::min(q.limit, kMaxLimit);
+  // A webhook flow's events are on its own subjects; the publish API's are found by their listener id.
+  const std::string filter = names_.prefix + ".events." + (q.flow ? token(*q.flow) : "*") + ".*.*.*";
+  const Bounds b = bounds(js_, names_.events);
+  if (b.last == 0 || b.last < b.first) return page;
+  // The stream holds events in the order they were stored, which is their receive order only up to the
+  // time a commit waits (the writer's queue, a publish's timeout) and the clocks of the instances: the
+  // walk starts that long before the window and stops that long after it.
+  const int64_t margin = std::max<int64_t>(10'000, 2 * timeout_ms_);
+  uint64_t seq = q.after ? q.after->second + 1
+                         : first_received_at(q.from_ms - margin, std::max<uint64_t>(1, b.first), b.last);
+  while (seq <= b.last) {
+    Msg m = next_on(js_, names_.events, filter, seq);
+    if (!m) break;
+    const uint64_t s = natsMsg_GetSequence(m.get());
+    if (s > b.last) break;
+    seq = s + 1;
+    auto parsed = parse_event(m.get(), true);
+    if (!parsed) continue;
+    const auto& e = *parsed->event;
+    if (e.time_ms >= q.to_ms + margin) break;
+    if (q.listener_id && e.listener_id != *q.listener_id) continue;
+    if (e.time_ms < q.from_ms || e.time_ms >= q.to_ms) continue;
+    if (page.events.size() == limit) {
+      page.more = true;
+      break;
+    }
+    EventRecord r;
+    r.seq = parsed->seq;
+    r.event = std::move(parsed->event);
+    page.events.push_back(std::move(r));
+  }
+  return page;
+}
+
+// Each event's deliveries are published (pipelined: one wait for the page), then, for the event lookup,
+// one message naming the ones JetStream acknowledged. A delivery that failed fails the call (the others
+// stay made: they are sent like any delivery).
+Bulk Operations::add_replay(const std::vector<ReplayIngest>& ingests, int64_t now_ms) const {
+  struct Made {
+    std::string event_id;
+    std::vector<std::pair<std::string, AsyncPublisher::Ack>> deliveries;  // lane, its ack
+  };
+  std::deque<Made> made;  // stable addresses: the publisher writes the acks
+  AsyncPublisher publisher;
+  publisher.open(nc_, timeout_ms_);
+  const std::string at = std::to_string(now_ms);
+  for (const auto& in : ingests) {
+    Msg m = at_seq(js_, names_.events, static_cast<uint64_t>(in.seq));
+    if (!m) continue;  // aged out of the stream meanwhile
+    const std::string envelope = header(m.get(), "Evr-Envelope");
+    const auto env = nlohmann::json::parse(envelope, nullptr, false);
+    if (!env.is_object()) continue;
+    Made& e = made.emplace_back();
+    e.event_id = env.value("id", "");
+    e.deliveries.reserve(in.lanes.size());
+    const std::string_view payload(natsMsg_GetData(m.get()),
+                                   static_cast<std::size_t>(natsMsg_GetDataLength(m.get())));
+    for (std::size_t i = 0; i < in.lanes.size(); ++i) {
+      const std::string& lane = in.lanes[i];
+      const std::string key = i < in.ordering_keys.size() && in.ordering_keys[i] ? *in.ordering_keys[i] : "";
+      const std::pair<const char*, const std::string*> headers[] = {{"Evr-Envelope", &envelope},
+                                                                    {"Evr-Lane", &lane},
+                                                                    {"Evr-Ordering-Key", &key},
+                                                                    {"Evr-Created-Ms", &at},
+                                                                    {"Evr-Replay-Ms", &at}};
+      auto& [_, ack] = e.deliveries.emplace_back(lane, AsyncPublisher::Ack{});
+      publisher.publish(names_.prefix + ".deliveries." + token(lane),
+                        names_.prefix + ":window:" + token(e.event_id) + ":" + token(lane) + ":" + at,
+                        headers, payload, ack);
+    }
+  }
+  publisher.wait();
+  Bulk out;
+  std::set<std::string> lanes;
+  std::string error;
+  std::deque<AsyncPublisher::Ack> named;
+  for (const auto& e : made) {
+    nlohmann::json ds = nlohmann::json::array();
+    for (const auto& [lane, ack] : e.deliveries) {
+      if (!ack.error.empty()) {
+        error = ack.error;
+        continue;
+      }
+      ds.push_back({lane, static_cast<int64_t>(ack.seq)});
+      lanes.insert(lane);
+      ++out.count;
+    }
+    if (ds.empty()) continue;
+    const std::string body =
+        dump({{"event_id", e.event_id}, {"replay_ms", now_ms}, {"deliveries", std::move(ds)}});
+    publisher.publish(names_.prefix + ".attempts.replays." + token(e.event_id), {}, {}, body,
+                      named.emplace_back());
+  }
+  publisher.wait();
+  for (const auto& ack : named) {
+    if (!ack.error.empty() && error.empty()) error = "naming the replay's deliveries: " + ack.error;
+  }
+  if (!error.empty()) throw std::runtime_error("store: window replay: " + error);
+  out.lanes.assign(lanes.begin(), lanes.end());
+  return out;
+}
+
+std::map<std::string, int64_t> Operations::oldest_pending() const {
+  std::map<std::string, int64_t> out;
+  jsOptions jo;
+  jsOptions_Init(&jo);
+  jo.Wait = timeout_ms_;
+  const std::string head = names_.prefix + ".deliveries.";
+  const std::string filter = head + ">";
+  jo.Stream.Info.SubjectsFilter = filter.c_str();
+  jsStreamInfo* si = nullptr;
+  jsErrCode code{};
+  check(js_GetStreamInfo(&si, js_, names_.deliveries.c_str(), &jo, &code), "stream info", code);
+  std::vector<std::string> subjects;
+  const uint64_t first = si->State.FirstSeq;
+  if (si->State.Subjects) {
+    for (int i = 0; i < si->State.Subjects->Count; ++i) {
+      const auto& sub = si->State.Subjects->List[i];
+      if (sub.Msgs > 0) subjects.emplace_back(sub.Subject);
+    }
+  }
+  jsStreamInfo_Destroy(si);
+  for (const auto& subject : subjects) {
+    if (subject.compare(0, head.size(), head) != 0) continue;
+    // The work queue keeps a delivery until it is settled, in the order it was put there (made, or put
+    // back from the dead letters): its first message is the oldest pending one.
+    if (Msg m = next_on(js_, names_.deliveries, subject, first))
+      out[untoken(std::string_view(subject).substr(head.size()))] = msg_time_ms(m.get());
+  }
+  return out;
 }
 
 }  // namespace evr::store::jetstream

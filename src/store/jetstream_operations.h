@@ -7,6 +7,7 @@
 
 #include <nats/nats.h>
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -21,7 +22,8 @@ struct Names {
   std::string events;      // <S>            <S>.events.<flow>.<type>.<event id>.<webhook id>
   std::string deliveries;  // <S>_deliveries <S>.deliveries.<lane>
   std::string dead;        // <S>_dead       <S>.dead.<lane>.<flow>.<delivery id>
-  std::string attempts;    // <S>_attempts   <S>.attempts.<delivery id> (the delivery's journal)
+  std::string attempts;    // <S>_attempts   <S>.attempts.<delivery id> (the delivery's journal),
+                           //                <S>.attempts.replays.<event id> (its window replays' deliveries)
 };
 
 Names names_for(const std::string& stream);
@@ -34,7 +36,8 @@ struct JournalEntry {
 
 class Operations {
  public:
-  Operations(jsCtx* js, Names names, int64_t timeout_ms);
+  // `nc`: the connection `js` is on (window replays publish pipelined, through a context of their own).
+  Operations(natsConnection* nc, jsCtx* js, Names names, int64_t timeout_ms);
 
   // ---- Hooks on the delivery path ----
 
@@ -63,18 +66,33 @@ class Operations {
   Bulk replay(const DeadLetterFilter* filter, std::optional<int64_t> delivery_id) const;
   Bulk discard(const DeadLetterFilter* filter, std::optional<int64_t> delivery_id) const;
 
+  // ---- Window replay and queue ages (Store::archived, add_replay, oldest_pending) ----
+
+  // Events received in [from_ms, to_ms), in stream order (receive order up to how long a commit can
+  // wait); the keyset's sequence is the event message's.
+  ArchivePage archived(const ArchiveQuery& query) const;
+  // New deliveries of stored events (seq: the event message's sequence), marked as replays made at
+  // `now_ms`, published together; each event's are then named under <S>.attempts.replays.<event id>.
+  Bulk add_replay(const std::vector<ReplayIngest>& ingests, int64_t now_ms) const;
+  // Per lane with messages in the work queue: when its oldest one was stored.
+  std::map<std::string, int64_t> oldest_pending() const;
+
  private:
   struct Journal;
   std::optional<Journal> last_entry(int64_t id) const;
   std::vector<Attempt> history(int64_t id, const std::vector<Attempt>& carried) const;
   DeliveryInfo delivery(int64_t id, const std::string& lane, int64_t created_ms, bool with_history) const;
   std::optional<DeadLetter> from_dead(natsMsg* m, bool full) const;
+  // The deliveries window replays made for an event (with their replay time), oldest first.
+  std::vector<DeliveryInfo> replays_of(const std::string& event_id, bool with_history) const;
+  uint64_t first_received_at(int64_t ms, uint64_t first, uint64_t last) const;
   Bulk change(const DeadLetterFilter* filter, std::optional<int64_t> delivery_id, bool replay) const;
   bool change_one(natsMsg* m, bool replay, int64_t now_ms, std::string& lane) const;
   std::string publish(const std::string& subject, const std::string& msg_id,
                       const std::vector<std::pair<const char*, std::string>>& headers, const char* data,
                       int len, uint64_t* seq = nullptr, bool* duplicate = nullptr) const;
 
+  natsConnection* nc_;
   jsCtx* js_;
   Names names_;
   int64_t timeout_ms_;

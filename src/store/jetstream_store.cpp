@@ -8,6 +8,7 @@
 //                                  limits: dead letters with their attempt history
 //   stream <S>_attempts    subjects <S>.attempts.<delivery id>  limits, max age = dedup window: each
 //                                  delivery's journal (attempts, replays, discards); jetstream_operations.h
+//                                  and <S>.attempts.replays.<event id>: the deliveries window replays made
 //   KV <S>_listeners (flow → listener id), KV <S>_flows (flow → enabled override)
 //   stream <S>_instances   subjects <S>.instances.<id>     limits, one message per subject, max age
 //                                                          kInstanceTtl: a heartbeat per live instance
@@ -246,7 +247,7 @@ class JetStreamStore final : public Store {
     ensure_stream(deliveries_stream_, deliveries_subject, js_WorkQueuePolicy, 0, window_ns);
     ensure_stream(dead_stream_, dead_subject, js_LimitsPolicy, 0, 0);
     ensure_stream(names_.attempts, prefix_ + ".attempts.>", js_LimitsPolicy, window_ns, 0);
-    ops_ = std::make_unique<jetstream::Operations>(js_, names_, timeout_ms());
+    ops_ = std::make_unique<jetstream::Operations>(nc_, js_, names_, timeout_ms());
     ensure_stream(instances_stream_, prefix_ + ".instances.*", js_LimitsPolicy, kInstanceTtlMs * 1'000'000,
                   kInstanceTtlMs * 1'000'000, 1);
     listeners_kv_ = ensure_kv(prefix_ + "_listeners");
@@ -463,6 +464,13 @@ class JetStreamStore final : public Store {
   Bulk replay(const DeadLetterFilter& filter) override { return ops().replay(&filter, std::nullopt); }
   Bulk discard(int64_t id) override { return ops().discard(nullptr, id); }
   Bulk discard(const DeadLetterFilter& filter) override { return ops().discard(&filter, std::nullopt); }
+  // Window replay reaches back as far as the events stream keeps events (dedup_window); retention is the
+  // streams' own (prune() stays unsupported).
+  ArchivePage archived(const ArchiveQuery& query) override { return ops().archived(query); }
+  Bulk add_replay(const std::vector<ReplayIngest>& ingests, int64_t now_ms) override {
+    return ops().add_replay(ingests, now_ms);
+  }
+  std::map<std::string, int64_t> oldest_pending() override { return ops().oldest_pending(); }
 
   std::map<std::string, FlowState> flow_states() override {
     std::map<std::string, FlowState> out;

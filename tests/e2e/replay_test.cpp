@@ -1,7 +1,7 @@
 // Replay of a time window: webhooks are received and delivered, the flow is changed (new branch, new
 // destinations, a mapping), and the window is replayed through the new definition: the sink gets the
 // new-shape deliveries marked as replays; dry runs only count; bad requests get clear errors. Also the
-// `evrouter replay` command and the operations metrics (queue age, replay counters).
+// `evrouter replay` command and the operations metrics (queue age, replay counters). Each on both stores.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -29,11 +29,12 @@ bool poll_until(F f, std::chrono::milliseconds timeout = 20s) {
   return f();
 }
 
-class Replay : public PipelineTest {
+class Replay : public StorePipelineTest {
  protected:
   config::Config replay_config(const std::string& flow_name) {
     auto cfg = make_config();
-    cfg.flows[0].name = flow_name;  // series of its own in the process-wide metrics registry
+    cfg.flows[0].name =
+        flow_name + "-" + GetParam();  // series of its own in the process-wide metrics registry
     cfg.store.durability = config::Store::Durability::none;
     cfg.admin.enabled = true;
     cfg.admin.port = 0;
@@ -84,9 +85,11 @@ std::vector<Recorded> at(const Sink& sink, const std::string& prefix) {
 
 }  // namespace
 
-TEST_F(Replay, WindowGoesThroughTheCurrentDefinitionMarkedAsReplays) {
-  const std::string flow = "replay-e2e";
-  auto cfg = replay_config(flow);
+INSTANTIATE_TEST_SUITE_P(Stores, Replay, kStores, store_name);
+
+TEST_P(Replay, WindowGoesThroughTheCurrentDefinitionMarkedAsReplays) {
+  auto cfg = replay_config("replay-e2e");
+  const std::string flow = cfg.flows[0].name;
   start(cfg);
   const std::string from = event::format_time(event::now_ms() - 1000);
   ASSERT_EQ(post(order("150.00", 1)).status, 200);  // priority
@@ -179,6 +182,7 @@ TEST_F(Replay, WindowGoesThroughTheCurrentDefinitionMarkedAsReplays) {
   EXPECT_EQ(stats["replayed"], 3);
   EXPECT_EQ(stats["lanes"][flow + "/all/v2"]["replayed"], 3);
   EXPECT_EQ(stats["matched"], 3);  // the ingest's, not the replay's
+  EXPECT_EQ(stats["unmatched"], 0);
   const auto metrics = admin("GET", "/metrics").body;
   EXPECT_NE(metrics.find("evrouter_replayed_deliveries_total{flow=\"" + flow + "\",lane=\"" + flow +
                          "/all/v2\"} 3"),
@@ -193,9 +197,9 @@ TEST_F(Replay, WindowGoesThroughTheCurrentDefinitionMarkedAsReplays) {
   EXPECT_EQ(replay(flow, {{"from", from}, {"to", to}}, 409)["error"], "flow_disabled");
 }
 
-TEST_F(Replay, QueueAgeShowsHowLongTheOldestPendingDeliveryWaited) {
-  const std::string flow = "replay-age";
-  auto cfg = replay_config(flow);
+TEST_P(Replay, QueueAgeShowsHowLongTheOldestPendingDeliveryWaited) {
+  auto cfg = replay_config("replay-age");
+  const std::string flow = cfg.flows[0].name;
   cfg.connections["sink"].retry.backoff_base = 60s;  // a failed attempt waits long
   cfg.connections["sink"].retry.backoff_cap = 60s;
   sink_.set_handler([](const Recorded&) {
@@ -218,9 +222,9 @@ TEST_F(Replay, QueueAgeShowsHowLongTheOldestPendingDeliveryWaited) {
             std::string::npos);
 }
 
-TEST_F(Replay, CliReplaysAWindow) {
-  const std::string flow = "replay-cli";
-  auto cfg = replay_config(flow);
+TEST_P(Replay, CliReplaysAWindow) {
+  auto cfg = replay_config("replay-cli");
+  const std::string flow = cfg.flows[0].name;
   start(cfg);
   ASSERT_EQ(post(order("150.00", 11)).status, 200);
   ASSERT_TRUE(sink_.wait_for(1, 10s));

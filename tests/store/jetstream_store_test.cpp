@@ -790,4 +790,116 @@ TEST_F(JetStreamStoreTest, TwoInstancesSeeTheSameEventsDeadLettersAndFlowState) 
   EXPECT_EQ(b->listener_id("orders", std::nullopt), rotated);
 }
 
+TEST_F(JetStreamStoreTest, WindowReplayReadsPagesInStreamOrderAndMarksItsDeliveries) {
+  auto s = open();
+  const int64_t t0 = event::now_ms() - 60'000;
+  auto at = [](const std::string& webhook_id, int64_t time_ms, const std::string& flow) {
+    auto e = std::make_shared<event::Event>(*make_event(webhook_id, R"({"id":")" + webhook_id + R"("})"));
+    e->time_ms = time_ms;
+    e->id = event::new_event_id(time_ms);
+    e->flow = flow;
+    e->listener_id = "L-" + flow;
+    return event::EventPtr(std::move(e));
+  };
+  for (int i = 0; i < 5; ++i)
+    ASSERT_EQ(commit(*s, at("f" + std::to_string(i), t0 + i * 1000, "f"), {"f/b/a"}).status,
+              Status::accepted);
+  ASSERT_EQ(commit(*s, at("other", t0 + 1500, "g"), {"g/b/a"}).status, Status::accepted);
+  ASSERT_EQ(commit(*s, at("late", t0 + 10'000, "f"), {"f/b/a"}).status, Status::accepted);
+
+  store::ArchiveQuery q;
+  q.flow = "f";
+  q.from_ms = t0 + 1000;
+  q.to_ms = t0 + 10'000;  // exclusive: "late" is out
+  q.limit = 2;
+  std::vector<std::string> seen;
+  std::vector<store::ReplayIngest> ingests;
+  int pages = 0;
+  for (;;) {
+    auto page = s->archived(q);
+    ++pages;
+    for (const auto& r : page.events) {
+      seen.push_back(r.event->webhook_id);
+      EXPECT_EQ(r.event->payload, R"({"id":")" + r.event->webhook_id + R"("})");
+      ingests.push_back({r.seq,
+                         {"f/b/new"},
+                         {r.event->webhook_id == "f2" ? std::optional<std::string>("k2") : std::nullopt}});
+    }
+    if (!page.more || page.events.empty()) break;
+    q.after = std::make_pair(page.events.back().event->time_ms, page.events.back().seq);
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{"f1", "f2", "f3", "f4"}));
+  EXPECT_EQ(pages, 2);
+
+  // By listener id (the publish API's events), any flow.
+  store::ArchiveQuery by_listener;
+  by_listener.listener_id = "L-g";
+  by_listener.from_ms = t0;
+  by_listener.to_ms = t0 + 60'000;
+  const auto g = s->archived(by_listener);
+  ASSERT_EQ(g.events.size(), 1U);
+  EXPECT_EQ(g.events[0].event->webhook_id, "other");
+  EXPECT_FALSE(g.more);
+
+  // The start is found by the time events were stored: one committed after `mid` only.
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  const int64_t mid = event::now_ms();
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  ASSERT_EQ(commit(*s, at("now", event::now_ms(), "f"), {"f/b/a"}).status, Status::accepted);
+  store::ArchiveQuery recent;
+  recent.flow = "f";
+  recent.from_ms = mid;
+  recent.to_ms = event::now_ms() + 1;
+  const auto r = s->archived(recent);
+  ASSERT_EQ(r.events.size(), 1U);
+  EXPECT_EQ(r.events[0].event->webhook_id, "now");
+  recent.from_ms = event::now_ms() + 1000;
+  recent.to_ms = recent.from_ms + 1000;
+  EXPECT_TRUE(s->archived(recent).events.empty());
+
+  const auto made = s->add_replay(ingests, event::now_ms());
+  EXPECT_EQ(made.count, 4);
+  EXPECT_EQ(made.lanes, std::vector<std::string>{"f/b/new"});
+  const auto due = fetch_n(*s, "f/b/new", 4);
+  ASSERT_EQ(due.size(), 4U);
+  std::set<std::string> replayed;
+  for (const auto& d : due) {
+    EXPECT_TRUE(d.replay);
+    EXPECT_EQ(d.attempts, 0);
+    EXPECT_GE(d.created_ms, t0 + 60'000);  // made now, not when the event was received
+    EXPECT_EQ(d.ordering_key, d.event->webhook_id == "f2" ? std::optional<std::string>("k2") : std::nullopt);
+    replayed.insert(d.event->webhook_id);
+  }
+  EXPECT_EQ(replayed, (std::set<std::string>{"f1", "f2", "f3", "f4"}));
+  for (const auto& d : fetch_n(*s, "f/b/a", 7)) EXPECT_FALSE(d.replay);  // ingest deliveries
+
+  // The event lists the replay's delivery after its own, marked.
+  const auto ev = s->event("f2");
+  ASSERT_TRUE(ev);
+  ASSERT_EQ(ev->deliveries.size(), 2U);
+  EXPECT_EQ(ev->deliveries[0].replay_ms, 0);
+  EXPECT_GT(ev->deliveries[1].replay_ms, 0);
+  EXPECT_EQ(ev->deliveries[1].lane, "f/b/new");
+  EXPECT_EQ(ev->deliveries[1].state, store::DeliveryState::pending);
+  record(*s, outcome(due[0], store::Outcome::Kind::delivered));
+  const auto listed = eventually(
+      [&] {
+        store::EventQuery eq;
+        eq.flow = "f";
+        eq.status = store::DeliveryState::delivered;
+        return s->events(eq);
+      },
+      [](const store::EventPage& p) { return p.events.size() == 1; });
+  ASSERT_EQ(listed.events.size(), 1U);
+  EXPECT_EQ(listed.events[0].event->webhook_id, due[0].event->webhook_id);
+
+  // Queue ages: when each lane's oldest pending delivery was stored.
+  const auto ages = s->oldest_pending();
+  ASSERT_TRUE(ages.count("f/b/a"));
+  ASSERT_TRUE(ages.count("f/b/new"));
+  EXPECT_GE(ages.at("f/b/a"), t0 + 60'000 - 5'000);
+  EXPECT_LE(ages.at("f/b/a"), ages.at("f/b/new"));
+  EXPECT_FALSE(ages.count("f/b/none"));
+}
+
 }  // namespace jetstream_store_test
