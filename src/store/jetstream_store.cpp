@@ -9,7 +9,8 @@
 //   stream <S>_attempts    subjects <S>.attempts.<delivery id>  limits, max age = dedup window: each
 //                                  delivery's journal (attempts, replays, discards); jetstream_operations.h
 //                                  and <S>.attempts.replays.<event id>: the deliveries window replays made
-//   KV <S>_listeners (flow → listener id), KV <S>_flows (flow → enabled override)
+//   KV <S>_listeners (flow → listener id), KV <S>_flows (flow → enabled override),
+//   KV <S>_schemas (source.type → inferred schema)
 //   stream <S>_instances   subjects <S>.instances.<id>     limits, one message per subject, max age
 //                                                          kInstanceTtl: a heartbeat per live instance
 // Names in subjects (flows, lanes) are encoded as tokens of [A-Za-z0-9-] with _XX escapes.
@@ -252,6 +253,7 @@ class JetStreamStore final : public Store {
                   kInstanceTtlMs * 1'000'000, 1);
     listeners_kv_ = ensure_kv(prefix_ + "_listeners");
     flows_kv_ = ensure_kv(prefix_ + "_flows");
+    schemas_kv_ = ensure_kv(prefix_ + "_schemas");
 
     writer_.start(nullptr, std::chrono::milliseconds(1000));
     reader_.start(nullptr, std::chrono::milliseconds(1000));
@@ -297,7 +299,8 @@ class JetStreamStore final : public Store {
     // Also after an open() that failed half way.
     if (listeners_kv_) kvStore_Destroy(listeners_kv_);
     if (flows_kv_) kvStore_Destroy(flows_kv_);
-    listeners_kv_ = flows_kv_ = nullptr;
+    if (schemas_kv_) kvStore_Destroy(schemas_kv_);
+    listeners_kv_ = flows_kv_ = schemas_kv_ = nullptr;
     commit_publisher_.close();
     settle_publisher_.close();
     if (js_) jsCtx_Destroy(js_);
@@ -457,9 +460,39 @@ class JetStreamStore final : public Store {
   EventPage events(const EventQuery& query) override { return ops().events(query); }
   DeadLetterPage dead_letters(const DeadLetterQuery& query) override { return ops().dead_letters(query); }
   std::optional<DeadLetter> dead_letter(int64_t id) override { return ops().dead_letter(id); }
-  // Inferred schemas are not kept in JetStream yet: each replica infers from what it sees, from scratch.
-  std::vector<SchemaRecord> schemas() override { return {}; }
-  void save_schemas(const std::vector<SchemaRecord>&) override {}
+  // Inferred schemas, one KV entry per source and type (key <source token>.<type token>): each instance
+  // infers from what it accepts, saves what changed (the last save of a key wins), and starts from what
+  // is there.
+  std::vector<SchemaRecord> schemas() override {
+    std::vector<SchemaRecord> out;
+    kvKeysList keys{};
+    natsStatus s = kvStore_Keys(&keys, schemas_kv_, nullptr);
+    if (s == NATS_NOT_FOUND) return out;  // empty bucket
+    check(s, "schemas");
+    for (int i = 0; i < keys.Count; ++i) {
+      const std::string_view key = keys.Keys[i];
+      const auto dot = key.find('.');
+      if (dot == std::string_view::npos) continue;
+      kvEntry* e = nullptr;
+      if (kvStore_Get(&e, schemas_kv_, keys.Keys[i]) != NATS_OK) continue;  // deleted meanwhile
+      out.push_back({untoken(key.substr(0, dot)), untoken(key.substr(dot + 1)),
+                     std::string(static_cast<const char*>(kvEntry_Value(e)),
+                                 static_cast<std::size_t>(kvEntry_ValueLen(e))),
+                     kvEntry_Created(e) / 1'000'000});
+      kvEntry_Destroy(e);
+    }
+    kvKeysList_Destroy(&keys);
+    return out;
+  }
+  void save_schemas(const std::vector<SchemaRecord>& records) override {
+    for (const auto& r : records) {
+      uint64_t rev = 0;
+      const std::string key = token(r.source) + "." + token(r.type);
+      check(
+          kvStore_Put(&rev, schemas_kv_, key.c_str(), r.document.data(), static_cast<int>(r.document.size())),
+          "schema " + r.source + " " + r.type);
+    }
+  }
   Bulk replay(int64_t id) override { return ops().replay(nullptr, id); }
   Bulk replay(const DeadLetterFilter& filter) override { return ops().replay(&filter, std::nullopt); }
   Bulk discard(int64_t id) override { return ops().discard(nullptr, id); }
@@ -1181,6 +1214,7 @@ class JetStreamStore final : public Store {
   jsCtx* reader_js_ = nullptr;
   kvStore* listeners_kv_ = nullptr;
   kvStore* flows_kv_ = nullptr;
+  kvStore* schemas_kv_ = nullptr;
   std::atomic<bool> open_{false};
   std::atomic<std::size_t> queued_{0};
   std::atomic<int64_t> delivered_{0};

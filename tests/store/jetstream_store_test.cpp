@@ -9,6 +9,7 @@
 #include <set>
 #include <thread>
 
+#include "evrouter/schema/registry.h"
 #include "support/harness.h"
 #include "support/nats_server.h"
 
@@ -900,6 +901,60 @@ TEST_F(JetStreamStoreTest, WindowReplayReadsPagesInStreamOrderAndMarksItsDeliver
   EXPECT_GE(ages.at("f/b/a"), t0 + 60'000 - 5'000);
   EXPECT_LE(ages.at("f/b/a"), ages.at("f/b/new"));
   EXPECT_FALSE(ages.count("f/b/none"));
+}
+
+TEST_F(JetStreamStoreTest, InferredSchemasAreKeptForEveryInstance) {
+  auto a = open();
+  config::Schemas cfg;
+  auto event_of = [](const std::string& source, const std::string& type, const std::string& payload) {
+    auto e = std::make_shared<event::Event>();
+    e->source = source;
+    e->type = type;
+    e->payload = payload;
+    e->time_ms = event::now_ms();
+    return event::EventPtr(std::move(e));
+  };
+  {
+    schema::Registry r(cfg, *a);
+    r.start();
+    r.offer(event_of("shopify", "orders/create", R"({"id": 1, "email": "a@b.c"})"));
+    r.offer(event_of("shopify", "orders/create", R"({"id": 2})"));
+    r.offer(event_of("billing app", "invoice.paid", R"({"amount": 3.5})"));
+    r.sync();
+    r.stop();
+  }
+  const auto kept = a->schemas();
+  ASSERT_EQ(kept.size(), 2U);
+  std::set<std::pair<std::string, std::string>> keys;
+  for (const auto& k : kept) {
+    keys.emplace(k.source, k.type);
+    EXPECT_FALSE(k.document.empty());
+    EXPECT_GT(k.updated_ms, 0);
+  }
+  EXPECT_EQ(keys, (std::set<std::pair<std::string, std::string>>{{"billing app", "invoice.paid"},
+                                                                 {"shopify", "orders/create"}}));
+
+  // Another instance (or this one after a restart) starts from them.
+  auto b = open();
+  schema::Registry again(cfg, *b);
+  again.start();
+  auto s = again.get("shopify", "orders/create");
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->events, 2);
+  EXPECT_EQ(schema::fields(*s).size(), 2U);
+  ASSERT_TRUE(again.get("billing app", "invoice.paid"));
+  again.offer(event_of("shopify", "orders/create", R"({"id": 3})"));
+  again.sync();
+  again.stop();
+  a->close();
+  a = open();
+  int counted = 0;
+  for (const auto& k : a->schemas()) {
+    if (k.type != "orders/create") continue;
+    EXPECT_EQ(schema::deserialize(k.source, k.type, k.document).events, 3);
+    ++counted;
+  }
+  EXPECT_EQ(counted, 1);
 }
 
 }  // namespace jetstream_store_test
