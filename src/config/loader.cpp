@@ -22,6 +22,7 @@
 #include <system_error>
 #include <thread>
 
+#include "evrouter/common/tls_files.h"
 #include "evrouter/config/env.h"
 #include "evrouter/config/yaml_json.h"
 #include "evrouter/http/client.h"
@@ -947,11 +948,59 @@ void parse_connection(Reader& r, const Node& n, const std::string& path, Connect
     parse_signing(r, *v, m.path("signing"), c.signing, require_secrets);
 }
 
+// server.tls: both files readable PEM, the key the certificate's.
+void parse_server_tls(Reader& r, const Node& n, const std::string& path, std::optional<ServerTls>& out) {
+  Map m(r, &n, path);
+  if (!m.valid()) return;
+  m.allow({"cert_file", "key_file", "min_version"});
+  ServerTls t;
+  bool ok = true;
+  auto file = [&](const char* key, std::string& into) {
+    const Node* v = m.get(key);
+    if (!given(v)) {
+      r.error(n, m.path(key), "expected a PEM file path: TLS needs both cert_file and key_file");
+      ok = false;
+      return;
+    }
+    if (auto str = get_string(r, *v, m.path(key), "a file path")) {
+      std::string problem;
+      if (std::strcmp(key, "cert_file") == 0 ? !tls_files::readable_certificate(*str, problem)
+                                             : !tls_files::readable_private_key(*str, problem)) {
+        r.error(*v, m.path(key), "expected a readable PEM file, found '" + *str + "' (" + problem + ")");
+        ok = false;
+      }
+      into = *str;
+    } else {
+      ok = false;
+    }
+  };
+  file("cert_file", t.cert_file);
+  file("key_file", t.key_file);
+  if (const Node* v = m.get("min_version"); given(v)) {
+    if (auto str = get_string(r, *v, m.path("min_version"), "\"1.2\" or \"1.3\"")) {
+      if (*str == "1.2" || *str == "1.3") {
+        t.min_version = *str;
+      } else {
+        r.error(*v, m.path("min_version"), "expected \"1.2\" or \"1.3\", found " + found(*v));
+        ok = false;
+      }
+    }
+  }
+  if (!ok) return;
+  if (std::string problem; !tls_files::key_matches(t.cert_file, t.key_file, problem)) {
+    r.error(*m.get("key_file"), m.path("key_file"),
+            "expected the private key of " + t.cert_file + ", found one that does not match it (" + problem +
+                ")");
+    return;
+  }
+  out = std::move(t);
+}
+
 void parse_server(Reader& r, const Node* n, Server& s) {
   Map m(r, n, "server");
   if (!m.valid()) return;
   m.allow({"listen", "port", "public_base_url", "workers", "max_body_bytes", "max_body_memory",
-           "max_connections", "request_timeout", "idle_timeout", "shutdown_grace"});
+           "max_connections", "request_timeout", "idle_timeout", "shutdown_grace", "tls"});
   if (const Node* v = m.get("listen"); given(v)) {
     if (auto str = get_string(r, *v, m.path("listen"), "an IP address")) {
       if (valid_ip(*str)) {
@@ -978,7 +1027,9 @@ void parse_server(Reader& r, const Node* n, Server& s) {
       }
     }
   }
-  if (s.public_base_url.empty()) s.public_base_url = "http://localhost:" + std::to_string(s.port);
+  if (const Node* v = m.get("tls"); given(v)) parse_server_tls(r, *v, m.path("tls"), s.tls);
+  if (s.public_base_url.empty())
+    s.public_base_url = (s.tls ? "https://localhost:" : "http://localhost:") + std::to_string(s.port);
   if (const Node* v = m.get("workers"); given(v)) {
     if (auto i = get_int(r, *v, m.path("workers"), 0, 1024)) s.workers = static_cast<int>(*i);
   }

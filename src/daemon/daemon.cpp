@@ -151,7 +151,8 @@ void Daemon::start() {
   server_->start();
   if (config_.server.port == 0) {
     // An ephemeral port (tests): the URLs must carry the real one.
-    config_.server.public_base_url = "http://127.0.0.1:" + std::to_string(server_->port());
+    config_.server.public_base_url =
+        (config_.server.tls ? "https://127.0.0.1:" : "http://127.0.0.1:") + std::to_string(server_->port());
     std::atomic_store(&routes_, resolve_routes(config_, *store_));
   }
   // Listener ids and flow states changed by another instance sharing the store (JetStream) apply here too.
@@ -291,6 +292,7 @@ std::vector<std::string> Daemon::keep_restart_settings(config::Config& next) con
   note(next.server.max_connections != b.server.max_connections, "server.max_connections");
   note(next.server.request_timeout != b.server.request_timeout, "server.request_timeout");
   note(next.server.idle_timeout != b.server.idle_timeout, "server.idle_timeout");
+  note(next.server.tls != b.server.tls, "server.tls");
   note(next.store.type != b.store.type, "store.type");
   note(next.store.state_dir != b.store.state_dir, "store.state_dir");
   note(next.store.durability != b.store.durability, "store.durability");
@@ -383,6 +385,14 @@ ReloadResult Daemon::apply(config::Config next) {
   if (next.log.level != config_.log.level) log::set_level(next.log.level);
   config_ = std::move(next);
   if (watcher_) watcher_->watch(watched_paths(config_));
+  if (config_.server.tls) {
+    // Certificates are renewed in place: every reload reads them again, for new connections.
+    if (const std::string error = server_->reload_tls(); error.empty()) {
+      log::info("TLS certificate read again", {{"cert_file", config_.server.tls->cert_file}});
+    } else {
+      log::error("TLS certificate not reloaded; the running one stays", {{"error", error}});
+    }
+  }
   result.ok = true;
   const auto& c = result.changes;
   log::info("configuration reloaded", {{"flows_added", names(result.flows_added)},

@@ -175,6 +175,10 @@ std::vector<fs::path> watched_paths(const config::Config& config) {
   std::vector<fs::path> out;
   if (!config.file.empty()) out.emplace_back(config.file);
   for (const auto& p : config.flow_paths) out.emplace_back(p);
+  if (config.server.tls) {  // a renewed certificate is read again by the reload its change starts
+    out.emplace_back(config.server.tls->cert_file);
+    out.emplace_back(config.server.tls->key_file);
+  }
   return out;
 }
 

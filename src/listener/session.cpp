@@ -43,6 +43,8 @@ std::string status_body(std::string_view status, const std::string& event_id) {
 
 Session::Session(Socket socket, Shared& shared, Worker& worker)
     : stream_(std::move(socket)), shared_(shared), worker_(worker) {
+  tls_context_ = shared_.tls.load();
+  if (tls_context_) tls_.emplace(stream_, *tls_context_);
   ++shared_.sessions;
   shared_.connections.add(1);
 }
@@ -60,7 +62,25 @@ void Session::start() {
   // Room for a typical webhook's header and the start of its body in one read: Beast reads at most the
   // buffer's free capacity (512 bytes when empty), so an empty buffer costs one recv per 512 bytes.
   buffer_.reserve(kReadBuffer);
-  read_header();
+  if (tls_) {
+    handshake();
+  } else {
+    read_header();
+  }
+}
+
+void Session::handshake() {
+  // Within the request timeout, like a request's headers: a client that opens a connection and never
+  // finishes its handshake holds nothing for long.
+  stream_.expires_after(shared_.config.request_timeout);
+  tls_->async_handshake(net::ssl::stream_base::server, [self = shared_from_this()](beast::error_code ec) {
+    if (ec) {
+      self->shared_.tls_failures.inc();
+      log::debug("TLS handshake failed", {{"error", ec.message()}});
+      return self->close();
+    }
+    self->read_header();
+  });
 }
 
 bool Session::reserve_body(uint64_t bytes) {
@@ -119,9 +139,11 @@ void Session::read_header() {
   parser_->body_limit(shared_.config.max_body_bytes);
   stream_.expires_after(first_ ? shared_.config.request_timeout
                                : std::min(shared_.config.idle_timeout, shared_.config.request_timeout * 6));
-  http::async_read_header(
-      stream_, buffer_, *parser_,
-      [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_header(ec); });
+  with_stream([this](auto& stream) {
+    http::async_read_header(
+        stream, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_header(ec); });
+  });
 }
 
 void Session::on_header(beast::error_code ec) {
@@ -211,16 +233,20 @@ void Session::on_header(beast::error_code ec) {
   if (auto len = parser_->content_length(); len && *len > 0)
     buffer_.reserve(buffer_.size() + static_cast<std::size_t>(*len));
   auto read_body = [self = shared_from_this()] {
-    http::async_read(self->stream_, self->buffer_, *self->parser_,
-                     [self](beast::error_code e, std::size_t) { self->on_body(e); });
+    self->with_stream([&self](auto& stream) {
+      http::async_read(stream, self->buffer_, *self->parser_,
+                       [self](beast::error_code e, std::size_t) { self->on_body(e); });
+    });
   };
   if (beast::iequals(req[http::field::expect], "100-continue")) {
     static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-    net::async_write(stream_, net::buffer(kContinue.data(), kContinue.size()),
-                     [self = shared_from_this(), read_body](beast::error_code e, std::size_t) {
-                       if (e) return self->close();
-                       read_body();
-                     });
+    with_stream([this, &read_body](auto& stream) {
+      net::async_write(stream, net::buffer(kContinue.data(), kContinue.size()),
+                       [self = shared_from_this(), read_body](beast::error_code e, std::size_t) {
+                         if (e) return self->close();
+                         read_body();
+                       });
+    });
     return;
   }
   read_body();
@@ -433,10 +459,12 @@ void Session::reply(unsigned status, std::string_view body, bool close_after) {
   answer_.append(numbers, static_cast<std::size_t>(m));
   if (!head_) answer_.append(body);  // a HEAD answer has the GET answer's headers, without its body
   stream_.expires_after(shared_.config.request_timeout);
-  net::async_write(stream_, net::buffer(answer_),
-                   [self = shared_from_this(), close_conn](beast::error_code ec, std::size_t) {
-                     self->on_write(close_conn, ec);
-                   });
+  with_stream([this, close_conn](auto& stream) {
+    net::async_write(stream, net::buffer(answer_),
+                     [self = shared_from_this(), close_conn](beast::error_code ec, std::size_t) {
+                       self->on_write(close_conn, ec);
+                     });
+  });
 }
 
 void Session::on_write(bool close_after, beast::error_code ec) {

@@ -1,10 +1,13 @@
 #pragma once
 // One client connection to the ingest server: an async session in the manner of the Beast examples,
-// with a deadline on every read and write and a parser that refuses oversized headers and bodies.
+// with a deadline on every read and write and a parser that refuses oversized headers and bodies; over
+// TLS when server.tls is set.
 
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/beast/core/basic_stream.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/parser.hpp>
@@ -38,6 +41,12 @@ struct Shared {
   // evrouter_ingest_connections: the same count, on /metrics
   metrics::Gauge& connections = metrics::Registry::global().gauge(
       "evrouter_ingest_connections", "Open client connections to the ingest server.");
+  // server.tls: every connection starts with a TLS handshake with this context (none: plain HTTP). A
+  // reload swaps in a new one (renewed certificate) for the connections accepted after it.
+  std::atomic<std::shared_ptr<boost::asio::ssl::context>> tls{};
+  metrics::Counter& tls_failures = metrics::Registry::global().counter(
+      "evrouter_ingest_tls_handshake_failures_total",
+      "Client connections to the ingest server closed because their TLS handshake failed or timed out.");
 };
 
 class Session : public std::enable_shared_from_this<Session> {
@@ -60,7 +69,19 @@ class Session : public std::enable_shared_from_this<Session> {
   // Read buffer kept by an idle connection: a typical webhook's header and the start of its body.
   static constexpr std::size_t kReadBuffer = 4096;
 
+  void handshake();
   void read_header();
+  // Calls op(stream) with the stream requests are read from and answers written to: the TLS stream over
+  // the TCP one when server.tls is set, else the TCP stream itself (timeouts are the TCP stream's either
+  // way).
+  template <typename Op>
+  void with_stream(Op&& op) {
+    if (tls_) {
+      op(*tls_);
+    } else {
+      op(stream_);
+    }
+  }
   void on_header(boost::beast::error_code ec);
   void on_body(boost::beast::error_code ec);
   void handle_webhook(const flow::Flow& flow);
@@ -79,6 +100,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void release_body();
 
   Stream stream_;
+  std::shared_ptr<boost::asio::ssl::context> tls_context_;  // the one tls_ was made with
+  std::optional<boost::asio::ssl::stream<Stream&>> tls_;    // over stream_, when server.tls is set
   boost::beast::flat_buffer buffer_;
   std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
   std::string answer_;         // the answer being written: status line, headers and body, sent in one write

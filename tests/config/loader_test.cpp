@@ -384,7 +384,7 @@ flows: [flows]
   EXPECT_DIAG(r,
               "evrouter.yaml:3:3: error: server.colour: unknown key 'colour' (expected one of: listen, port, "
               "public_base_url, workers, max_body_bytes, max_body_memory, max_connections, request_timeout, "
-              "idle_timeout, shutdown_grace)");
+              "idle_timeout, shutdown_grace, tls)");
   EXPECT_DIAG(
       r,
       "evrouter.yaml:7:5: error: connections.outsystems.concurency: unknown key 'concurency' (did you mean "

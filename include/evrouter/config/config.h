@@ -210,6 +210,16 @@ struct Flow {
   bool operator==(const Flow&) const = default;
 };
 
+// TLS on the ingest listener itself (docs/configuration.md#server-tls): HTTPS for producers that reach
+// evrouter directly (Shopify only calls https:// URLs), without a proxy in front.
+struct ServerTls {
+  std::string cert_file;            // PEM: the certificate, then its intermediates
+  std::string key_file;             // PEM: its private key (unencrypted)
+  std::string min_version = "1.2";  // "1.2" or "1.3"
+
+  bool operator==(const ServerTls&) const = default;
+};
+
 struct Server {
   std::string listen = "0.0.0.0";
   uint16_t port = 8080;
@@ -225,6 +235,7 @@ struct Server {
   Millis request_timeout = std::chrono::seconds(10);  // whole request read (slow clients)
   Millis idle_timeout = std::chrono::seconds(60);     // keep-alive idle
   Millis shutdown_grace = std::chrono::seconds(10);
+  std::optional<ServerTls> tls;  // none: plain HTTP
 
   bool operator==(const Server&) const = default;
 };

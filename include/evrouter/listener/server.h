@@ -42,6 +42,9 @@ class Server {
   // Stops accepting; requests in progress finish (their answers carry Connection: close) until `grace`
   // runs out, then remaining connections are closed.
   virtual void stop(std::chrono::milliseconds grace) = 0;
+  // server.tls: reads the certificate and key files again (renewed) for the connections accepted from
+  // now on. Empty on success (or without TLS), else why the running certificate stays.
+  virtual std::string reload_tls() { return {}; }
 };
 
 std::unique_ptr<Server> make_server(const config::Server& config, Pipeline& pipeline);
