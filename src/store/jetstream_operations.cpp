@@ -148,6 +148,19 @@ Msg next_on(jsCtx* js, const std::string& stream, const std::string& subject, ui
   return Msg(m);
 }
 
+// Every message on `subject` (no wildcards) of `stream`, oldest first, whose body is a JSON object.
+template <typename Visit>
+void each_object_on(jsCtx* js, const std::string& stream, const std::string& subject, Visit visit) {
+  for (uint64_t seq = 1;;) {
+    Msg m = next_on(js, stream, subject, seq);
+    if (!m) return;
+    seq = natsMsg_GetSequence(m.get()) + 1;
+    auto j = nlohmann::json::parse(natsMsg_GetData(m.get()),
+                                   natsMsg_GetData(m.get()) + natsMsg_GetDataLength(m.get()), nullptr, false);
+    if (j.is_object()) visit(j);
+  }
+}
+
 Msg at_seq(jsCtx* js, const std::string& stream, uint64_t seq) {
   natsMsg* m = nullptr;
   jsErrCode code{};
@@ -350,19 +363,13 @@ std::optional<Operations::Journal> Operations::last_entry(int64_t id) const {
 std::vector<Attempt> Operations::history(int64_t id, const std::vector<Attempt>& carried) const {
   std::map<int, Attempt> by_number;
   merge_into(by_number, carried);
-  const std::string subject = names_.prefix + ".attempts." + token_of(id);
-  for (uint64_t seq = 1;;) {
-    Msg m = next_on(js_, names_.attempts, subject, seq);
-    if (!m) break;
-    seq = natsMsg_GetSequence(m.get()) + 1;
-    auto j = nlohmann::json::parse(natsMsg_GetData(m.get()),
-                                   natsMsg_GetData(m.get()) + natsMsg_GetDataLength(m.get()), nullptr, false);
-    if (!j.is_object()) continue;
-    if (auto a = j.find("attempt"); a != j.end()) merge_into(by_number, {attempt_from(*a)});
-    if (auto h = j.find("history"); h != j.end() && h->is_array()) {
-      for (const auto& a : *h) merge_into(by_number, {attempt_from(a)});
-    }
-  }
+  each_object_on(js_, names_.attempts, names_.prefix + ".attempts." + token_of(id),
+                 [&](const nlohmann::json& j) {
+                   if (auto a = j.find("attempt"); a != j.end()) merge_into(by_number, {attempt_from(*a)});
+                   if (auto h = j.find("history"); h != j.end() && h->is_array()) {
+                     for (const auto& a : *h) merge_into(by_number, {attempt_from(a)});
+                   }
+                 });
   std::vector<Attempt> out;
   out.reserve(by_number.size());
   for (auto& [_, a] : by_number) out.push_back(std::move(a));
@@ -672,23 +679,18 @@ Bulk Operations::discard(const DeadLetterFilter* filter, std::optional<int64_t> 
 std::vector<DeliveryInfo> Operations::replays_of(const std::string& event_id, bool with_history) const {
   std::vector<DeliveryInfo> out;
   if (event_id.empty()) return out;
-  const std::string subject = names_.prefix + ".attempts.replays." + token(event_id);
-  for (uint64_t seq = 1;;) {
-    Msg m = next_on(js_, names_.attempts, subject, seq);
-    if (!m) break;
-    seq = natsMsg_GetSequence(m.get()) + 1;
-    auto j = nlohmann::json::parse(natsMsg_GetData(m.get()),
-                                   natsMsg_GetData(m.get()) + natsMsg_GetDataLength(m.get()), nullptr, false);
-    if (!j.is_object()) continue;
-    const int64_t at = j.value("replay_ms", int64_t{0});
-    const auto ds = j.find("deliveries");
-    if (ds == j.end() || !ds->is_array()) continue;
-    for (const auto& d : *ds) {
-      if (!d.is_array() || d.size() != 2 || !d[0].is_string() || !d[1].is_number_integer()) continue;
-      out.push_back(delivery(d[1].get<int64_t>(), d[0].get<std::string>(), at, with_history));
-      out.back().replay_ms = at;
-    }
-  }
+  each_object_on(js_, names_.attempts, names_.prefix + ".attempts.replays." + token(event_id),
+                 [&](const nlohmann::json& j) {
+                   const int64_t at = j.value("replay_ms", int64_t{0});
+                   const auto ds = j.find("deliveries");
+                   if (ds == j.end() || !ds->is_array()) return;
+                   for (const auto& d : *ds) {
+                     if (!d.is_array() || d.size() != 2 || !d[0].is_string() || !d[1].is_number_integer())
+                       continue;
+                     out.push_back(delivery(d[1].get<int64_t>(), d[0].get<std::string>(), at, with_history));
+                     out.back().replay_ms = at;
+                   }
+                 });
   return out;
 }
 

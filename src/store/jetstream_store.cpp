@@ -52,6 +52,9 @@ constexpr int64_t kInstanceTtlMs = 3000;
 // that brought something, less often when it was empty (new commits wake their lanes at once).
 constexpr int64_t kPollMs = 250;
 constexpr int64_t kIdlePollMs = 1000;
+// Deliveries a lane remembers as committed here and not fetched yet (only their count is used, and a
+// fetch asks for 256 at most).
+constexpr std::size_t kMaxExpected = 1024;
 // How long a fetch waits for messages when none is there at once.
 constexpr int64_t kFetchWaitMs = 20;
 // Commits queued on the writer thread beyond this fail at once (bounded memory).
@@ -751,7 +754,10 @@ class JetStreamStore final : public Store {
                                   deliveries[slot]);
       }
     }
-    if (total > 0) commit_publisher_.wait();
+    if (total > 0) {
+      commit_publisher_.wait();
+      expect(ins, deliveries);
+    }
     bool any_event = false;
     for (std::size_t i = 0; i < ins.size(); ++i) {
       const Prepared& pr = prep[i];
@@ -785,6 +791,46 @@ class JetStreamStore final : public Store {
       r.lanes_to_read = std::move(ins[i]->lanes);
     }
     return results;
+  }
+
+  // After a pass's delivery acks (writer thread): each new delivery's sequence, as expected on its lane.
+  void expect(const std::vector<Ingest*>& ins, const std::vector<jetstream::AsyncPublisher::Ack>& acks) {
+    std::lock_guard lk(expected_mu_);
+    std::size_t slot = 0;
+    for (const Ingest* in : ins) {
+      for (const auto& lane : in->lanes) {
+        const auto& a = acks[slot++];
+        if (!a.error.empty() || a.duplicate) continue;
+        auto& e = expected_[lane];
+        if (a.seq <= e.seen) continue;
+        e.seqs.push_back(a.seq);  // in commit order, so ascending
+        // Bounded whatever the backlog: beyond a fetch's largest batch the count changes nothing.
+        if (e.seqs.size() > kMaxExpected) e.seqs.pop_front();
+      }
+    }
+  }
+
+  // Reader thread: how many of this instance's deliveries to `lane` no fetch has brought yet, and the
+  // newest of them.
+  std::pair<std::size_t, uint64_t> expected_now(const std::string& lane) {
+    std::lock_guard lk(expected_mu_);
+    auto it = expected_.find(lane);
+    if (it == expected_.end() || it->second.seqs.empty()) return {0, 0};
+    return {it->second.seqs.size(), it->second.seqs.back()};
+  }
+
+  // Reader thread, after a fetch: deliveries up to `newest` were handed out (here or, the older ones, to
+  // another instance), and those up to `given_up` are not waited for any more (a fetch for them came back
+  // short: another instance has them, or a later poll brings them). True when nothing expected is left
+  // (deliveries committed during the fetch are).
+  bool seen(const std::string& lane, uint64_t newest, uint64_t given_up) {
+    std::lock_guard lk(expected_mu_);
+    auto it = expected_.find(lane);
+    if (it == expected_.end()) return true;
+    auto& e = it->second;
+    e.seen = std::max({e.seen, newest, given_up});
+    while (!e.seqs.empty() && e.seqs.front() <= e.seen) e.seqs.pop_front();
+    return e.seqs.empty();
   }
 
   // The evrouter id of the event stored at `seq` (a duplicate's original).
@@ -898,12 +944,17 @@ class JetStreamStore final : public Store {
       due.capped = true;  // read again once one of this lane's deliveries is settled here
       return due;
     }
+    // Deliveries this instance committed to the lane and no fetch has brought yet: ask for that many, so
+    // that the fetch comes back as soon as they are in, rather than when the batch is full or the wait over.
+    const auto [expected, expected_newest] = expected_now(lane);
+    if (expected > 0) batch = std::min(batch, expected);
     req.Batch = static_cast<int>(batch);
     // A short wait rather than no_wait: the server answers no_wait requests from its pending count, which
     // leaves out messages that are due for redelivery (nak'ed with a delay, or handed back).
     req.Expires = kFetchWaitMs * 1'000'000;
     natsMsgList list{};
     natsStatus s = natsSubscription_FetchRequest(&list, sub, &req);
+    uint64_t newest = 0;  // the newest stream sequence handed out here for the first time
     if (s != NATS_OK && s != NATS_TIMEOUT && s != NATS_NOT_FOUND) {
       log::warn("store: fetch failed", {{"lane", lane}, {"error", status_text(s)}});
       due.next_due_ms = now_ms + 1000;
@@ -918,6 +969,7 @@ class JetStreamStore final : public Store {
       }
       const auto id = ops().delivery_id(m, static_cast<int64_t>(meta->Sequence.Stream));
       const auto delivered = static_cast<int>(meta->NumDelivered);
+      if (delivered == 1) newest = std::max(newest, meta->Sequence.Stream);
       const int64_t stored_ms = meta->Timestamp / 1'000'000;
       // Pending on the consumer behind this one: more than the cap let through.
       if (capped && i == list.Count - 1)
@@ -969,7 +1021,14 @@ class JetStreamStore final : public Store {
       hold(id, m, lane, true);
       due.deliveries.push_back(std::move(d));
     }
+    const bool short_fetch = static_cast<std::size_t>(list.Count) < batch;
     natsMsgList_Destroy(&list);
+    // More of this instance's deliveries are on their way (committed during this fetch, or not all
+    // brought by it): read again at once.
+    if (!seen(lane, newest, short_fetch ? expected_newest : 0)) {
+      due.next_due_ms = now_ms;
+      return due;
+    }
     // A capped lane polls sooner: its fetch can come back empty while places are being freed (acks in
     // flight, other instances settling), with deliveries waiting behind them.
     if (due.deliveries.empty())
@@ -1239,6 +1298,15 @@ class JetStreamStore final : public Store {
   // Reader thread only.
   std::map<std::string, natsSubscription*> subs_;
   // Changed by the reader thread; read by the marker thread and fetch's cap count.
+  // Per lane: the stream sequences of the deliveries this instance committed that no fetch brought yet
+  // (ascending), and the newest first hand-out a fetch brought (a commit acknowledged after its delivery
+  // was already fetched is not expected again).
+  struct Expected {
+    std::deque<uint64_t> seqs;
+    uint64_t seen = 0;
+  };
+  std::mutex expected_mu_;
+  std::unordered_map<std::string, Expected> expected_;
   std::mutex held_mu_;
   std::unordered_map<int64_t, Held> held_;
   // Attempt history and counts this process recorded (lost on restart; docs/scaling.md).
