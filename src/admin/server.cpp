@@ -1,9 +1,12 @@
 #include "evrouter/admin/server.h"
 
 #include <algorithm>
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -26,6 +29,7 @@
 #include "evrouter/common/thread.h"
 #include "evrouter/metrics/metrics.h"
 #include "http/accept_errors.h"
+#include "http/server_tls.h"
 
 namespace evr::admin {
 namespace {
@@ -134,24 +138,51 @@ class Capacity {
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, const Options& options, const Router& router, Worker& worker,
-          Capacity& capacity)
-      : stream_(std::move(socket)), options_(options), router_(router), worker_(worker), capacity_(capacity) {
+          Capacity& capacity, std::shared_ptr<net::ssl::context> tls)
+      : stream_(std::move(socket)),
+        tls_context_(std::move(tls)),
+        options_(options),
+        router_(router),
+        worker_(worker),
+        capacity_(capacity) {
+    if (tls_context_) tls_.emplace(stream_, *tls_context_);
     capacity_.take();
   }
   ~Session() { capacity_.release(); }
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
-  void start() { read(); }
+  void start() {
+    if (!tls_) return read();
+    // admin.tls: the handshake within the request timeout, like a request.
+    stream_.expires_after(options_.request_timeout);
+    tls_->async_handshake(net::ssl::stream_base::server, [self = shared_from_this()](beast::error_code ec) {
+      if (ec) return self->close();
+      self->read();
+    });
+  }
 
  private:
+  // Calls op(stream) with the stream requests are read from and answers written to: the TLS stream over
+  // the TCP one with admin.tls, else the TCP stream (its deadlines apply either way).
+  template <typename Op>
+  void with_stream(Op&& op) {
+    if (tls_) {
+      op(*tls_);
+    } else {
+      op(stream_);
+    }
+  }
+
   void read() {
     parser_.emplace();
     parser_->header_limit(16 * 1024);
     parser_->body_limit(options_.max_body_bytes);
     stream_.expires_after(first_ ? options_.request_timeout : options_.idle_timeout);
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
+    with_stream([this](auto& stream) {
+      http::async_read(stream, buffer_, *parser_,
+                       [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
+    });
   }
 
   void on_read(beast::error_code ec) {
@@ -235,11 +266,13 @@ class Session : public std::enable_shared_from_this<Session> {
   // Anything the client sends now, or its closing, ends the stream.
   void watch_client() {
     discard_.resize(1024);
-    stream_.socket().async_read_some(net::buffer(discard_),
-                                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                                       if (ec) return self->end_stream();
-                                       self->watch_client();
-                                     });
+    with_stream([this](auto& stream) {
+      stream.async_read_some(net::buffer(discard_),
+                             [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                               if (ec) return self->end_stream();
+                               self->watch_client();
+                             });
+    });
   }
 
   void pump() {
@@ -261,13 +294,15 @@ class Session : public std::enable_shared_from_this<Session> {
     write_deadline_->async_wait([self = shared_from_this()](beast::error_code ec) {
       if (!ec) self->end_stream();  // the client stopped reading
     });
-    net::async_write(stream_.socket(), net::buffer(*buf),
-                     [self = shared_from_this(), buf, more](beast::error_code ec, std::size_t) {
-                       self->writing_ = false;
-                       self->write_deadline_->cancel();
-                       if (ec || !more) return self->end_stream();
-                       self->pump();
-                     });
+    with_stream([this, &buf, more](auto& stream) {
+      net::async_write(stream, net::buffer(*buf),
+                       [self = shared_from_this(), buf, more](beast::error_code ec, std::size_t) {
+                         self->writing_ = false;
+                         self->write_deadline_->cancel();
+                         if (ec || !more) return self->end_stream();
+                         self->pump();
+                       });
+    });
   }
 
   // A comment line now and then keeps proxies from timing the stream out and finds dead clients.
@@ -298,13 +333,15 @@ class Session : public std::enable_shared_from_this<Session> {
     res->keep_alive(keep_alive);
     res->prepare_payload();
     stream_.expires_after(options_.request_timeout);
-    http::async_write(stream_, *res,
-                      [self = shared_from_this(), res, keep_alive](beast::error_code ec, std::size_t) {
-                        if (!ec && self->linger_) return self->linger();
-                        if (ec || !keep_alive) return self->close();
-                        self->first_ = false;
-                        self->read();
-                      });
+    with_stream([this, &res, keep_alive](auto& stream) {
+      http::async_write(stream, *res,
+                        [self = shared_from_this(), res, keep_alive](beast::error_code ec, std::size_t) {
+                          if (!ec && self->linger_) return self->linger();
+                          if (ec || !keep_alive) return self->close();
+                          self->first_ = false;
+                          self->read();
+                        });
+    });
   }
 
   // Closing with unread input makes the kernel send a reset that can destroy the answer before the client
@@ -333,6 +370,8 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   beast::tcp_stream stream_;
+  std::shared_ptr<net::ssl::context> tls_context_;           // admin.tls: the context tls_ was made with
+  std::optional<net::ssl::stream<beast::tcp_stream&>> tls_;  // over stream_
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   const Options& options_;
@@ -356,6 +395,7 @@ class ServerImpl final : public Server {
   ~ServerImpl() override { stop(); }
 
   void start() override {
+    if (options_.tls) tls_.store(tls_context());
     beast::error_code ec;
     const auto address = net::ip::make_address(options_.listen, ec);
     if (ec) throw std::runtime_error("admin.listen: invalid address " + options_.listen);
@@ -383,6 +423,16 @@ class ServerImpl final : public Server {
 
   uint16_t port() const override { return port_; }
 
+  std::string reload_tls() override {
+    if (!options_.tls) return {};
+    try {
+      tls_.store(tls_context());
+    } catch (const std::exception& ex) {
+      return ex.what();
+    }
+    return {};
+  }
+
   void stop() override {
     if (!thread_.joinable()) return;
     net::post(ioc_, [this] {
@@ -397,6 +447,14 @@ class ServerImpl final : public Server {
   }
 
  private:
+  std::shared_ptr<net::ssl::context> tls_context() const {
+    try {
+      return evr::http::server_tls_context(*options_.tls);
+    } catch (const std::exception& ex) {
+      throw std::runtime_error(std::string("admin.") + ex.what());
+    }
+  }
+
   void accept() {
     acceptor_.async_accept(ioc_, [this](beast::error_code ec, tcp::socket socket) {
       if (ec) {
@@ -410,7 +468,8 @@ class ServerImpl final : public Server {
         }
       } else {
         accept_errors_.succeeded();
-        std::make_shared<Session>(std::move(socket), options_, router_, worker_, capacity_)->start();
+        std::make_shared<Session>(std::move(socket), options_, router_, worker_, capacity_, tls_.load())
+            ->start();
       }
       if (capacity_.wait([this] { net::post(ioc_, [this] { accept(); }); })) {
         static metrics::Counter& reached = metrics::Registry::global().counter(
@@ -425,6 +484,7 @@ class ServerImpl final : public Server {
 
   Options options_;
   const Router& router_;
+  std::atomic<std::shared_ptr<net::ssl::context>> tls_{};  // admin.tls; a reload swaps in a new one
   Capacity capacity_;  // before ioc_: sessions destroyed with it free their places here
   net::io_context ioc_{1};
   tcp::acceptor acceptor_{ioc_};

@@ -1,8 +1,12 @@
 #include "cli/admin_client.h"
 
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <cstdlib>
@@ -23,6 +27,8 @@ struct Exchange {
   explicit Exchange(net::io_context& ioc) : resolver(ioc), stream(ioc) {}
   tcp::resolver resolver;
   beast::tcp_stream stream;
+  std::unique_ptr<net::ssl::context> tls_context;           // https:// admin URLs
+  std::optional<net::ssl::stream<beast::tcp_stream&>> tls;  // over stream
   beast::flat_buffer buffer;
   bhttp::request<bhttp::string_body> req;
   bhttp::response_parser<bhttp::string_body> parser;
@@ -37,6 +43,32 @@ AdminTarget admin_target_from_env() {
   if (const char* url = std::getenv("EVROUTER_ADMIN_URL"); url != nullptr && *url != '\0') target.url = url;
   if (const char* token = std::getenv("EVROUTER_ADMIN_TOKEN"); token != nullptr) target.token = token;
   return target;
+}
+
+std::unique_ptr<net::ssl::context> admin_tls_context(std::string& error) {
+  auto ctx = std::make_unique<net::ssl::context>(net::ssl::context::tls_client);
+  SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
+  beast::error_code ec;
+  const char* ca = std::getenv("EVROUTER_ADMIN_CA_FILE");
+  if (ca != nullptr && *ca != '\0') {
+    ctx->load_verify_file(ca, ec);
+    if (ec) {
+      error = std::string("cannot load EVROUTER_ADMIN_CA_FILE ") + ca + ": " + ec.message();
+      return nullptr;
+    }
+  } else {
+    ctx->set_default_verify_paths(ec);
+  }
+  ctx->set_verify_mode(net::ssl::verify_peer);
+  return ctx;
+}
+
+bool prepare_admin_tls(SSL* ssl, const std::string& host) {
+  SSL_set_verify(ssl, SSL_VERIFY_PEER, nullptr);
+  beast::error_code ec;
+  net::ip::make_address(host, ec);
+  if (!ec) return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host.c_str()) == 1;
+  return SSL_set_tlsext_host_name(ssl, host.c_str()) == 1 && SSL_set1_host(ssl, host.c_str()) == 1;
 }
 
 std::string url_encode(const std::string& text) {
@@ -59,16 +91,21 @@ std::optional<AdminReply> admin_request(const AdminTarget& target, const std::st
                                         std::string& error) {
   const auto endpoint = http::Endpoint::parse(target.url);
   if (!endpoint) {
-    error = "the admin URL " + target.url + " is not an http:// URL (--admin-url, EVROUTER_ADMIN_URL)";
-    return std::nullopt;
-  }
-  if (endpoint->tls) {
-    error = "https admin URLs are not supported by the CLI (" + target.url +
-            "); reach the admin port over http on loopback or a tunnel";
+    error = "the admin URL " + target.url +
+            " is not an http:// or https:// URL (--admin-url, EVROUTER_ADMIN_URL)";
     return std::nullopt;
   }
   net::io_context ioc{1};
   auto x = std::make_shared<Exchange>(ioc);
+  if (endpoint->tls) {
+    x->tls_context = admin_tls_context(error);
+    if (!x->tls_context) return std::nullopt;
+    x->tls.emplace(x->stream, *x->tls_context);
+    if (!prepare_admin_tls(x->tls->native_handle(), endpoint->host)) {
+      error = "cannot set up TLS for " + endpoint->host;
+      return std::nullopt;
+    }
+  }
   x->req.method_string(method);
   x->req.target(endpoint->base_path + path);
   x->req.version(11);
@@ -95,14 +132,22 @@ std::optional<AdminReply> admin_request(const AdminTarget& target, const std::st
         x->stream.expires_after(timeout);
         x->stream.async_connect(results, [x, fail](beast::error_code ec2, const tcp::endpoint&) {
           if (ec2) return fail("connect", ec2);
-          bhttp::async_write(x->stream, x->req, [x, fail](beast::error_code ec3, std::size_t) {
-            if (ec3) return fail("send", ec3);
-            bhttp::async_read(x->stream, x->buffer, x->parser, [x, fail](beast::error_code ec4, std::size_t) {
-              if (ec4) return fail("read", ec4);
-              x->stage.clear();
-              beast::error_code ignored;
-              x->stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+          // The exchange itself, on the TCP stream or on the TLS one over it.
+          auto exchange = [x, fail](auto& stream) {
+            bhttp::async_write(stream, x->req, [x, fail, &stream](beast::error_code ec3, std::size_t) {
+              if (ec3) return fail("send", ec3);
+              bhttp::async_read(stream, x->buffer, x->parser, [x, fail](beast::error_code ec4, std::size_t) {
+                if (ec4) return fail("read", ec4);
+                x->stage.clear();
+                beast::error_code ignored;
+                x->stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+              });
             });
+          };
+          if (!x->tls) return exchange(x->stream);
+          x->tls->async_handshake(net::ssl::stream_base::client, [x, fail, exchange](beast::error_code ec5) {
+            if (ec5) return fail("tls", ec5);
+            exchange(*x->tls);
           });
         });
       });

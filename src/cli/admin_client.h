@@ -1,8 +1,11 @@
 #pragma once
 // A small blocking HTTP client for the CLI commands that talk to a running daemon's admin API: one request
-// per connection, explicit connect and request timeouts, the bearer token when one is given.
+// per connection, explicit connect and request timeouts, the bearer token when one is given, over TLS for
+// an https:// admin URL (admin.tls).
 
+#include <boost/asio/ssl/context.hpp>
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -28,6 +31,14 @@ struct AdminReply {
 std::optional<AdminReply> admin_request(const AdminTarget& target, const std::string& method,
                                         const std::string& target_path, const std::string& body,
                                         std::string& error);
+
+// For an https:// admin URL: a client TLS context that verifies the daemon's certificate against the PEM
+// file in EVROUTER_ADMIN_CA_FILE when set, else the system's trusted roots. None, with `error`, when that
+// file does not load.
+std::unique_ptr<boost::asio::ssl::context> admin_tls_context(std::string& error);
+// Before the handshake (`ssl`: the stream's native handle): SNI for a name, and the check that the
+// certificate is for `host` (a name or an IP address). False when OpenSSL refuses them.
+bool prepare_admin_tls(SSL* ssl, const std::string& host);
 
 // Percent-encodes a query value or path segment.
 std::string url_encode(const std::string& text);

@@ -3,6 +3,7 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/empty_body.hpp>
@@ -12,7 +13,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <string>
 
@@ -68,78 +71,14 @@ void print_text(const std::string& kind, const json& j) {
   std::fflush(stdout);
 }
 
-}  // namespace
-
-int tail(const Args& args) {
-  AdminTarget admin = admin_target_from_env();
-  std::string& admin_url = admin.url;
-  std::string& token = admin.token;
-  std::string flows, pattern, kinds, output = "text";
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    auto value = [&](std::string& out) {
-      if (i + 1 >= args.size()) {
-        std::fprintf(stderr, "evrouter tail: %s needs a value\n", a.c_str());
-        return false;
-      }
-      out = args[++i];
-      return true;
-    };
-    std::string v;
-    if (a == "--flow") {
-      if (!value(v)) return 2;
-      flows += (flows.empty() ? "" : ",") + v;
-    } else if (a == "--pattern") {
-      if (!value(pattern)) return 2;
-    } else if (a == "--kinds") {
-      if (!value(kinds)) return 2;
-    } else if (a == "--output" || a == "-o") {
-      if (!value(output)) return 2;
-    } else if (a == "--admin-url") {
-      if (!value(admin_url)) return 2;
-    } else if (a == "--token") {
-      if (!value(token)) return 2;
-    } else if (a == "--help" || a == "-h") {
-      tail_usage();
-      return 0;
-    } else {
-      std::fprintf(stderr, "evrouter tail: unknown argument '%s'\n", a.c_str());
-      tail_usage();
-      return 2;
-    }
-  }
-  if (output != "text" && output != "json") {
-    std::fprintf(stderr, "evrouter tail: --output is text or json\n");
-    return 2;
-  }
-  if (!pattern.empty() && pattern[0] == '@') {
-    std::ifstream in(pattern.substr(1));
-    if (!in) {
-      std::fprintf(stderr, "evrouter tail: cannot read %s\n", pattern.c_str() + 1);
-      return 2;
-    }
-    std::stringstream ss;
-    ss << in.rdbuf();
-    pattern = ss.str();
-  }
-  const auto endpoint = evr::http::Endpoint::parse(admin_url);
-  if (!endpoint || endpoint->tls) {
-    std::fprintf(stderr, "evrouter tail: --admin-url must be an http:// URL (got '%s')\n", admin_url.c_str());
-    return 2;
-  }
-
-  std::string target = endpoint->base_path + "/v1/tail?payload=" + (output == "json" ? "true" : "false");
-  if (!flows.empty()) target += "&flow=" + url_encode(flows);
-  if (!kinds.empty()) target += "&kinds=" + url_encode(kinds);
-  if (!pattern.empty()) target += "&pattern=" + url_encode(pattern);
-
-  net::io_context ioc;
-  beast::tcp_stream stream(ioc);
+// Sends the tail request on `stream` (TCP, or TLS over `tcp_stream`, whose deadline bounds each read) and
+// prints the frames until the daemon ends the stream.
+template <typename Stream>
+int follow(Stream& stream, beast::tcp_stream& tcp_stream, const std::string& target, const std::string& token,
+           const std::string& admin_url, const std::string& output) {
   beast::flat_buffer buffer;
+  const auto endpoint = evr::http::Endpoint::parse(admin_url);
   try {
-    tcp::resolver resolver(ioc);
-    stream.expires_after(std::chrono::seconds(5));
-    stream.connect(resolver.resolve(endpoint->host, std::to_string(endpoint->port)));
     bhttp::request<bhttp::empty_body> req(bhttp::verb::get, target, 11);
     req.set(bhttp::field::host, endpoint->host);
     req.set(bhttp::field::accept, "text/event-stream");
@@ -211,7 +150,7 @@ int tail(const Args& args) {
       }
     }
     beast::error_code ec;
-    stream.expires_after(std::chrono::seconds(60));
+    tcp_stream.expires_after(std::chrono::seconds(60));
     const std::size_t n = stream.read_some(net::buffer(chunk), ec);
     if (ec) {
       if (ec == net::error::eof) {
@@ -223,6 +162,106 @@ int tail(const Args& args) {
     }
     pending.append(chunk, n);
   }
+}
+
+}  // namespace
+
+int tail(const Args& args) {
+  AdminTarget admin = admin_target_from_env();
+  std::string& admin_url = admin.url;
+  std::string& token = admin.token;
+  std::string flows, pattern, kinds, output = "text";
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    auto value = [&](std::string& out) {
+      if (i + 1 >= args.size()) {
+        std::fprintf(stderr, "evrouter tail: %s needs a value\n", a.c_str());
+        return false;
+      }
+      out = args[++i];
+      return true;
+    };
+    std::string v;
+    if (a == "--flow") {
+      if (!value(v)) return 2;
+      flows += (flows.empty() ? "" : ",") + v;
+    } else if (a == "--pattern") {
+      if (!value(pattern)) return 2;
+    } else if (a == "--kinds") {
+      if (!value(kinds)) return 2;
+    } else if (a == "--output" || a == "-o") {
+      if (!value(output)) return 2;
+    } else if (a == "--admin-url") {
+      if (!value(admin_url)) return 2;
+    } else if (a == "--token") {
+      if (!value(token)) return 2;
+    } else if (a == "--help" || a == "-h") {
+      tail_usage();
+      return 0;
+    } else {
+      std::fprintf(stderr, "evrouter tail: unknown argument '%s'\n", a.c_str());
+      tail_usage();
+      return 2;
+    }
+  }
+  if (output != "text" && output != "json") {
+    std::fprintf(stderr, "evrouter tail: --output is text or json\n");
+    return 2;
+  }
+  if (!pattern.empty() && pattern[0] == '@') {
+    std::ifstream in(pattern.substr(1));
+    if (!in) {
+      std::fprintf(stderr, "evrouter tail: cannot read %s\n", pattern.c_str() + 1);
+      return 2;
+    }
+    std::stringstream ss;
+    ss << in.rdbuf();
+    pattern = ss.str();
+  }
+  const auto endpoint = evr::http::Endpoint::parse(admin_url);
+  if (!endpoint) {
+    std::fprintf(stderr, "evrouter tail: --admin-url must be an http:// or https:// URL (got '%s')\n",
+                 admin_url.c_str());
+    return 2;
+  }
+
+  std::string target = endpoint->base_path + "/v1/tail?payload=" + (output == "json" ? "true" : "false");
+  if (!flows.empty()) target += "&flow=" + url_encode(flows);
+  if (!kinds.empty()) target += "&kinds=" + url_encode(kinds);
+  if (!pattern.empty()) target += "&pattern=" + url_encode(pattern);
+
+  net::io_context ioc;
+  beast::tcp_stream tcp_stream(ioc);
+  std::unique_ptr<net::ssl::context> tls_context;           // https:// admin URLs
+  std::optional<net::ssl::stream<beast::tcp_stream&>> tls;  // over tcp_stream
+  if (endpoint->tls) {
+    std::string error;
+    tls_context = admin_tls_context(error);
+    if (!tls_context) {
+      std::fprintf(stderr, "evrouter tail: %s\n", error.c_str());
+      return 2;
+    }
+    tls.emplace(tcp_stream, *tls_context);
+    if (!prepare_admin_tls(tls->native_handle(), endpoint->host)) {
+      std::fprintf(stderr, "evrouter tail: cannot set up TLS for %s\n", endpoint->host.c_str());
+      return 2;
+    }
+  }
+  try {
+    tcp::resolver resolver(ioc);
+    tcp_stream.expires_after(std::chrono::seconds(5));
+    tcp_stream.connect(resolver.resolve(endpoint->host, std::to_string(endpoint->port)));
+    if (tls) tls->handshake(net::ssl::stream_base::client);
+  } catch (const beast::system_error& e) {
+    std::fprintf(stderr,
+                 "evrouter tail: cannot reach the admin API at %s: %s (is the daemon running with an admin: "
+                 "section? set --admin-url or EVROUTER_ADMIN_URL)\n",
+                 admin_url.c_str(), e.code().message().c_str());
+    return 1;
+  }
+  // The request and the stream of frames, on the TCP stream or on the TLS one over it.
+  auto watch = [&](auto& stream) { return follow(stream, tcp_stream, target, token, admin_url, output); };
+  return tls ? watch(*tls) : watch(tcp_stream);
 }
 
 }  // namespace evr::cli

@@ -1146,10 +1146,11 @@ void parse_admin(Reader& r, const Node* n, Admin& a) {
   if (!m.present()) return;
   a.where = r.where(*n);
   a.enabled = true;
-  m.allow({"enabled", "listen", "port", "token", "max_connections"});
+  m.allow({"enabled", "listen", "port", "token", "max_connections", "tls"});
   if (const Node* v = m.get("enabled"); given(v)) {
     if (auto b = get_bool(r, *v, m.path("enabled"))) a.enabled = *b;
   }
+  if (const Node* v = m.get("tls"); given(v)) parse_server_tls(r, *v, m.path("tls"), a.tls);
   if (const Node* v = m.get("listen"); given(v)) {
     if (auto str = get_string(r, *v, m.path("listen"), "an IP address")) {
       if (valid_ip(*str)) {

@@ -233,6 +233,7 @@ void Daemon::start_admin() {
   o.listen = a.listen;
   o.port = a.port;
   o.max_connections = a.max_connections;
+  o.tls = a.tls;
   if (a.token) o.token = a.token->resolve();
   if (!o.token && o.listen != "127.0.0.1" && o.listen != "::1") {
     log::warn(
@@ -245,7 +246,8 @@ void Daemon::start_admin() {
   admin_->start();
   log::info("admin API listening", {{"address", o.listen},
                                     {"port", std::to_string(admin_->port())},
-                                    {"auth", o.token ? "bearer token" : "none (loopback only)"}});
+                                    {"auth", o.token ? "bearer token" : "none (loopback only)"},
+                                    {"tls", o.tls ? "on" : "off"}});
 }
 
 uint16_t Daemon::admin_port() const {
@@ -314,7 +316,7 @@ std::vector<std::string> Daemon::keep_restart_settings(config::Config& next) con
     return a.token ? a.token->describe() : std::string();  // where it is read from, not its line
   };
   note(na.enabled != ba.enabled || na.listen != ba.listen || na.port != ba.port || token(na) != token(ba) ||
-           na.max_connections != ba.max_connections,
+           na.max_connections != ba.max_connections || na.tls != ba.tls,
        "admin");
   // Applied at once: server.shutdown_grace, log.level, connections and flows.
   const auto grace = next.server.shutdown_grace;
@@ -391,6 +393,13 @@ ReloadResult Daemon::apply(config::Config next) {
       log::info("TLS certificate read again", {{"cert_file", config_.server.tls->cert_file}});
     } else {
       log::error("TLS certificate not reloaded; the running one stays", {{"error", error}});
+    }
+  }
+  if (admin_ && config_.admin.tls) {
+    if (const std::string error = admin_->reload_tls(); error.empty()) {
+      log::info("admin TLS certificate read again", {{"cert_file", config_.admin.tls->cert_file}});
+    } else {
+      log::error("admin TLS certificate not reloaded; the running one stays", {{"error", error}});
     }
   }
   result.ok = true;

@@ -175,9 +175,11 @@ std::vector<fs::path> watched_paths(const config::Config& config) {
   std::vector<fs::path> out;
   if (!config.file.empty()) out.emplace_back(config.file);
   for (const auto& p : config.flow_paths) out.emplace_back(p);
-  if (config.server.tls) {  // a renewed certificate is read again by the reload its change starts
-    out.emplace_back(config.server.tls->cert_file);
-    out.emplace_back(config.server.tls->key_file);
+  // A renewed certificate is read again by the reload its change starts.
+  for (const auto* tls : {&config.server.tls, &config.admin.tls}) {
+    if (!*tls) continue;
+    out.emplace_back((*tls)->cert_file);
+    out.emplace_back((*tls)->key_file);
   }
   return out;
 }

@@ -1,6 +1,5 @@
 #include "evrouter/listener/server.h"
 
-#include <openssl/ssl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 
@@ -12,6 +11,7 @@
 #include "evrouter/common/log.h"
 #include "evrouter/common/thread.h"
 #include "evrouter/metrics/metrics.h"
+#include "http/server_tls.h"
 #include "listener/session.h"
 #include "listener/worker.h"
 
@@ -50,25 +50,6 @@ int connection_limit(int configured) {
   return static_cast<int>(room);
 }
 
-// The TLS context of server.tls: TLS 1.2 (or 1.3) and later, the certificate chain and its key.
-std::shared_ptr<net::ssl::context> tls_context(const config::ServerTls& t) {
-  auto ctx = std::make_shared<net::ssl::context>(net::ssl::context::tls_server);
-  ctx->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_compression |
-                   net::ssl::context::single_dh_use);
-  SSL_CTX_set_min_proto_version(ctx->native_handle(),
-                                t.min_version == "1.3" ? TLS1_3_VERSION : TLS1_2_VERSION);
-  // Clients that resume a session skip the certificate exchange (cheaper reconnects).
-  SSL_CTX_set_session_cache_mode(ctx->native_handle(), SSL_SESS_CACHE_SERVER);
-  boost::system::error_code ec;
-  ctx->use_certificate_chain_file(t.cert_file, ec);
-  if (ec) throw std::runtime_error("server.tls.cert_file: cannot use " + t.cert_file + ": " + ec.message());
-  ctx->use_private_key_file(t.key_file, net::ssl::context::pem, ec);
-  if (ec) throw std::runtime_error("server.tls.key_file: cannot use " + t.key_file + ": " + ec.message());
-  if (SSL_CTX_check_private_key(ctx->native_handle()) != 1)
-    throw std::runtime_error("server.tls: the key in " + t.key_file + " is not the key of " + t.cert_file);
-  return ctx;
-}
-
 class ServerImpl final : public Server {
  public:
   ServerImpl(const config::Server& config, Pipeline& pipeline)
@@ -77,7 +58,7 @@ class ServerImpl final : public Server {
   ~ServerImpl() override { stop(std::chrono::milliseconds(0)); }
 
   void start() override {
-    if (config_.tls) shared_.tls.store(tls_context(*config_.tls));
+    if (config_.tls) shared_.tls.store(tls_context());
     int n = config_.workers > 0 ? config_.workers : static_cast<int>(std::thread::hardware_concurrency());
     n = std::max(1, n);
     boost::system::error_code ec;
@@ -126,7 +107,7 @@ class ServerImpl final : public Server {
   std::string reload_tls() override {
     if (!config_.tls) return {};
     try {
-      shared_.tls.store(tls_context(*config_.tls));
+      shared_.tls.store(tls_context());
     } catch (const std::exception& ex) {
       return ex.what();
     }
@@ -163,6 +144,14 @@ class ServerImpl final : public Server {
   }
 
  private:
+  std::shared_ptr<net::ssl::context> tls_context() const {
+    try {
+      return http::server_tls_context(*config_.tls);
+    } catch (const std::exception& ex) {
+      throw std::runtime_error(std::string("server.") + ex.what());
+    }
+  }
+
   // On the worker's thread: one accept at a time, while the worker has room for another connection.
   void accept(Worker& w) {
     if (shared_.draining || !w.acceptor.is_open()) return;

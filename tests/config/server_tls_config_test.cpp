@@ -95,5 +95,25 @@ TEST(ServerTlsConfig, ReportsEachProblemAtItsLine) {
   EXPECT_NE(messages(version).find("server.tls.ciphers"), std::string::npos) << messages(version);
 }
 
+TEST(ServerTlsConfig, TheAdminPortTakesTheSameBlock) {
+  TempDir dir;
+  const auto certs = test::make_test_certs(dir.path() / "tls");
+  const auto other = test::make_test_certs(dir.path() / "tls", {"DNS:localhost"}, "other-");
+  auto r = load_text(dir, "admin:\n  port: 9443\n  tls:\n    cert_file: " + certs.server_cert +
+                              "\n    key_file: " + certs.server_key + "\nflows: []\n");
+  ASSERT_TRUE(r.ok()) << messages(r);
+  ASSERT_TRUE(r.config->admin.tls);
+  EXPECT_EQ(r.config->admin.tls->cert_file, certs.server_cert);
+  EXPECT_EQ(r.config->admin.tls->min_version, "1.2");
+  EXPECT_FALSE(r.config->server.tls);
+
+  auto bad = load_text(dir, "admin:\n  tls:\n    cert_file: " + certs.server_cert +
+                                "\n    key_file: " + other.server_key + "\nflows: []\n");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(messages(bad).find(":4:15: error: admin.tls.key_file: expected the private key of"),
+            std::string::npos)
+      << messages(bad);
+}
+
 }  // namespace
 }  // namespace evr::config

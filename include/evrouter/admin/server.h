@@ -10,6 +10,7 @@
 #include <string>
 
 #include "evrouter/admin/router.h"
+#include "evrouter/config/config.h"
 
 namespace evr::admin {
 
@@ -24,6 +25,8 @@ struct Options {
   // so new connections wait in the kernel's backlog and the admin port cannot take the descriptors the
   // listener needs.
   int max_connections = 64;
+  // HTTPS: the certificate and key files (admin.tls); none = plain HTTP.
+  std::optional<config::ServerTls> tls;
 };
 
 class Server {
@@ -34,6 +37,9 @@ class Server {
   virtual void start() = 0;
   virtual uint16_t port() const = 0;
   virtual void stop() = 0;
+  // admin.tls: reads the certificate and key files again for the connections accepted from now on.
+  // Empty on success (or without TLS), else why the running certificate stays.
+  virtual std::string reload_tls() { return {}; }
 };
 
 // `router` must outlive the server; handlers run on the server's thread.

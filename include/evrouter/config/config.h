@@ -271,6 +271,7 @@ struct Admin {
   uint16_t port = 8081;
   std::optional<SecretRef> token;  // bearer token; unset = loopback only, no auth
   int max_connections = 64;        // open connections at most; past it new ones wait until one closes
+  std::optional<ServerTls> tls;    // none: plain HTTP
   SourceLocation where;
   bool operator==(const Admin&) const = default;
 };
