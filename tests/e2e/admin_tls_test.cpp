@@ -1,13 +1,16 @@
 // admin.tls: the admin API (and the dashboard) over HTTPS, and the CLI reaching it with an https:// admin
 // URL, verifying the daemon's certificate against EVROUTER_ADMIN_CA_FILE.
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <boost/asio/io_context.hpp>
 #include <filesystem>
 #include <optional>
+#include <thread>
 
 #include "e2e/pipeline_fixture.h"
 #include "evrouter/http/client.h"
+#include "evrouter/tail/hub.h"
 #include "support/tls.h"
 
 using namespace evr;
@@ -94,4 +97,29 @@ TEST_F(AdminTls, CliVerifiesTheDaemonsCertificate) {
   auto [missing, said] = cli({"flows", "list"}, {"EVROUTER_ADMIN_CA_FILE=/nonexistent/ca.pem"});
   EXPECT_NE(missing, 0) << said;
   EXPECT_NE(said.find("cannot load EVROUTER_ADMIN_CA_FILE /nonexistent/ca.pem"), std::string::npos) << said;
+}
+
+TEST_F(AdminTls, LiveTailOverHttps) {
+  DaemonProcess tail({"tail", "--output", "json", "--flow", "orders"},
+                     {"EVROUTER_ADMIN_URL=" + url(), "EVROUTER_ADMIN_CA_FILE=" + certs_.ca_cert});
+  // The stream is open once the hub has a watcher.
+  const auto opened_by = std::chrono::steady_clock::now() + 10s;
+  while (!tail::Hub::global().active() && std::chrono::steady_clock::now() < opened_by)
+    std::this_thread::sleep_for(20ms);
+  ASSERT_TRUE(tail::Hub::global().active()) << read_file(tail.log_path());
+  // Frames go out over TLS while the server also reads from the same connection (to see the client go).
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(post(order("250.00", i)).status, 200);
+  const auto until = std::chrono::steady_clock::now() + 10s;
+  auto delivered = [&] {
+    const std::string out = read_file(tail.log_path());
+    std::size_t n = 0;
+    for (auto at = out.find(R"("outcome":"delivered")"); at != std::string::npos;
+         at = out.find(R"("outcome":"delivered")", at + 1))
+      ++n;
+    return n;
+  };
+  while (delivered() < 5 && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(delivered(), 5U) << read_file(tail.log_path());
+  tail.kill(SIGTERM);
+  tail.wait(5s);
 }
