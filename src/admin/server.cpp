@@ -30,6 +30,7 @@
 #include "evrouter/metrics/metrics.h"
 #include "http/accept_errors.h"
 #include "http/server_tls.h"
+#include "http/tls_or_tcp.h"
 
 namespace evr::admin {
 namespace {
@@ -167,11 +168,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // the TCP one with admin.tls, else the TCP stream (its deadlines apply either way).
   template <typename Op>
   void with_stream(Op&& op) {
-    if (tls_) {
-      op(*tls_);
-    } else {
-      op(stream_);
-    }
+    evr::http::on_stream(tls_, stream_, std::forward<Op>(op));
   }
 
   void read() {

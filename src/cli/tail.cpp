@@ -71,6 +71,14 @@ void print_text(const std::string& kind, const json& j) {
   std::fflush(stdout);
 }
 
+int unreachable(const std::string& admin_url, const beast::system_error& e) {
+  std::fprintf(stderr,
+               "evrouter tail: cannot reach the admin API at %s: %s (is the daemon running with an admin: "
+               "section? set --admin-url or EVROUTER_ADMIN_URL)\n",
+               admin_url.c_str(), e.code().message().c_str());
+  return 1;
+}
+
 // Sends the tail request on `stream` (TCP, or TLS over `tcp_stream`, whose deadline bounds each read) and
 // prints the frames until the daemon ends the stream.
 template <typename Stream>
@@ -108,11 +116,7 @@ int follow(Stream& stream, beast::tcp_stream& tcp_stream, const std::string& tar
       return 1;
     }
   } catch (const beast::system_error& e) {
-    std::fprintf(stderr,
-                 "evrouter tail: cannot reach the admin API at %s: %s (is the daemon running with an admin: "
-                 "section? set --admin-url or EVROUTER_ADMIN_URL)\n",
-                 admin_url.c_str(), e.code().message().c_str());
-    return 1;
+    return unreachable(admin_url, e);
   }
 
   // The body: SSE frames until the connection closes. The server sends a comment every 15 s, so a minute
@@ -253,11 +257,7 @@ int tail(const Args& args) {
     tcp_stream.connect(resolver.resolve(endpoint->host, std::to_string(endpoint->port)));
     if (tls) tls->handshake(net::ssl::stream_base::client);
   } catch (const beast::system_error& e) {
-    std::fprintf(stderr,
-                 "evrouter tail: cannot reach the admin API at %s: %s (is the daemon running with an admin: "
-                 "section? set --admin-url or EVROUTER_ADMIN_URL)\n",
-                 admin_url.c_str(), e.code().message().c_str());
-    return 1;
+    return unreachable(admin_url, e);
   }
   // The request and the stream of frames, on the TCP stream or on the TLS one over it.
   auto watch = [&](auto& stream) { return follow(stream, tcp_stream, target, token, admin_url, output); };

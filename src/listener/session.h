@@ -21,6 +21,7 @@
 #include "evrouter/config/config.h"
 #include "evrouter/listener/server.h"
 #include "evrouter/metrics/metrics.h"
+#include "http/tls_or_tcp.h"
 
 namespace evr::listener {
 
@@ -76,11 +77,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // way).
   template <typename Op>
   void with_stream(Op&& op) {
-    if (tls_) {
-      op(*tls_);
-    } else {
-      op(stream_);
-    }
+    evr::http::on_stream(tls_, stream_, std::forward<Op>(op));
   }
   void on_header(boost::beast::error_code ec);
   void on_body(boost::beast::error_code ec);
